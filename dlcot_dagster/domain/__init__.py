@@ -1,0 +1,1 @@
+"""Plain-Python domain logic. Nothing in this package may import dagster."""
