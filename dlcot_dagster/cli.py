@@ -1,0 +1,216 @@
+"""The ``dlcot`` console command.
+
+* ``dlcot demo``: materialize every asset for every teacher of the bundled samples.
+* ``dlcot inspect PATH --teacher NAME``: read one teacher dump without Dagster, one JSON object per record.
+* ``dlcot answers compare --input FILE.jsonl``: audit the answer checker.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Sequence
+
+LOCAL_INSTANCE_YAML = """\
+# Local Dagster instance written by `dlcot demo`: SQLite storage in this folder.
+telemetry:
+  enabled: false
+"""
+
+
+def _emit(obj: dict, out) -> None:
+    out.write(json.dumps(obj, ensure_ascii=False, sort_keys=False) + "\n")
+
+
+# ---------------------------------------------------------------- inspect
+def cmd_inspect(args: argparse.Namespace, out=None) -> int:
+    from .domain.ingest import iter_outcomes, list_data_files, load_spec
+    from .domain.schema import TraceRecord
+    from .domain.tokens import TokenCounter
+
+    out = out or sys.stdout
+    path = Path(args.path)
+    if not path.exists():
+        print(f"dlcot inspect: {path}: no such file or folder", file=sys.stderr)
+        return 2
+    folder = path if path.is_dir() else path.parent
+    try:
+        spec = load_spec(folder)
+    except ValueError as exc:
+        print(f"dlcot inspect: {exc}", file=sys.stderr)
+        return 2
+    files = (
+        [(p, p.relative_to(path).as_posix()) for p in list_data_files(path)] if path.is_dir() else [(path, path.name)]
+    )
+    counter = TokenCounter(args.tokenizer or spec.tokenizer or "qwen2")
+    for outcome in iter_outcomes(files, args.teacher, spec, counter, max_raw_tokens=args.max_raw_tokens):
+        if isinstance(outcome, TraceRecord):
+            rec = {
+                "id": outcome.id,
+                "teacher": outcome.teacher,
+                "status": "kept",
+                "reason": None,
+                "raw_tokens": outcome.raw_tokens,
+                "thinking_tokens": outcome.thinking_tokens,
+                "thinking_closed": outcome.thinking_closed,
+                "layout": outcome.layout.value,
+                "source_file": outcome.source_file,
+                "source_line": outcome.source_line,
+            }
+            if args.with_text:
+                rec.update(
+                    problem=outcome.problem, reference_answer=outcome.reference_answer, thinking=outcome.thinking
+                )
+        else:
+            rec = {
+                "id": outcome.record_id,
+                "teacher": outcome.teacher,
+                "status": "rejected",
+                "reason": outcome.reason.value,
+                "field": outcome.field,
+                "detail": outcome.detail,
+                "raw_tokens": None,
+                "source_file": outcome.source_file,
+                "source_line": outcome.source_line,
+            }
+        _emit(rec, out)
+    return 0
+
+
+# ---------------------------------------------------------------- demo
+def _prepare_home(home: Path) -> None:
+    home.mkdir(parents=True, exist_ok=True)
+    cfg = home / "dagster.yaml"
+    if not cfg.exists():
+        cfg.write_text(LOCAL_INSTANCE_YAML)
+
+
+def _latest_metadata(instance, asset_key, partition: str) -> dict | None:
+    import dagster as dg
+
+    records = instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=asset_key, asset_partitions=[partition]), limit=1
+    ).records
+    if not records or records[0].asset_materialization is None:
+        return None
+    return {k: v.value for k, v in records[0].asset_materialization.metadata.items()}
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    home = Path(args.home or os.environ.get("DAGSTER_HOME") or Path.cwd() / ".dlcot" / "dagster_home").resolve()
+    _prepare_home(home)
+    os.environ["DAGSTER_HOME"] = str(home)
+    os.environ.setdefault("DLCOT_STORAGE_DIR", str(home / "storage"))
+    if args.landing:
+        os.environ["DLCOT_LANDING_DIR"] = str(Path(args.landing).resolve())
+
+    import dagster as dg
+
+    from .defs.constants import RAW_TRACE_REJECTS, RAW_TRACES, REPROCESS_JOB
+    from .defs.partitions import teacher_partitions
+    from .definitions import build_definitions
+    from .domain.landing import LocalLanding
+    from .defs.settings import default_landing_dir
+
+    landing_dir = default_landing_dir()
+    landing = LocalLanding(landing_dir)
+    teachers = landing.teachers()
+    if not teachers:
+        print(f"dlcot demo: no teacher folders under {landing_dir}", file=sys.stderr)
+        return 2
+    print(f"DAGSTER_HOME  {home}")
+    print(f"landing zone  {landing_dir}")
+    print(f"storage       {os.environ['DLCOT_STORAGE_DIR']}")
+    defs = build_definitions()
+    job = defs.resolve_job_def(REPROCESS_JOB)
+    selected = sorted(k.to_user_string() for k in job.asset_layer.executable_asset_keys)
+    print(f"assets        {', '.join(selected)}")
+    print(f"teachers      {', '.join(teachers)}\n")
+
+    instance = dg.DagsterInstance.get()
+    instance.add_dynamic_partitions(teacher_partitions.name, teachers)
+    run_config = {"loggers": {"console": {"config": {"log_level": "ERROR"}}}}
+    failures = 0
+    for i, teacher in enumerate(teachers, start=1):
+        t0 = time.perf_counter()
+        print(f"[{i}/{len(teachers)}] {teacher} ...", end=" ", flush=True)
+        result = job.execute_in_process(
+            instance=instance, partition_key=teacher, run_config=run_config, raise_on_error=False
+        )
+        status = "ok" if result.success else "FAILED"
+        failures += not result.success
+        print(f"{status} in {time.perf_counter() - t0:.1f}s (run {result.run_id[:8]})")
+        if not result.success:
+            for ev in result.all_events:
+                if ev.is_failure:
+                    print(f"    {ev.message}", file=sys.stderr)
+
+    print("\nper-teacher summary")
+    header = f"{'teacher':<22}{'read':>6}{'kept':>6}{'rejects':>9}{'tok min':>9}{'median':>9}{'p95':>9}{'max':>9}"
+    print(header)
+    print("-" * len(header))
+    for teacher in teachers:
+        md = _latest_metadata(instance, RAW_TRACES, teacher)
+        if md is None:
+            print(f"{teacher:<22}  (not materialized)")
+            continue
+        by_reason = (_latest_metadata(instance, RAW_TRACE_REJECTS, teacher) or {}).get("by_reason") or {}
+        print(
+            f"{teacher:<22}{md.get('records_read', 0):>6}{md.get('dagster/row_count', 0):>6}{md.get('rejected', 0):>9}"
+            f"{md.get('tokens_min', 0):>9}{md.get('tokens_median', 0):>9.0f}{md.get('tokens_p95', 0):>9.0f}"
+            f"{md.get('tokens_max', 0):>9}"
+        )
+        for reason, n in (by_reason or {}).items():
+            print(f"{'':<22}  rejected {n} x {reason}")
+    print(f"\nBrowse the runs and lineage: DAGSTER_HOME={home} dagster dev")
+    return 1 if failures else 0
+
+
+# ---------------------------------------------------------------- answers
+def cmd_answers_compare(args: argparse.Namespace) -> int:
+    from .domain.answers.cli import compare_file
+
+    return compare_file(args.input, sys.stdout)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="dlcot", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="command", required=True)
+
+    d = sub.add_parser("demo", help="materialize every asset for every teacher of the bundled samples")
+    d.add_argument("--home", help="DAGSTER_HOME to use (default: $DAGSTER_HOME or ./.dlcot/dagster_home)")
+    d.add_argument("--landing", help="landing folder to use instead of the bundled samples")
+    d.set_defaults(func=cmd_demo)
+
+    i = sub.add_parser("inspect", help="read one teacher dump without Dagster; one JSON object per record")
+    i.add_argument("path", help="a dump file or a teacher folder")
+    i.add_argument("--teacher", required=True, help="teacher (partition) name to record")
+    i.add_argument("--with-text", action="store_true", help="include problem, reference answer and thinking")
+    i.add_argument("--tokenizer", help="tokenizer: 'qwen2' (default), a tokenizer.json or a HF folder")
+    i.add_argument("--max-raw-tokens", type=int, default=131_072, help="token ceiling (default 131072)")
+    i.set_defaults(func=cmd_inspect)
+
+    a = sub.add_parser("answers", help="answer checking tools")
+    asub = a.add_subparsers(dest="answers_command", required=True)
+    c = asub.add_parser("compare", help="compare gold/pred pairs from a JSONL file")
+    c.add_argument("--input", required=True, help="JSONL with `gold` and `pred` on each line")
+    c.set_defaults(func=cmd_answers_compare)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except BrokenPipeError:  # e.g. `dlcot inspect … | head`
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,28 @@
+"""The one ``Definitions`` object that ``dagster dev``, ``dagster definitions validate`` and
+``workspace.yaml`` load."""
+
+import dagster as dg
+
+from .defs.ingest.assets import raw_traces
+from .defs.io_managers import ParquetIOManager
+from .defs.landing.jobs import reprocess_job
+from .defs.landing.schedules import reprocess_schedule
+from .defs.landing.sensors import landing_zone_sensor
+from .defs.resources import LandingZoneResource, TokenizerResource
+
+
+def build_definitions() -> dg.Definitions:
+    return dg.Definitions(
+        assets=[raw_traces],
+        jobs=[reprocess_job],
+        sensors=[landing_zone_sensor],
+        schedules=[reprocess_schedule],
+        resources={
+            "landing_zone": LandingZoneResource(),
+            "tokenizer": TokenizerResource(),
+            "parquet_io_manager": ParquetIOManager(),
+        },
+    )
+
+
+defs = build_definitions()

@@ -1,0 +1,188 @@
+"""Read teacher dumps (JSONL, JSON lists, Parquet) as a stream of record units.
+
+A *unit* is one input record: a non-blank JSONL line, one element of a JSON
+list, or one Parquet row. A file that yields no unit at all (empty, binary,
+not JSON, unreadable) becomes a single unit with line 0 that carries the
+error, so that "records read == kept + rejected" always holds and no file
+disappears silently. Blank JSONL lines are not records and are skipped.
+
+Lines are split on ``\\n`` only: U+2028/U+2029 inside JSON strings are data.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any, Iterator
+
+from .normalize import RecordError
+from .schema import RejectReason
+
+JSONL_SUFFIXES = (".jsonl", ".ndjson")
+JSON_SUFFIXES = (".json",)
+PARQUET_SUFFIXES = (".parquet", ".pq")
+DATA_SUFFIXES = JSONL_SUFFIXES + JSON_SUFFIXES + PARQUET_SUFFIXES
+
+SNIFF_BYTES = 8192
+EXCERPT_CHARS = 200
+
+
+@dataclass(frozen=True)
+class Unit:
+    line: int  # 1-based line (JSONL) or record number (JSON list, Parquet); 0 = the whole file
+    obj: Any = None
+    error: RecordError | None = None
+    excerpt: str | None = None
+
+
+def is_data_file(path: str | Path) -> bool:
+    return Path(str(path)).suffix.lower() in DATA_SUFFIXES
+
+
+def _excerpt(text: str | bytes) -> str:
+    if isinstance(text, bytes):
+        text = text[: EXCERPT_CHARS * 4].decode("utf-8", errors="replace")
+    return text[:EXCERPT_CHARS]
+
+
+def _file_error(reason: RejectReason, detail: str, excerpt: str | None = None) -> Unit:
+    return Unit(line=0, error=RecordError(reason, detail), excerpt=excerpt)
+
+
+def _looks_binary(head: bytes) -> bool:
+    if b"\x00" in head:
+        return True
+    try:
+        head.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        # a multi-byte character cut at the sniff boundary is fine
+        return exc.start < len(head) - 4
+    return False
+
+
+def iter_jsonl(stream: IO[bytes]) -> Iterator[Unit]:
+    head = stream.read(SNIFF_BYTES)
+    if not head:
+        yield _file_error(RejectReason.EMPTY_FILE, "file is empty")
+        return
+    if _looks_binary(head):
+        yield _file_error(RejectReason.UNREADABLE_FILE, "binary content (NUL or non-UTF-8 bytes), not JSONL", _excerpt(head))
+        return
+    produced = False
+    chained = io.BufferedReader(_Prepend(head, stream))  # type: ignore[arg-type]
+    for lineno, raw in enumerate(chained, start=1):
+        raw = raw.rstrip(b"\n").rstrip(b"\r")
+        if not raw.strip():
+            continue
+        produced = True
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            yield Unit(
+                lineno,
+                error=RecordError(RejectReason.UNDECODABLE_BYTES, f"invalid UTF-8 at byte {exc.start} of the line"),
+                excerpt=_excerpt(raw),
+            )
+            continue
+        try:
+            obj = json.loads(text)
+        except json.JSONDecodeError as exc:
+            yield Unit(
+                lineno,
+                error=RecordError(RejectReason.MALFORMED_JSON, f"{exc.msg} at column {exc.colno}"),
+                excerpt=_excerpt(text),
+            )
+            continue
+        except RecursionError:
+            yield Unit(lineno, error=RecordError(RejectReason.MALFORMED_JSON, "JSON nested too deeply"), excerpt=_excerpt(text))
+            continue
+        yield Unit(lineno, obj=obj)
+    if not produced:
+        yield _file_error(RejectReason.EMPTY_FILE, "file has no records (only blank lines)")
+
+
+class _Prepend(io.RawIOBase):
+    """A raw stream that yields ``head`` and then the rest of ``stream``."""
+
+    def __init__(self, head: bytes, stream: IO[bytes]):
+        self._head = memoryview(head)
+        self._stream = stream
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b) -> int:  # type: ignore[override]
+        if len(self._head):
+            n = min(len(b), len(self._head))
+            b[:n] = self._head[:n]
+            self._head = self._head[n:]
+            return n
+        data = self._stream.read(len(b))
+        n = len(data)
+        b[:n] = data
+        return n
+
+
+def iter_json(data: bytes) -> Iterator[Unit]:
+    if not data.strip():
+        yield _file_error(RejectReason.EMPTY_FILE, "file is empty")
+        return
+    if _looks_binary(data[:SNIFF_BYTES]):
+        yield _file_error(RejectReason.UNREADABLE_FILE, "binary content (NUL or non-UTF-8 bytes), not JSON", _excerpt(data))
+        return
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        yield _file_error(RejectReason.UNREADABLE_FILE, f"invalid UTF-8 at byte {exc.start}", _excerpt(data))
+        return
+    try:
+        obj = json.loads(text)
+    except json.JSONDecodeError as exc:
+        if text.count("\n") > 1:  # a JSONL file named .json
+            yield from iter_jsonl(io.BytesIO(data))
+            return
+        yield _file_error(RejectReason.UNREADABLE_FILE, f"not JSON: {exc.msg} at line {exc.lineno} column {exc.colno}", _excerpt(text))
+        return
+    except RecursionError:
+        yield _file_error(RejectReason.UNREADABLE_FILE, "JSON nested too deeply")
+        return
+    if isinstance(obj, list):
+        if not obj:
+            yield _file_error(RejectReason.EMPTY_FILE, "JSON list is empty")
+            return
+        for i, item in enumerate(obj, start=1):
+            yield Unit(i, obj=item)
+    else:
+        yield Unit(1, obj=obj)
+
+
+def iter_parquet(path: Path | IO[bytes]) -> Iterator[Unit]:
+    import polars as pl
+
+    try:
+        frame = pl.read_parquet(path)
+    except Exception as exc:  # polars raises several error types for corrupt files
+        yield _file_error(RejectReason.UNREADABLE_FILE, f"not a readable Parquet file: {type(exc).__name__}: {exc}"[:500])
+        return
+    if frame.height == 0:
+        yield _file_error(RejectReason.EMPTY_FILE, "Parquet file has no rows")
+        return
+    for i, row in enumerate(frame.iter_rows(named=True), start=1):
+        yield Unit(i, obj=row)
+
+
+def iter_units(path: Path) -> Iterator[Unit]:
+    """Every record unit of one local file, in file order."""
+    suffix = path.suffix.lower()
+    try:
+        if suffix in PARQUET_SUFFIXES:
+            yield from iter_parquet(path)
+        elif suffix in JSON_SUFFIXES:
+            yield from iter_json(path.read_bytes())
+        else:
+            with open(path, "rb") as fh:
+                yield from iter_jsonl(fh)
+    except OSError as exc:
+        yield _file_error(RejectReason.UNREADABLE_FILE, f"cannot read file: {exc.strerror or exc}")
