@@ -205,7 +205,9 @@ def normalize_record(obj: Any, spec: SourceSpec) -> Normalized:
             if resp_name is None or resp_value is None:
                 expected = spec.response or "full_response / response / output / solution / messages"
                 raise RecordError(
-                    RejectReason.MISSING_FIELD, f"no thinking or response field (looked for {expected})", "thinking"
+                    RejectReason.MISSING_FIELD,
+                    f"no thinking or response field (looked for {expected})",
+                    spec.response or "thinking",
                 )
             text = _as_text(resp_value, resp_name)
             if text is None or not text.strip():

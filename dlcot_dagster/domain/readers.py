@@ -52,14 +52,11 @@ def _file_error(reason: RejectReason, detail: str, excerpt: str | None = None) -
 
 
 def _looks_binary(head: bytes) -> bool:
+    """NUL bytes, or mostly undecodable bytes. A few bad bytes are left to the per-line check."""
     if b"\x00" in head:
         return True
-    try:
-        head.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        # a multi-byte character cut at the sniff boundary is fine
-        return exc.start < len(head) - 4
-    return False
+    bad = head.decode("utf-8", errors="replace").count("\ufffd")
+    return bad > max(16, len(head) // 20)
 
 
 def iter_jsonl(stream: IO[bytes]) -> Iterator[Unit]:

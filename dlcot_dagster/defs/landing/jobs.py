@@ -1,7 +1,6 @@
 import dagster as dg
 
 from ..constants import RAW_TRACE_REJECTS, RAW_TRACES, REPROCESS_JOB
-from ..partitions import teacher_partitions
 
 # Downstream stages follow a changed partition through this job: it selects
 # raw_traces and everything downstream of it, so an asset added by a later
@@ -9,6 +8,5 @@ from ..partitions import teacher_partitions
 reprocess_job = dg.define_asset_job(
     REPROCESS_JOB,
     selection=dg.AssetSelection.assets(RAW_TRACES, RAW_TRACE_REJECTS).downstream(),
-    partitions_def=teacher_partitions,
     description="Re-ingest one teacher partition and rebuild everything downstream of it.",
 )

@@ -18,7 +18,7 @@ def build_reprocess_schedule(cron: str | None = None) -> dg.ScheduleDefinition:
         description="Re-process every teacher partition (cron from DLCOT_REPROCESS_CRON; stopped by default).",
     )
     def _schedule(context: dg.ScheduleEvaluationContext):
-        stamp = context.scheduled_execution_time.isoformat() if context.scheduled_execution_time else "manual"
+        stamp = context.scheduled_execution_time.isoformat()
         keys = context.instance.get_dynamic_partitions(teacher_partitions.name)
         if not keys:
             return dg.SkipReason("no teacher partitions yet")

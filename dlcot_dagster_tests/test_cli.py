@@ -1,0 +1,71 @@
+"""The `dlcot` console command: inspect without Dagster, and the end-to-end demo."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import polars as pl
+
+from dlcot_dagster.cli import main
+from dlcot_dagster.defs.settings import SAMPLES_LANDING
+
+from .conftest import REPO_ROOT, read_jsonl, shared_data_dir
+
+
+def run_inspect(args, capsys) -> list[dict]:
+    assert main(["inspect", *args]) == 0
+    return [json.loads(l) for l in capsys.readouterr().out.splitlines()]
+
+
+def test_inspect_sample_folder_one_object_per_record(capsys):
+    out = run_inspect([str(SAMPLES_LANDING / "demo-sky-style"), "--teacher", "sky"], capsys)
+    assert len(out) == 6  # six records in the dump, in input order
+    assert [o["source_line"] for o in out] == [1, 2, 3, 4, 5, 6]
+    assert [o["status"] for o in out] == ["kept", "kept", "kept", "rejected", "rejected", "rejected"]
+    assert [o["reason"] for o in out[3:]] == ["malformed_json", "duplicate_id", "empty_field"]
+    assert all(o["reason"] is None and o["raw_tokens"] > 0 for o in out[:3])
+    assert [o["thinking_closed"] for o in out[:3]] == [True, True, False]
+    assert all(o["teacher"] == "sky" for o in out)
+    assert "thinking" not in out[0]
+
+
+def test_inspect_real_file_with_text(capsys, shared_data):
+    path = shared_data_dir() / "traces" / "math500_deepseek-r1.jsonl"
+    raw = read_jsonl(path)
+    out = run_inspect([str(path), "--teacher", "r1", "--with-text"], capsys)
+    assert len(out) == len(raw)
+    for o, r in zip(out, raw):
+        assert o["status"] == "kept"
+        assert o["problem"] == r["problem"] and o["reference_answer"] == r["ground_truth"].strip()
+        assert o["thinking"] == r["reasoning_trace"]
+
+
+def test_inspect_missing_path(capsys, tmp_path):
+    assert main(["inspect", str(tmp_path / "nope.jsonl"), "--teacher", "x"]) == 2
+    assert "no such file" in capsys.readouterr().err
+
+
+def test_demo_end_to_end(tmp_path):
+    env = dict(os.environ)
+    for k in ("DAGSTER_HOME", "DLCOT_STORAGE_DIR", "DLCOT_LANDING_DIR"):
+        env.pop(k, None)
+    home = tmp_path / "home"
+    proc = subprocess.run(
+        [sys.executable, "-m", "dlcot_dagster.cli", "demo", "--home", str(home)],
+        cwd=tmp_path, capture_output=True, text=True, timeout=600, env=env,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    out = proc.stdout
+    assert "[3/3]" in out and "FAILED" not in out
+    for teacher in ("demo-gemini-style", "demo-r1-style", "demo-sky-style"):
+        assert teacher in out.split("per-teacher summary")[1]
+        assert (home / "storage" / "raw_traces" / f"{teacher}.parquet").is_file()
+    sky_line = next(l for l in out.splitlines() if l.startswith("demo-sky-style"))
+    assert sky_line.split()[1:4] == ["6", "3", "3"]  # read, kept, rejects
+    assert pl.read_parquet(home / "storage" / "raw_trace_rejects" / "demo-sky-style.parquet").height == 3
+    assert (home / "dagster.yaml").is_file()
