@@ -116,7 +116,7 @@ _PLAIN_END_RE = re.compile(
     r"[.;!?](?=\s|$)|[?!]"
     r"|,\s*(?:but|so|which|because|since|wait|however|hmm|let|i|we|where|as|and\s+(?:the|we|so|then|that))\b"
     r"|\s+(?:because|since|which|where|but|wait|hmm|as\s+(?:we|required|expected))\b"
-    r"|\s*\*\*",
+    r"|\s*\*\*(?=\s|$|[.,;:!?])",
     re.IGNORECASE,
 )
 # multiple-choice letter at the start of an answer

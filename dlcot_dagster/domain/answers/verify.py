@@ -1,41 +1,153 @@
-"""Answer equivalence (first version: exact fast path + math-verify)."""
+"""Answer equivalence: cheap exact checks in front of math-verify, an LRU
+cache behind it, a hard time box around it.
+
+Order of work in :meth:`AnswerChecker.compare`:
+
+1. cache lookup (key: the exact ``(gold, pred)`` strings);
+2. :func:`.sides.prepare` both sides (extract final answers from responses);
+3. :func:`.fastpath.fast_compare`: normalised string equality, exact
+   rational numbers, choice letters, plain words, lists/sets/tuples/
+   intervals/matrices of those;
+4. :func:`.guard.hostile_reason` refuses hopeless inputs (cannot tell);
+5. math-verify ``parse`` + ``verify`` (``LatexExtractionConfig`` and
+   ``ExprExtractionConfig``) under a deadline of ``timeout_s``
+   (:mod:`.runner`).
+
+The result is a :class:`Verdict`; ``equivalent=None`` means cannot tell.
+"""
 
 from __future__ import annotations
 
 import threading
+from typing import Literal
 
+from .cache import CacheInfo, LRUCache
+from .fastpath import fast_compare
+from .guard import hostile_reason
+from .runner import can_use_alarm, default_pool, run_inprocess
+from .sides import prepare
 from .verdict import Verdict
 
-__all__ = ["Verdict", "AnswerChecker", "compare"]
+__all__ = ["Verdict", "AnswerChecker", "compare", "default_checker"]
+
+Isolation = Literal["auto", "subprocess", "inprocess"]
 
 
 class AnswerChecker:
-    def __init__(self, timeout_s: float = 2.0, cache_size: int = 65536, use_cache: bool = True) -> None:
-        self.timeout_s = timeout_s
-        self.cache_size = cache_size
-        self.use_cache = use_cache
+    """Compare a predicted answer with a reference answer.
+
+    ``timeout_s`` bounds the math-verify stage of one comparison.
+    ``isolation``: ``"auto"`` runs math-verify in-process under a SIGALRM
+    deadline when called from the main thread and in a killable worker
+    subprocess otherwise; ``"subprocess"`` always uses the worker;
+    ``"inprocess"`` is ``"auto"`` by another name (the main-thread alarm is
+    the only in-process time box there is).
+
+    Thread-safe.  Picklable: the cache and any worker handles are not pickled,
+    a copy starts with an empty cache.
+    """
+
+    def __init__(
+        self,
+        timeout_s: float = 2.0,
+        cache_size: int = 65536,
+        use_cache: bool = True,
+        *,
+        isolation: Isolation = "auto",
+    ) -> None:
+        if timeout_s <= 0:
+            raise ValueError("timeout_s must be positive")
+        if isolation not in ("auto", "subprocess", "inprocess"):
+            raise ValueError(f"unknown isolation {isolation!r}")
+        self.timeout_s = float(timeout_s)
+        self.cache_size = int(cache_size)
+        self.use_cache = bool(use_cache)
+        self.isolation = isolation
+        self._cache: LRUCache[Verdict] = LRUCache(self.cache_size if self.use_cache else 0)
+
+    # pickling: configuration only
+    def __getstate__(self) -> dict:
+        return {
+            "timeout_s": self.timeout_s,
+            "cache_size": self.cache_size,
+            "use_cache": self.use_cache,
+            "isolation": self.isolation,
+        }
+
+    def __setstate__(self, state: dict) -> None:
+        self.__init__(  # type: ignore[misc]
+            state["timeout_s"], state["cache_size"], state["use_cache"], isolation=state["isolation"]
+        )
+
+    def __repr__(self) -> str:
+        return (
+            f"AnswerChecker(timeout_s={self.timeout_s}, cache_size={self.cache_size}, "
+            f"use_cache={self.use_cache}, isolation={self.isolation!r})"
+        )
+
+    def cache_info(self) -> CacheInfo:
+        """``CacheInfo(hits, misses, maxsize, currsize)``."""
+        return self._cache.info()
+
+    def cache_clear(self) -> None:
+        self._cache.clear()
 
     def compare(self, gold: str, pred: str) -> Verdict:
-        g, p = " ".join(gold.split()), " ".join(pred.split())
-        if g and g == p:
-            return Verdict(True, "fast:string")
-        if threading.current_thread() is not threading.main_thread():
-            return Verdict(None, "math_verify:not_main_thread")
-        from math_verify import parse, verify
+        if not isinstance(gold, str) or not isinstance(pred, str):
+            return Verdict(None, "invalid_input:not_a_string")
+        if not self.use_cache:
+            return self._compare(gold, pred)
+        key = (gold, pred)
+        hit = self._cache.get(key)
+        if hit is not None:
+            return hit
+        verdict = self._compare(gold, pred)
+        self._cache.put(key, verdict)
+        return verdict
 
-        t = max(1, int(round(self.timeout_s)))
-        gp = parse(f"${g}$" if "$" not in g else g, parsing_timeout=t)
-        pp = parse(f"${p}$" if "$" not in p else p, parsing_timeout=t)
-        if not gp or not pp:
-            return Verdict(None, "math_verify:unparsed")
-        return Verdict(bool(verify(gp, pp, timeout_seconds=t)), "math_verify")
+    # ------------------------------------------------------------------
+    def _compare(self, gold: str, pred: str) -> Verdict:
+        g = prepare(gold)
+        p = prepare(pred)
+        if g.empty:
+            return Verdict(None, "empty_gold")
+        if p.empty:
+            return Verdict(None, "empty_pred")
+        if gold.strip() == pred.strip() or g.answer == p.answer:
+            return Verdict(True, "fast:identical")
+        if g.too_long or p.too_long:
+            return Verdict(None, "refused:too_long")
+        fast = fast_compare(g.answer, p.answer)
+        if fast is not None:
+            if fast.equivalent is not False or (g.clean and p.clean):
+                return fast
+        for side in (g.mv, p.mv):
+            why = hostile_reason(side)
+            if why is not None:
+                return Verdict(None, f"refused:{why}")
+        equivalent, reason = self._symbolic(g.mv, p.mv)
+        return Verdict(equivalent, reason)
+
+    def _symbolic(self, gold: str, pred: str) -> tuple[bool | None, str]:
+        if self.isolation != "subprocess" and can_use_alarm():
+            return run_inprocess(gold, pred, self.timeout_s)
+        return default_pool().run(gold, pred, self.timeout_s)
 
 
 _DEFAULT: AnswerChecker | None = None
+_DEFAULT_LOCK = threading.Lock()
+
+
+def default_checker() -> AnswerChecker:
+    """The module-level checker used by :func:`compare` (one per process)."""
+    global _DEFAULT
+    if _DEFAULT is None:
+        with _DEFAULT_LOCK:
+            if _DEFAULT is None:
+                _DEFAULT = AnswerChecker()
+    return _DEFAULT
 
 
 def compare(gold: str, pred: str) -> Verdict:
-    global _DEFAULT
-    if _DEFAULT is None:
-        _DEFAULT = AnswerChecker()
-    return _DEFAULT.compare(gold, pred)
+    """Compare with the module-level default :class:`AnswerChecker`."""
+    return default_checker().compare(gold, pred)

@@ -1,0 +1,274 @@
+"""Cheap, exact comparisons that run in front of math-verify.
+
+:func:`fast_compare` returns a :class:`Verdict` when the answer is certain
+from string normalisation and exact rational arithmetic alone, and ``None``
+when it is not ("ask math-verify").  It never says ``False`` unless both
+answers were fully understood (numbers, choice letters, plain words, or
+bracketed structures of those), so a ``None`` here only costs time.
+
+Rule for gold answers listing several accepted forms (SAT style
+``".2,  1/5"``, ``".3833,  23/60"``): an unbracketed gold whose top-level
+comma-separated parts are all plain numbers that agree with each other up to
+the precision of the shortest decimal among them (".3833" ~ 23/60 to 4
+places) is a list of *alternatives*; the prediction is equivalent if it
+matches any of them.  Anything else with commas (``1, -2``, ``(1, 2)``,
+``\\{1,2\\}``, ``1, 2``) is a tuple/set/list answer, compared as a whole.
+"""
+
+from __future__ import annotations
+
+import re
+from fractions import Fraction
+
+from .normalize import canonical, clean_latex, text_key
+from .numeric import Num, numbers_equal, parse_number
+from .structure import Shape, shape_of
+from .verdict import Verdict
+
+__all__ = ["fast_compare", "gold_alternatives", "choice_letter"]
+
+_CHOICE_RE = re.compile(
+    r"^\**\s*(?:\\text(?:bf)?\{\s*)?(?:\((?P<p>[A-Ja-j])\)|(?P<b>[A-J]))(?:\s*\})?"
+    r"(?P<rest>\s*(?:[).:]\s*.*|))$",
+    re.DOTALL,
+)
+_ASSIGN_RE = re.compile(r"^\s*([a-zA-Z](?:_\{?[a-zA-Z0-9]+\}?)?|\\[a-zA-Z]+)\s*=\s*(?!=)")
+_RELATION_RE = re.compile(r"\\(?:leq|geq|neq|in|approx|equiv|sim)(?![a-zA-Z])|[<>=]")
+
+
+def choice_letter(answer: str) -> str | None:
+    """The multiple-choice letter of ``"B"``, ``"(B)"``, ``"\\text{(B)}"``,
+    ``"(B) 42"``, ``"B) text"``; ``None`` otherwise."""
+    c, pct, deg = clean_latex(answer)
+    if pct or deg:
+        return None
+    c = c.strip().strip("*").strip()
+    m = _CHOICE_RE.match(c)
+    if m is None:
+        return None
+    letter = m.group("p") or m.group("b")
+    rest = m.group("rest").strip()
+    if rest and not m.group("p") and not rest.startswith((")", ".", ":")):
+        return None
+    if rest.startswith(".") and rest[1:].strip() and not m.group("p"):
+        # "B. something" is a choice; "B.5" is not (rest would start with a digit)
+        if rest[1:2].isdigit():
+            return None
+    return letter.upper()
+
+
+def _single_letter(answer: str) -> str | None:
+    c, _, _ = clean_latex(answer)
+    c = c.strip()
+    return c if len(c) == 1 and c.isalpha() else None
+
+
+def _safe_number(answer: str) -> Num | None | str:
+    try:
+        return parse_number(answer)
+    except ZeroDivisionError:
+        return "zero-division"
+
+
+def gold_alternatives(gold: str) -> list[str] | None:
+    """Split a gold that lists several accepted forms of one number (see the
+    module docstring); ``None`` when the gold is not such a list."""
+    c, _, _ = clean_latex(gold)
+    if "," not in c or c[:1] in "([{\\":
+        return None
+    parts = [p.strip() for p in c.split(",")]
+    if len(parts) < 2 or any(not p for p in parts):
+        return None
+    nums = []
+    for p in parts:
+        n = _safe_number(p)
+        if not isinstance(n, Num):
+            return None
+        nums.append(n)
+    tol_places = min((n.decimals for n in nums if not n.exact), default=None)
+    ref = nums[0].value
+    for n in nums[1:]:
+        if tol_places is None:
+            if n.value != ref:
+                return None
+        elif abs(n.value - ref) >= Fraction(1, 10**tol_places):
+            return None
+    return parts
+
+
+def _scalar(gold: str, pred: str) -> Verdict | None:
+    if canonical(gold) == canonical(pred):
+        return Verdict(True, "fast:string")
+    gn, pn = _safe_number(gold), _safe_number(pred)
+    if gn == "zero-division" or pn == "zero-division":
+        return Verdict(None, "fast:division_by_zero")
+    if isinstance(gn, Num) and isinstance(pn, Num):
+        eq = numbers_equal(gn, pn)
+        if eq is not None:
+            return Verdict(eq, "fast:number")
+        return None
+    gl, pl = choice_letter(gold), choice_letter(pred)
+    if gl is not None and pl is not None:
+        g1, p1 = _single_letter(gold), _single_letter(pred)
+        # two bare single letters outside A-J are symbols (x vs y), compared exactly
+        if g1 and p1 and (not g1.isupper() and not p1.isupper()):
+            return Verdict(g1 == p1, "fast:symbol")
+        return Verdict(gl == pl, "fast:choice")
+    if gl is not None and pn is not None and len(clean_latex(gold)[0]) <= 4:
+        # gold is a letter, pred is a number: a value, not an option
+        return Verdict(None, "fast:choice_vs_value")
+    g1, p1 = _single_letter(gold), _single_letter(pred)
+    if g1 and p1:
+        return Verdict(g1 == p1, "fast:symbol")
+    gt, pt = text_key(gold), text_key(pred)
+    if gt is not None and pt is not None:
+        if gt == pt:
+            return Verdict(True, "fast:text")
+        # decide "different" only for clearly textual answers (a space or a
+        # word of >= 4 letters): "ab" vs "ba" may be products of variables
+        if _wordy(gt) and _wordy(pt):
+            return Verdict(False, "fast:text")
+        return None
+    if isinstance(gn, Num) and pt is not None and _wordy(pt):
+        return None
+    return None
+
+
+def _wordy(key: str) -> bool:
+    return " " in key or any(len(w) >= 4 for w in key.split())
+
+
+def _elementwise(gs: tuple[str, ...], ps: tuple[str, ...]) -> Verdict | None:
+    if len(gs) != len(ps):
+        return None
+    undecided = False
+    for g, p in zip(gs, ps):
+        v = _compare_any(g, p, depth=1)
+        if v is None or v.equivalent is None:
+            undecided = True
+        elif v.equivalent is False:
+            return Verdict(False, "fast:elementwise")
+    return None if undecided else Verdict(True, "fast:elementwise")
+
+
+def _unordered(gs: tuple[str, ...], ps: tuple[str, ...]) -> Verdict | None:
+    """Set semantics (duplicates ignored) for plain numbers and exact strings."""
+    gnums = [_safe_number(g) for g in gs]
+    pnums = [_safe_number(p) for p in ps]
+    if all(isinstance(n, Num) and n.exact and not n.percent for n in gnums + pnums):
+        gv = {n.value for n in gnums}  # type: ignore[union-attr]
+        pv = {n.value for n in pnums}  # type: ignore[union-attr]
+        return Verdict(gv == pv, "fast:unordered_numbers")
+    gc = {canonical(g) for g in gs}
+    pc = {canonical(p) for p in ps}
+    if gc == pc:
+        return Verdict(True, "fast:unordered_strings")
+    return None
+
+
+def _compare_shapes(g: Shape, p: Shape) -> Verdict | None:
+    if g.kind == "matrix" and p.kind == "matrix":
+        if len(g.rows) != len(p.rows) or len(g.rows[0]) != len(p.rows[0]):
+            return Verdict(False, "fast:matrix_shape")
+        return _elementwise(g.items, p.items)
+    if g.kind in ("list", "set") and p.kind in ("list", "set"):
+        return _unordered(g.items, p.items)
+    if g.kind in ("tuple", "interval") and p.kind in ("tuple", "interval"):
+        if len(g.items) != len(p.items):
+            return None
+        v = _elementwise(g.items, p.items)
+        if (g.left, g.right) != (p.left, p.right):
+            # "[0,1)" vs "(0,1)": same endpoints, different closure
+            if v is not None and v.equivalent is True:
+                return Verdict(False, "fast:interval_brackets")
+            return None
+        return v
+    if g.kind == "union" and p.kind == "union":
+        if len(g.items) != len(p.items):
+            return None
+        return _elementwise(g.items, p.items)
+    # a number against a list of numbers: set semantics ("1, 1" vs "1")
+    if {g.kind, p.kind} == {"scalar", "list"} or {g.kind, p.kind} == {"scalar", "set"}:
+        gs = g.items if g.kind != "scalar" else (g.items[0],)
+        ps = p.items if p.kind != "scalar" else (p.items[0],)
+        return _unordered(gs, ps)
+    return None
+
+
+_DECIMAL_COMMA_RE = re.compile(r"^([+-]?\d+),(\d{1,2}|\d{4,})$|^([+-]?0),(\d+)$")
+_TIME_RE = re.compile(r"^0*(\d{1,2}):(\d{2})(?::(\d{2}))?\s*(am|pm|a\.m\.|p\.m\.)?$", re.IGNORECASE)
+
+
+def _special_forms(gold: str, pred: str) -> Verdict | None:
+    """Clock times ("12:00" vs "1:00") and decimal commas ("1,22" vs 1.22)."""
+    gc, _, _ = clean_latex(gold)
+    pc, _, _ = clean_latex(pred)
+    gt, pt = _TIME_RE.match(gc), _TIME_RE.match(pc)
+    if gt and pt:
+        norm = lambda m: (int(m.group(1)), m.group(2), m.group(3) or "00", (m.group(4) or "").replace(".", "").lower())
+        return Verdict(norm(gt) == norm(pt), "fast:clock_time")
+    for a, b in ((gc, pc), (pc, gc)):
+        m = _DECIMAL_COMMA_RE.match(a)
+        if m is None:
+            continue
+        other = _safe_number(b)
+        if isinstance(other, Num) and not other.exact and "." in b:
+            whole, frac = (m.group(1), m.group(2)) if m.group(1) is not None else (m.group(3), m.group(4))
+            if Fraction(f"{whole}.{frac}") == other.value:
+                return Verdict(True, "fast:decimal_comma")
+    return None
+
+
+def _compare_any(gold: str, pred: str, depth: int = 0) -> Verdict | None:
+    if depth > 4:
+        return None
+    if canonical(gold) == canonical(pred):
+        return Verdict(True, "fast:string")
+    gn, pn = _safe_number(gold), _safe_number(pred)
+    if gn == "zero-division" or pn == "zero-division":
+        return Verdict(None, "fast:division_by_zero")
+    if isinstance(gn, Num) and isinstance(pn, Num):
+        eq = numbers_equal(gn, pn)
+        return Verdict(eq, "fast:number") if eq is not None else None
+    special = _special_forms(gold, pred)
+    if special is not None:
+        return special
+    g, p = shape_of(gold), shape_of(pred)
+    if g.kind == "scalar" and p.kind == "scalar":
+        return _scalar(gold, pred)
+    return _compare_shapes(g, p)
+
+
+def _strip_assignment(s: str) -> tuple[str | None, str]:
+    c, _, _ = clean_latex(s)
+    m = _ASSIGN_RE.match(c)
+    if m is None:
+        return None, s
+    rest = c[m.end():]
+    if _RELATION_RE.search(rest) or "," in rest or ";" in rest:
+        return None, s
+    return m.group(1), rest
+
+
+def fast_compare(gold: str, pred: str) -> Verdict | None:
+    """Verdict from the cheap checks, or ``None`` to ask math-verify."""
+    if canonical(gold) == canonical(pred):
+        return Verdict(True, "fast:string")
+    alts = gold_alternatives(gold)
+    if alts is not None:
+        verdicts = [_compare_any(a, pred) for a in alts]
+        if any(v is not None and v.equivalent for v in verdicts):
+            return Verdict(True, "fast:alternatives")
+        if all(v is not None and v.equivalent is False for v in verdicts):
+            return Verdict(False, "fast:alternatives")
+        return None
+    gvar, grest = _strip_assignment(gold)
+    pvar, prest = _strip_assignment(pred)
+    if gvar is not None and pvar is not None and gvar != pvar:
+        return None  # "x = 1" vs "y = 1": let math-verify decide
+    v = _compare_any(grest, prest)
+    if v is not None and v.equivalent is False and (gvar is not None or pvar is not None):
+        # only trust "different" when the stripped sides are plain numbers
+        if not (isinstance(_safe_number(grest), Num) and isinstance(_safe_number(prest), Num)):
+            return None
+    return v

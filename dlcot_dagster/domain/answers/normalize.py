@@ -1,0 +1,307 @@
+"""String normalisation of short answers (no parsing, no sympy).
+
+Only presentation is removed: math delimiters, ``\\left``/``\\right``,
+spacing commands, ``\\dfrac`` spelling, ``\\text{}`` wrappers, degree and
+percent signs.  Two answers whose :func:`canonical` forms are equal are
+equivalent; different canonical forms prove nothing.
+"""
+
+from __future__ import annotations
+
+import re
+
+__all__ = [
+    "strip_delimiters",
+    "clean_latex",
+    "canonical",
+    "text_key",
+    "unwrap_command",
+    "split_top_level",
+    "outer_brackets",
+]
+
+_UNICODE = {
+    "\u2212": "-",  # minus sign
+    "\u2013": "-",
+    "\u00d7": "\\times ",
+    "\u00b7": "\\cdot ",
+    "\u22c5": "\\cdot ",
+    "\u03c0": "\\pi ",
+    "\u221e": "\\infty ",
+    "\u2264": "\\leq ",
+    "\u2265": "\\geq ",
+    "\u2260": "\\neq ",
+    "\u221a": "\\sqrt",
+    "\u00a0": " ",
+    "\u2009": " ",
+    "\u202f": " ",
+    "\u2028": " ",
+    "\u2029": " ",
+    "\uff0c": ",",
+}
+_UNICODE_RE = re.compile("|".join(map(re.escape, _UNICODE)))
+
+_DELIM_PAIRS = (("$$", "$$"), ("\\[", "\\]"), ("\\(", "\\)"), ("$", "$"))
+_BOXED_PREFIX_RE = re.compile(r"^\\(?:boxed|fbox)\s*\{")
+_SPACING_RE = re.compile(
+    r"\\(?:q?quad|enspace|thinspace|medspace|thickspace|negthinspace)(?![a-zA-Z])"
+    r"|\\(?:hspace|vspace|phantom|hphantom|vphantom)\*?\{[^{}]*\}"
+    r"|\\[,;:> ]|~"
+)
+_SIZING_RE = re.compile(
+    r"\\(?:left|right|bigl|bigr|Bigl|Bigr|biggl|biggr|Biggl|Biggr|big|Big|bigg|Bigg|middle)(?![a-zA-Z])"
+    r"|\\(?:displaystyle|textstyle|scriptstyle|limits|nolimits)(?![a-zA-Z])"
+)
+_TEXT_CMD = (
+    r"(?:text|textbf|textit|textrm|textsf|texttt|textnormal|textup|mathrm|mathbf|mathit|"
+    r"mathsf|mathtt|mathnormal|mbox|hbox|operatorname\*?|boldsymbol|bm|emph|rm|bf)"
+)
+_TEXT_SIMPLE_RE = re.compile(r"\\" + _TEXT_CMD + r"\s*\{([^{}]*)\}")
+_DEGREE_RE = re.compile(
+    r"\^\s*\{\s*\\circ\s*\}|\^\s*\\circ|\\circ(?![a-zA-Z])|\u00b0|\\degree(?![a-zA-Z])|\^\s*\{\s*o\s*\}"
+)
+_PERCENT_RE = re.compile(r"\\%|%")
+_REPLACEMENTS = (
+    (re.compile(r"\\[dtc]frac(?![a-zA-Z])"), r"\\frac"),
+    (re.compile(r"\\[dt]binom(?![a-zA-Z])"), r"\\binom"),
+    (re.compile(r"\\le(?![a-zA-Z])|\\leqslant(?![a-zA-Z])|<="), r"\\leq "),
+    (re.compile(r"\\ge(?![a-zA-Z])|\\geqslant(?![a-zA-Z])|>="), r"\\geq "),
+    (re.compile(r"\\ne(?![a-zA-Z])|!="), r"\\neq "),
+    (re.compile(r"\\lt(?![a-zA-Z])"), "<"),
+    (re.compile(r"\\gt(?![a-zA-Z])"), ">"),
+    (re.compile(r"\\lbrace(?![a-zA-Z])"), r"\\{"),
+    (re.compile(r"\\rbrace(?![a-zA-Z])"), r"\\}"),
+    (re.compile(r"\\(?:ldots|cdots|dots)(?![a-zA-Z])"), "..."),
+    (re.compile(r"\\dfrac"), r"\\frac"),
+    (re.compile(r"\+\s*\\infty"), r"\\infty"),
+    (re.compile(r"\\infin(?![a-zA-Z])"), r"\\infty"),
+)
+# \sqrt2 -> \sqrt{2}, \frac12 -> \frac{1}{2}, \frac1{3} -> \frac{1}{3}, \frac{1}3 -> \frac{1}{3}
+_SQRT_TOKEN_RE = re.compile(r"\\sqrt\s*([0-9a-zA-Z])")
+_FRAC_TT_RE = re.compile(r"\\frac\s*([0-9a-zA-Z])\s*([0-9a-zA-Z])")
+_FRAC_T_B_RE = re.compile(r"\\frac\s*([0-9a-zA-Z])\s*\{")
+_FRAC_B_T_RE = re.compile(r"(\\frac\s*\{[^{}]*\})\s*([0-9a-zA-Z])")
+# thousands separators written as "1{,}000", "11,\!111", "1\,000"
+_THOUSANDS_RE = re.compile(r"(?<=\d)(?:\{,\}|,\\!\s*|\\!|\\,)(?=\d{3}(?!\d))")
+_CMD_SPACE_RE = re.compile(r"(\\[a-zA-Z]+)\s+(?=[a-zA-Z])")
+_WS_RE = re.compile(r"\s+")
+
+
+def _outer_env(s: str) -> str | None:
+    for opener, closer in _DELIM_PAIRS:
+        if len(s) >= len(opener) + len(closer) and s.startswith(opener) and s.endswith(closer):
+            inner = s[len(opener): len(s) - len(closer)]
+            # "$1$ and $2$" is not one environment
+            if opener in ("$", "$$") and "$" in inner.replace("\\$", ""):
+                return None
+            if opener in ("\\[", "\\(") and closer in inner:
+                return None
+            return inner
+    return None
+
+
+def _matching_brace(s: str, open_pos: int) -> int | None:
+    depth = 0
+    i = open_pos
+    n = len(s)
+    while i < n:
+        c = s[i]
+        if c == "\\":
+            i += 2
+            continue
+        if c == "{":
+            depth += 1
+        elif c == "}":
+            depth -= 1
+            if depth == 0:
+                return i
+        i += 1
+    return None
+
+
+def unwrap_command(s: str, pattern: re.Pattern[str]) -> str | None:
+    """If the whole of ``s`` is ``\\cmd{...}`` (``pattern`` matches ``\\cmd{``),
+    return the argument."""
+    m = pattern.match(s)
+    if m is None:
+        return None
+    close = _matching_brace(s, m.end() - 1)
+    if close is None or close != len(s) - 1:
+        return None
+    return s[m.end(): close]
+
+
+def strip_delimiters(s: str, max_rounds: int = 8) -> str:
+    """Remove surrounding math delimiters, ``\\boxed{}`` wrappers and
+    trailing punctuation: ``"$\\boxed{5}$."`` -> ``"5"``."""
+    s = s.strip()
+    for _ in range(max_rounds):
+        before = s
+        s = s.strip().rstrip(".,;").strip()
+        inner = _outer_env(s)
+        if inner is not None:
+            s = inner.strip()
+        inner = unwrap_command(s, _BOXED_PREFIX_RE)
+        if inner is not None:
+            s = inner.strip()
+        if s.startswith("\\displaystyle"):
+            s = s[len("\\displaystyle"):].strip()
+        if s == before:
+            break
+    return s
+
+
+def _unwrap_text_commands(s: str) -> str:
+    for _ in range(6):
+        new = _TEXT_SIMPLE_RE.sub(lambda m: " " + m.group(1) + " ", s)
+        if new == s:
+            break
+        s = new
+    return s
+
+
+def clean_latex(s: str) -> tuple[str, bool, bool]:
+    """Presentation-free form of an answer, keeping single spaces.
+
+    Returns ``(text, had_percent, had_degree)``.
+    """
+    s = _UNICODE_RE.sub(lambda m: _UNICODE[m.group()], s)
+    s = strip_delimiters(s)
+    # protect "\\" (row separator) from the single-backslash rules below
+    s = s.replace("\x00", "").replace("\\\\", "\x00")
+    s = _THOUSANDS_RE.sub("", s)
+    s = _SIZING_RE.sub("", s)
+    s = _SPACING_RE.sub(" ", s)
+    s = s.replace("\\!", "")
+    for rx, rep in _REPLACEMENTS:
+        s = rx.sub(rep, s)
+    s = _unwrap_text_commands(s)
+    had_degree = False
+    if "circ" in s or "\u00b0" in s or "degree" in s or "^{o}" in s:
+        s, k = _DEGREE_RE.subn("", s)
+        had_degree = k > 0
+    had_percent = False
+    if "%" in s:
+        s, k = _PERCENT_RE.subn("", s)
+        had_percent = k > 0
+    s = _SQRT_TOKEN_RE.sub(r"\\sqrt{\1}", s)
+    s = _FRAC_TT_RE.sub(r"\\frac{\1}{\2}", s)
+    s = _FRAC_T_B_RE.sub(r"\\frac{\1}{", s)
+    s = _FRAC_B_T_RE.sub(r"\1{\2}", s)
+    s = _WS_RE.sub(" ", s).strip()
+    s = s.replace("\x00", "\\\\")
+    s = strip_delimiters(s)
+    return s, had_percent, had_degree
+
+
+def canonical(s: str) -> str:
+    """Whitespace-free presentation-free form used for string equality."""
+    c, pct, deg = clean_latex(s)
+    c = _CMD_SPACE_RE.sub(r"\1 ", c)
+    c = re.sub(r"(?<![a-zA-Z])\s+|\s+(?![a-zA-Z])", "", c)
+    if pct:
+        c += "%"
+    return c
+
+
+_TEXT_WORDS_RE = re.compile(r"[A-Za-z][A-Za-z' \-]*")
+
+
+def text_key(s: str) -> str | None:
+    """Lower-cased, space-collapsed form of a plain-text answer ("Evelyn",
+    "\\text{odd}", "The midpoints form a regular hexagon"); ``None`` when
+    ``s`` is not plain text."""
+    c, pct, deg = clean_latex(s)
+    if pct or deg:
+        return None
+    c = c.strip().rstrip(".").strip()
+    if not _TEXT_WORDS_RE.fullmatch(c):
+        return None
+    return " ".join(c.lower().replace("-", " ").split())
+
+
+_OPENERS = {"(": ")", "[": "]", "{": "}"}
+_CLOSERS = {")", "]", "}"}
+
+
+def _tokens(s: str):
+    """Yield (index, token) for bracket tokens, treating ``\\{``/``\\}`` as
+    braces and skipping other escapes."""
+    i, n = 0, len(s)
+    while i < n:
+        c = s[i]
+        if c == "\\" and i + 1 < n:
+            nxt = s[i + 1]
+            if nxt in "{}":
+                yield i, "\\" + nxt
+            i += 2
+            continue
+        if c in "([{)]}":
+            yield i, c
+        i += 1
+
+
+def split_top_level(s: str, seps: tuple[str, ...] = (",", ";")) -> list[str]:
+    """Split on separators that are not inside any bracket pair."""
+    parts: list[str] = []
+    depth = 0
+    last = 0
+    i, n = 0, len(s)
+    while i < n:
+        c = s[i]
+        if c == "\\" and i + 1 < n:
+            nxt = s[i + 1]
+            if nxt == "{":
+                depth += 1
+            elif nxt == "}":
+                depth = max(0, depth - 1)
+            i += 2
+            continue
+        if c in "([{":
+            depth += 1
+        elif c in ")]}":
+            depth = max(0, depth - 1)
+        elif depth == 0 and c in seps:
+            parts.append(s[last:i])
+            last = i + 1
+        i += 1
+    parts.append(s[last:])
+    return [p.strip() for p in parts]
+
+
+def outer_brackets(s: str) -> tuple[str, str, str] | None:
+    """If ``s`` is one bracketed group ``(..)``, ``[..)``, ``\\{..\\}`` ...:
+    (left, inner, right)."""
+    s = s.strip()
+    if len(s) < 2:
+        return None
+    if s.startswith("\\{"):
+        left, start = "\\{", 2
+    elif s[0] in "([":
+        left, start = s[0], 1
+    elif s.startswith("\\langle"):
+        left, start = "<", len("\\langle")
+    else:
+        return None
+    if left == "<":
+        if not s.endswith("\\rangle"):
+            return None
+        return "<", s[start: len(s) - len("\\rangle")], ">"
+    if s.endswith("\\}"):
+        right, end = "\\}", len(s) - 2
+    elif s[-1] in ")]":
+        right, end = s[-1], len(s) - 1
+    else:
+        return None
+    if (left == "\\{") != (right == "\\}"):
+        return None
+    # the first bracket must close at the very end
+    depth = 0
+    for idx, tok in _tokens(s):
+        if tok in ("(", "[", "{", "\\{"):
+            depth += 1
+        else:
+            depth -= 1
+            if depth == 0 and idx < end:
+                return None
+    return left, s[start:end], right

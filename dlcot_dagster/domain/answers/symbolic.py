@@ -1,0 +1,99 @@
+"""The math-verify stage: ``parse`` both sides, then ``verify``.
+
+This module does no time-boxing itself: math-verify's own ``signal.alarm``
+timeouts are switched off (``parsing_timeout=None``, ``timeout_seconds=None``)
+and the caller runs :func:`mv_compare` under one overall deadline (see
+:mod:`.runner`): a ``setitimer`` alarm in the main thread, or a worker
+subprocess that is killed when it overruns.
+
+Safety of math-verify's parsing (checked against math-verify 0.9 source):
+
+* ``LatexExtractionConfig`` goes through latex2sympy2_extended's ANTLR
+  grammar, which builds sympy objects from the parse tree; no ``eval``.
+* ``ExprExtractionConfig`` does call ``sympy.parse_expr(expr,
+  evaluate=False)`` (which uses ``eval`` internally), but only on substrings
+  matched by its own regex, whose character class is digits, whitespace,
+  ``.`` and the operators ``+ - * × / ^ ( ) ÷``: no names can reach ``eval``,
+  so no code can run.  What remains is resource use (``9**9**9`` parses
+  unevaluated but a later comparison may try to evaluate it), which the guard
+  and the deadline cover.  We keep ``ExprExtractionConfig`` because free-text
+  answers such as "1,000.99m²" or "the answer is 2/3" need it.
+
+Our own code never calls ``eval``, ``sympify`` or ``parse_expr``.
+"""
+
+from __future__ import annotations
+
+import logging
+
+__all__ = ["mv_compare", "warm_up"]
+
+_CONFIG = None
+
+
+def _config():
+    global _CONFIG
+    if _CONFIG is None:
+        import math_verify.grader as _grader
+        import math_verify.parser as _parser
+        from math_verify import ExprExtractionConfig, LatexExtractionConfig
+
+        # We pass timeouts of None on purpose (the caller time-boxes); silence
+        # math-verify's one-off warning about it.
+        _parser.TIMEOUT_WARNING_SHOWN = True
+        _grader.TIMEOUT_WARNING_SHOWN = True
+        logging.getLogger("math_verify").setLevel(logging.ERROR)
+        _CONFIG = [LatexExtractionConfig(), ExprExtractionConfig()]
+    return _CONFIG
+
+
+def warm_up() -> None:
+    """Import math-verify/sympy and compile its regexes."""
+    mv_compare("$1$", "$1$")
+
+
+def _is_degenerate(x) -> bool:
+    try:
+        from sympy import nan, zoo
+
+        if x is nan or x is zoo:
+            return True
+        atoms = getattr(x, "atoms", None)
+        if atoms is not None:
+            found = atoms()
+            return zoo in found or nan in found
+    except Exception:
+        return True
+    return False
+
+
+def mv_compare(gold_text: str, pred_text: str) -> tuple[bool | None, str]:
+    """(equivalent, reason) from math-verify for two texts to parse."""
+    from math_verify import parse, verify
+
+    config = _config()
+    gold = parse(gold_text, config, parsing_timeout=None)
+    pred = parse(pred_text, config, parsing_timeout=None)
+    if not gold:
+        return None, "math_verify:gold_unparsed"
+    if not pred:
+        return None, "math_verify:pred_unparsed"
+    gold_sym = [g for g in gold if not isinstance(g, str)]
+    pred_sym = [p for p in pred if not isinstance(p, str)]
+    if any(_is_degenerate(x) for x in gold_sym + pred_sym):
+        return None, "math_verify:undefined_value"
+    errors = 0
+    for g in gold:
+        for p in pred:
+            try:
+                if verify(g, p, timeout_seconds=None, raise_on_error=True):
+                    return True, "math_verify"
+            except Exception:
+                errors += 1
+    if not gold_sym or not pred_sym:
+        # only the raw strings were extracted on one side: the strings differ,
+        # which proves nothing about the mathematics
+        return None, "math_verify:unparsed"
+    if errors:
+        return None, "math_verify:error"
+    return False, "math_verify"
