@@ -39,7 +39,7 @@ def main() -> int:
         try:
             req = json.loads(line)
             req_id = req.get("id")
-            eq, reason = run_inprocess(req["gold"], req["pred"], float(req["timeout_s"]))
+            eq, reason = run_inprocess(req["gold"], req["pred"], float(req["timeout_s"]), bool(req.get("memo")))
             reply = {"id": req_id, "equivalent": eq, "reason": reason}
         except Exception as exc:  # never die on a bad request
             reply = {"id": req_id, "equivalent": None, "reason": f"worker:error:{type(exc).__name__}"}

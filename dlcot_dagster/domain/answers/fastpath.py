@@ -22,6 +22,7 @@ from fractions import Fraction
 
 from .normalize import canonical, clean_latex, text_key
 from .numeric import Num, numbers_equal, parse_number
+from .probe import probe_compare
 from .structure import Shape, shape_of
 from .verdict import Verdict
 
@@ -32,7 +33,10 @@ _CHOICE_RE = re.compile(
     r"(?P<rest>\s*(?:[).:]\s*.*|))$",
     re.DOTALL,
 )
-_ASSIGN_RE = re.compile(r"^\s*([a-zA-Z](?:_\{?[a-zA-Z0-9]+\}?)?|\\[a-zA-Z]+)\s*=\s*(?!=)")
+_ASSIGN_RE = re.compile(
+    r"^\s*((?:[a-zA-Z]{1,6}|\\[a-zA-Z]+)(?:_\{[^{}=]*\}|_[a-zA-Z0-9])?"
+    r"(?:\s*\(\s*[^()=]{1,20}\))?)\s*=\s*(?!=)"
+)
 _RELATION_RE = re.compile(r"\\(?:leq|geq|neq|in|approx|equiv|sim)(?![a-zA-Z])|[<>=]")
 
 
@@ -120,6 +124,10 @@ def _scalar(gold: str, pred: str) -> Verdict | None:
     g1, p1 = _single_letter(gold), _single_letter(pred)
     if g1 and p1:
         return Verdict(g1 == p1, "fast:symbol")
+    # an equation or inequality against a plain number ("5x-7y+11z+4=0" vs "0")
+    for a, b in ((gold, pred), (pred, gold)):
+        if isinstance(_safe_number(b), Num) and _is_proper_relation(clean_latex(a)[0]):
+            return Verdict(False, "fast:relation_vs_number")
     gt, pt = text_key(gold), text_key(pred)
     if gt is not None and pt is not None:
         if gt == pt:
@@ -129,9 +137,28 @@ def _scalar(gold: str, pred: str) -> Verdict | None:
         if _wordy(gt) and _wordy(pt):
             return Verdict(False, "fast:text")
         return None
-    if isinstance(gn, Num) and pt is not None and _wordy(pt):
-        return None
+    probed = probe_compare(gold, pred)
+    if probed is not None:
+        return Verdict(probed, "fast:numeric_probe")
     return None
+
+
+_INEQ_RE = re.compile(r"\\(?:leq|geq|neq)(?![a-zA-Z])|[<>]")
+_SYMBOLIC_LHS_RE = re.compile(r"^[\sa-zA-Z_{}|:()',\\]*$")
+
+
+def _is_proper_relation(s: str) -> bool:
+    """An inequality, or one equation whose left side is a computation rather
+    than a name ("5x-7y+11z+4=0", not "x = 11", "|AB| = 1", "A:B = 1"), and
+    no "\\approx" (math-verify reads "x \\approx 11" as 11)."""
+    if "\\approx" in s or "\\sim" in s:
+        return False
+    if _INEQ_RE.search(s):
+        return s.count("=") == 0
+    if s.count("=") != 1:
+        return False
+    lhs = s.split("=", 1)[0]
+    return not _SYMBOLIC_LHS_RE.match(lhs) and any(ch.isalpha() for ch in lhs)
 
 
 def _wordy(key: str) -> bool:
@@ -187,6 +214,14 @@ def _compare_shapes(g: Shape, p: Shape) -> Verdict | None:
         if len(g.items) != len(p.items):
             return None
         return _elementwise(g.items, p.items)
+    # a number against a tuple / interval / matrix / union: different
+    if g.kind == "scalar" or p.kind == "scalar":
+        scalar = g if g.kind == "scalar" else p
+        other = p if scalar is g else g
+        if other.kind in ("tuple", "interval", "matrix", "union") and isinstance(
+            _safe_number(scalar.items[0]), Num
+        ):
+            return Verdict(False, "fast:scalar_vs_structure")
     # a number against a list of numbers: set semantics ("1, 1" vs "1")
     if {g.kind, p.kind} == {"scalar", "list"} or {g.kind, p.kind} == {"scalar", "set"}:
         gs = g.items if g.kind != "scalar" else (g.items[0],)
@@ -239,13 +274,32 @@ def _compare_any(gold: str, pred: str, depth: int = 0) -> Verdict | None:
     return _compare_shapes(g, p)
 
 
+_CHAIN_SPLIT_RE = re.compile(r"(?<![<>!\\])=(?!=)")
+
+
+def _last_of_chain(s: str) -> str:
+    """``"2 + 5/3 + 1 = 3 + 5/3 = 14/3"`` -> ``"14/3"`` (math-verify reads an
+    equation chain by its last member); other strings unchanged."""
+    c, _, _ = clean_latex(s)
+    if c.count("=") < 2 or "," in c or ";" in c or _INEQ_RE.search(c) or "\\approx" in c:
+        return s
+    parts = _CHAIN_SPLIT_RE.split(c)
+    return parts[-1].strip() if len(parts) >= 3 and parts[-1].strip() else s
+
+
 def _strip_assignment(s: str) -> tuple[str | None, str]:
+    s = _last_of_chain(s) if not _ASSIGN_RE.match(clean_latex(s)[0]) else s
     c, _, _ = clean_latex(s)
     m = _ASSIGN_RE.match(c)
     if m is None:
         return None, s
     rest = c[m.end():]
-    if _RELATION_RE.search(rest) or "," in rest or ";" in rest:
+    if "," in rest or ";" in rest:
+        return None, s
+    if _RELATION_RE.search(rest):
+        # "x = 5 + 5 + 1 = 11": an assignment chain, keep its last member
+        if rest.count("=") >= 1 and not _INEQ_RE.search(rest) and "\\approx" not in rest:
+            return m.group(1), _CHAIN_SPLIT_RE.split(rest)[-1].strip()
         return None, s
     return m.group(1), rest
 
@@ -266,9 +320,4 @@ def fast_compare(gold: str, pred: str) -> Verdict | None:
     pvar, prest = _strip_assignment(pred)
     if gvar is not None and pvar is not None and gvar != pvar:
         return None  # "x = 1" vs "y = 1": let math-verify decide
-    v = _compare_any(grest, prest)
-    if v is not None and v.equivalent is False and (gvar is not None or pvar is not None):
-        # only trust "different" when the stripped sides are plain numbers
-        if not (isinstance(_safe_number(grest), Num) and isinstance(_safe_number(prest), Num)):
-            return None
-    return v
+    return _compare_any(grest, prest)

@@ -83,6 +83,7 @@ _FRAC_T_B_RE = re.compile(r"\\frac\s*([0-9a-zA-Z])\s*\{")
 _FRAC_B_T_RE = re.compile(r"(\\frac\s*\{[^{}]*\})\s*([0-9a-zA-Z])")
 # thousands separators written as "1{,}000", "11,\!111", "1\,000"
 _THOUSANDS_RE = re.compile(r"(?<=\d)(?:\{,\}|,\\!\s*|\\!|\\,)(?=\d{3}(?!\d))")
+_SUB_BRACE_RE = re.compile(r"_\{\s*([a-zA-Z0-9])\s*\}")
 _CMD_SPACE_RE = re.compile(r"(\\[a-zA-Z]+)\s+(?=[a-zA-Z])")
 _WS_RE = re.compile(r"\s+")
 
@@ -131,13 +132,29 @@ def unwrap_command(s: str, pattern: re.Pattern[str]) -> str | None:
     return s[m.end(): close]
 
 
+_TRAILING_SPACE_CMD_RE = re.compile(r"(?:\\[,;:!> ]|\\q?quad(?![a-zA-Z])|~|\s)+$")
+
+
+def _strip_trailing(s: str) -> str:
+    """Drop trailing spacing commands and sentence punctuation (but not the
+    comma of a trailing ``\\,``)."""
+    for _ in range(8):
+        before = s
+        s = _TRAILING_SPACE_CMD_RE.sub("", s)
+        if s and s[-1] in ".,;" and not s.endswith("\\" + s[-1]) and not s.endswith("..."):
+            s = s[:-1]
+        if s == before:
+            break
+    return s.strip()
+
+
 def strip_delimiters(s: str, max_rounds: int = 8) -> str:
     """Remove surrounding math delimiters, ``\\boxed{}`` wrappers and
     trailing punctuation: ``"$\\boxed{5}$."`` -> ``"5"``."""
     s = s.strip()
     for _ in range(max_rounds):
         before = s
-        s = s.strip().rstrip(".,;").strip()
+        s = _strip_trailing(s.strip())
         inner = _outer_env(s)
         if inner is not None:
             s = inner.strip()
@@ -198,6 +215,7 @@ def canonical(s: str) -> str:
     """Whitespace-free presentation-free form used for string equality."""
     c, pct, deg = clean_latex(s)
     c = _CMD_SPACE_RE.sub(r"\1 ", c)
+    c = _SUB_BRACE_RE.sub(r"_\1", c)
     c = re.sub(r"(?<![a-zA-Z])\s+|\s+(?![a-zA-Z])", "", c)
     if pct:
         c += "%"

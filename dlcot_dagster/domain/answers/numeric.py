@@ -194,9 +194,12 @@ def _candidates(n: Num) -> list[Fraction]:
 
 
 def numbers_equal(gold: Num, pred: Num) -> bool | None:
-    """Exact equality first; when a decimal literal is involved, values that
-    agree to 6 decimal places (math-verify's default float rounding) are
-    equal and values more than 2e-6 apart are not; in between: ``None``."""
+    """Exact equality first.  When a terminating decimal literal is involved
+    the values are equal if they agree to 6 decimal places *and* to a
+    relative 1e-6 (math-verify rounds to 6 places, which alone would make
+    7.4e-12 equal 2.3e-12), and different if they differ by more than a
+    relative 1e-5 or by more than 2e-6 absolute where the 6-place rounding
+    differs; in between: ``None`` (ask math-verify)."""
     gs, ps = _candidates(gold), _candidates(pred)
     if any(g == p for g in gs for p in ps):
         return True
@@ -206,9 +209,10 @@ def numbers_equal(gold: Num, pred: Num) -> bool | None:
     for g in gs:
         for p in ps:
             diff = abs(g - p)
-            if diff < Fraction(1, 10**7) and round(g, 6) == round(p, 6):
+            scale = max(abs(g), abs(p))
+            if diff <= scale / 10**6 and round(g, 6) == round(p, 6):
                 return True
-            if diff <= Fraction(2, 10**6):
+            if diff <= scale / 10**5 and diff <= Fraction(2, 10**6):
                 undecided = True
     return None if undecided else False
 

@@ -83,11 +83,11 @@ def alarm_deadline(seconds: float):
             signal.setitimer(signal.ITIMER_REAL, left, old_interval)
 
 
-def run_inprocess(gold: str, pred: str, timeout_s: float) -> tuple[bool | None, str]:
+def run_inprocess(gold: str, pred: str, timeout_s: float, memo: bool = False) -> tuple[bool | None, str]:
     """math-verify under an alarm deadline; main thread only."""
     try:
         with alarm_deadline(timeout_s):
-            return mv_compare(gold, pred)
+            return mv_compare(gold, pred, memo)
     except DeadlineExceeded:
         return None, "math_verify:timeout"
     except RecursionError:
@@ -142,9 +142,9 @@ class _Worker:
         line, _, self._buf = self._buf.partition(b"\n")
         return line
 
-    def request(self, gold: str, pred: str, timeout_s: float) -> tuple[bool | None, str]:
+    def request(self, gold: str, pred: str, timeout_s: float, memo: bool) -> tuple[bool | None, str]:
         self._seq += 1
-        msg = json.dumps({"id": self._seq, "gold": gold, "pred": pred, "timeout_s": timeout_s})
+        msg = json.dumps({"id": self._seq, "gold": gold, "pred": pred, "timeout_s": timeout_s, "memo": memo})
         try:
             self.proc.stdin.write(msg.encode() + b"\n")  # type: ignore[union-attr]
         except (BrokenPipeError, OSError) as exc:
@@ -218,13 +218,13 @@ class WorkerPool:
                 self._count -= 1
             self._cond.notify()
 
-    def run(self, gold: str, pred: str, timeout_s: float) -> tuple[bool | None, str]:
+    def run(self, gold: str, pred: str, timeout_s: float, memo: bool = False) -> tuple[bool | None, str]:
         try:
             w = self._acquire()
         except _WorkerGone:
             return None, "math_verify:worker_failed"
         try:
-            result = w.request(gold, pred, timeout_s)
+            result = w.request(gold, pred, timeout_s, memo)
         except TimeoutError:
             w.kill()
             self.killed += 1

@@ -26,9 +26,31 @@ from __future__ import annotations
 
 import logging
 
-__all__ = ["mv_compare", "warm_up"]
+from .cache import LRUCache
+
+__all__ = ["mv_compare", "warm_up", "parse_memo_info"]
 
 _CONFIG = None
+#: parsed math-verify results by input text (sympy objects are immutable, so
+#: sharing them is safe); used only when the caller's cache is enabled
+_PARSE_MEMO: LRUCache[list] = LRUCache(8192)
+
+
+def parse_memo_info():
+    return _PARSE_MEMO.info()
+
+
+def _parse(text: str, memo: bool) -> list:
+    from math_verify import parse
+
+    if memo:
+        hit = _PARSE_MEMO.get(text)
+        if hit is not None:
+            return hit
+    result = parse(text, _config(), parsing_timeout=None)
+    if memo:
+        _PARSE_MEMO.put(text, result)
+    return result
 
 
 def _config():
@@ -67,13 +89,13 @@ def _is_degenerate(x) -> bool:
     return False
 
 
-def mv_compare(gold_text: str, pred_text: str) -> tuple[bool | None, str]:
-    """(equivalent, reason) from math-verify for two texts to parse."""
-    from math_verify import parse, verify
+def mv_compare(gold_text: str, pred_text: str, memo: bool = False) -> tuple[bool | None, str]:
+    """(equivalent, reason) from math-verify for two texts to parse.
+    ``memo`` reuses earlier parses of the same text."""
+    from math_verify import verify
 
-    config = _config()
-    gold = parse(gold_text, config, parsing_timeout=None)
-    pred = parse(pred_text, config, parsing_timeout=None)
+    gold = _parse(gold_text, memo)
+    pred = _parse(pred_text, memo)
     if not gold:
         return None, "math_verify:gold_unparsed"
     if not pred:

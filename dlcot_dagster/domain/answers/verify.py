@@ -129,9 +129,10 @@ class AnswerChecker:
         return Verdict(equivalent, reason)
 
     def _symbolic(self, gold: str, pred: str) -> tuple[bool | None, str]:
+        memo = self.use_cache
         if self.isolation != "subprocess" and can_use_alarm():
-            return run_inprocess(gold, pred, self.timeout_s)
-        return default_pool().run(gold, pred, self.timeout_s)
+            return run_inprocess(gold, pred, self.timeout_s, memo)
+        return default_pool().run(gold, pred, self.timeout_s, memo)
 
 
 _DEFAULT: AnswerChecker | None = None
