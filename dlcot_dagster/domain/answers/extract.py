@@ -259,7 +259,7 @@ def _clean_plain(s: str) -> str:
 
 
 def _phrase_content(
-    text: str, pos: int, limit: int, braces: _Braces
+    text: str, pos: int, limit: int, braces: _Braces, screen: bool = True
 ) -> tuple[str, int, str] | None:
     """Answer content starting at ``pos``: (text, end, kind) where kind is
     ``boxed``, ``choice`` or ``plain``."""
@@ -306,7 +306,7 @@ def _phrase_content(
     if nl != -1:
         stop = nl
     seg = text[pos:stop]
-    if _NOT_ANSWER_RE.match(seg):
+    if screen and _NOT_ANSWER_RE.match(seg):
         letter = _choice_letter(seg)
         if letter is None:
             return None
@@ -375,7 +375,7 @@ def _final_block(text: str, m: re.Match, braces: _Braces) -> AnswerMatch | None:
         ph = _answer_phrase(text, inner, braces)
         if ph is not None and ph.end <= block_end + MAX_MATH_CHARS:
             return AnswerMatch(ph.text, start, ph.end, "choice" if ph.kind == "choice" else "final_answer")
-    got = _phrase_content(text, k, block_end, braces)
+    got = _phrase_content(text, k, block_end, braces, screen=False)
     if got is None:
         return None
     content, end, ckind = got

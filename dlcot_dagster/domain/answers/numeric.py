@@ -156,6 +156,17 @@ def _core(s: str) -> tuple[Fraction, bool, int] | None:
     return None
 
 
+_WORD_NUMBERS = {
+    w: i
+    for i, w in enumerate(
+        "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen "
+        "fifteen sixteen seventeen eighteen nineteen twenty".split()
+    )
+}
+_WORD_NUMBERS.update({"thirty": 30, "forty": 40, "fifty": 50, "sixty": 60, "seventy": 70, "eighty": 80,
+                      "ninety": 90, "hundred": 100, "thousand": 1000, "million": 1_000_000})
+
+
 def parse_number(answer: str) -> Num | None:
     """Parse a plain numeric answer; ``None`` when it is anything else.
 
@@ -165,6 +176,9 @@ def parse_number(answer: str) -> Num | None:
     s, pct, _deg = clean_latex(answer)
     if not s or len(s) > MAX_DIGITS + 80:
         return None
+    word = _WORD_NUMBERS.get(s.strip().lower())
+    if word is not None:
+        return Num(Fraction(word), True, pct, 0)
     s = _CURRENCY_RE.sub("", s).strip()
     m = _PERCENT_WORD_RE.search(s)
     if m and m.start() > 0:

@@ -364,10 +364,21 @@ class _Parser:
         return call
 
 
+_TRAILING_UNIT_RE = re.compile(
+    r"(?:\s*(?:\\,|\\;|\\ |~)?\s*\\(?:text|mbox|mathrm|textnormal|textrm)\s*\{[^{}]*\}(?:\s*\^\s*\{?\s*-?\d\s*\}?)?)+\s*$"
+)
+_LETTER_RUN_RE = re.compile(r"(?<![\\a-zA-Z])[a-zA-Z]{4,}|(?<![\\a-zA-Z])(?:the|and|for|one|two|six|ten|yes|not|are|per)(?![a-zA-Z])", re.IGNORECASE)
+
+
 def parse_expression(s: str):
-    """AST of a LaTeX expression in the supported subset, plus a flag telling
-    whether a decimal literal occurs in it."""
+    """AST of a LaTeX expression in the supported subset.  A trailing
+    ``\\text{...}`` (a unit) is ignored; any other text is refused."""
+    s = _TRAILING_UNIT_RE.sub("", s)
+    if "\\text" in s or "\\mbox" in s:
+        raise Unsupported("text inside an expression")
     text, pct, deg = clean_latex(s)
+    if _LETTER_RUN_RE.search(text):
+        raise Unsupported("words")
     if pct or deg:
         raise Unsupported("percent/degree")
     if len(text) > MAX_PROBE_CHARS:
@@ -559,8 +570,20 @@ def probe_compare(gold: str, pred: str) -> bool | None:
     gsyms = _symbols(g, set()) | _symbols(p, set())
     decimals = _has_decimal(g) or _has_decimal(p)
     if not gsyms and decimals:
-        # math-verify compares floats after rounding to 6 places: leave
-        # numeric-with-decimals pairs to the number fast path / math-verify
+        # a decimal literal: same rule as for plain numbers (6 decimal places
+        # and a relative 1e-6 for "equal", a relative 1e-5 and 2e-6 absolute
+        # for "different"), applied to real and imaginary parts
+        try:
+            a, b = _eval(g, {}), _eval(p, {})
+        except (ZeroDivisionError, OverflowError, ValueError, RecursionError):
+            return None
+        diff = abs(a - b)
+        scale = max(abs(a), abs(b))
+        same6 = round(a.real, 6) == round(b.real, 6) and round(a.imag, 6) == round(b.imag, 6)
+        if diff <= 1e-6 * scale and same6:
+            return True
+        if diff > 1e-5 * scale or (diff > 2e-6 and not same6):
+            return False
         return None
     valid = 0
     differs = False

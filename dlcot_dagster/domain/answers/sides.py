@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 from .extract import _answer_region, extract_final_answer, find_answers
 from .guard import MAX_MV_CHARS
-from .normalize import strip_delimiters
+from .normalize import strip_delimiters, text_key
 from .numeric import rewrite_repeating
 
 __all__ = ["Side", "prepare", "MAX_SCAN_CHARS", "MAX_ANSWER_CHARS", "MAX_BARE_CHARS"]
@@ -34,7 +34,7 @@ MAX_BARE_CHARS = 600
 
 _MATH_ENV_RE = re.compile(r"\$\$(.+?)\$\$|\\\[(.+?)\\\]|\\\((.+?)\\\)|(?<![\\$])\$([^$]+?)(?<!\\)\$", re.DOTALL)
 _CONNECTOR_RE = re.compile(r"^(?:\s|,|;|\.|and|or|\\quad|\\text\{[^{}]*\})*$", re.IGNORECASE)
-_HAS_DELIM_RE = re.compile(r"\$|\\\(|\\\[")
+_HAS_DELIM_RE = re.compile(r"(?<!\\)\$|\\\(|\\\[")
 
 
 @dataclass(frozen=True)
@@ -68,10 +68,13 @@ _WORD_RE = re.compile(r"(?<![\\a-zA-Z])[a-zA-Z]{3,}")
 
 
 def _sentence_like(answer: str) -> bool:
-    """"Jane started growing Sphere 3 hours ago": prose that merely contains
-    the answer, better left to math-verify's own extraction."""
-    outside_text = re.sub(r"\\text\{[^{}]*\}", " ", answer)
-    return len(_WORD_RE.findall(outside_text)) >= 3 and bool(re.search(r"\d", outside_text))
+    """"Jane started growing Sphere 3 hours ago", "The largest $n$ is 34":
+    prose that merely contains the answer, better left to math-verify's own
+    extraction.  Pure text answers ("regular hexagon") are not prose here."""
+    if text_key(answer) is not None:
+        return False
+    outside = _MATH_ENV_RE.sub(" ", re.sub(r"\\text\{[^{}]*\}", " ", answer))
+    return len(_WORD_RE.findall(outside)) >= 2
 
 
 _MATHRM_LETTER_RE = re.compile(r"\\math(?:rm|it)\s*\{\s*([a-zA-Z])\s*\}")

@@ -1,0 +1,329 @@
+"""Answer equivalence: our own cases per answer type, the MATH answer-type key,
+and the public API contract."""
+
+from __future__ import annotations
+
+import json
+import pickle
+import re
+from fractions import Fraction
+
+import pytest
+
+from dlcot_dagster.domain.answers import AnswerChecker, Verdict, compare
+from dlcot_dagster.domain.answers.fastpath import gold_alternatives
+from dlcot_dagster.domain.answers.numeric import parse_number
+
+from .conftest import shared_data_dir
+
+CASES_TRUE = [
+    # integers, zero padding, floats
+    ("25", "025", "zero-padded integer"),
+    ("0", "000", "zero"),
+    ("27", "27.0", "float written as 27.0"),
+    ("27.0", "27", "gold as float (AMC style)"),
+    ("1000", "1,000", "thousands separator"),
+    ("7425000", "7,425,000", "thousands separators"),
+    ("11111111100", "11,\\!111,\\!111,\\!100", "LaTeX thousands separator"),
+    ("0.5", ".5", "leading dot"),
+    ("-3", "−3", "unicode minus"),
+    # fractions
+    ("\\frac{1}{2}", "0.5", "fraction vs decimal"),
+    ("\\frac{14}{3}", "\\dfrac{14}{3}", "dfrac"),
+    ("\\frac{1}{3}", "\\tfrac13", "tfrac without braces"),
+    ("-\\frac{10}{9}", "-10/9", "slash fraction"),
+    ("\\frac{-3}{4}", "-\\frac{3}{4}", "sign placement"),
+    ("\\frac{5}{2}", "2\\frac{1}{2}", "mixed number"),
+    ("\\frac{1}{12}", "0.0833333333", "decimal to 6 places"),
+    # repeating decimals
+    ("\\frac{1}{3}", "0.\\overline{3}", "repeating decimal"),
+    ("\\frac{1}{6}", "0.1\\overline{6}", "repeating tail"),
+    ("\\frac{7}{9}", "0.\\overline{7}", "repeating decimal 2"),
+    # percent, degrees, currency, units
+    ("28\\%", "28", "percent sign dropped"),
+    ("28\\%", "0.28", "percent as fraction"),
+    ("45", "45^\\circ", "degrees"),
+    ("90^\\circ", "90", "degrees on gold"),
+    ("30", "30°", "unicode degree"),
+    ("15000", "\\$15,\\!000", "currency"),
+    ("5.00", "\\$5", "currency and trailing zeros"),
+    ("125", "125 \\text{ miles}", "unit text"),
+    ("15", "15\\mbox{ cm}^2", "unit with power"),
+    ("0.06", "0.06 \\text{ yuan}", "currency word"),
+    ("3", "3\\,\\text{cm}.", "unit with thin space and period"),
+    ("9", "9 \\text{ meters}", "meters"),
+    # text answers
+    ("\\text{Evelyn}", "Evelyn", "text wrapper"),
+    ("odd", "\\text{Odd}", "case-insensitive text"),
+    ("\\text{The midpoints form a regular hexagon}", "the midpoints  form a regular hexagon", "long text, spacing"),
+    ("\\text{Friday}", "friday", "weekday"),
+    # multiple choice
+    ("B", "(B)", "choice letter in parentheses"),
+    ("\\text{(C)}", "C", "choice in text"),
+    ("C", "\\textbf{(C)}", "bold choice"),
+    ("A", "A) The average number of boxes sold per student", "choice with option text"),
+    ("\\text{E}", "E", "text E"),
+    # expressions
+    ("x^2+2x+1", "(x+1)^2", "polynomial identity"),
+    ("\\frac{\\sqrt{3}}{2}", "\\frac{\\sqrt3}{2}", "sqrt without braces"),
+    ("3\\sqrt{13}", "\\sqrt{117}", "simplified radical"),
+    ("\\tan^2(y)+1", "\\sec^2(y)", "trig identity"),
+    ("\\frac{x+2}{7}", "\\frac{x}{7}+\\frac{2}{7}", "split fraction"),
+    ("2k", "2 k", "spacing"),
+    ("x/2-1/4+ce^{-2x}", "\\frac{1}{2}x-\\frac{1}{4}+ce^{-2x}", "slash vs frac with symbols"),
+    ("y = 2x + 3", "2x+3", "function answer with y ="),
+    ("x = 5", "5", "assignment vs value"),
+    ("k=1", "1", "assignment"),
+    ("-2 + 7i", "7i - 2", "complex"),
+    ("\\frac{1}{5} + \\frac{3}{5}i", "0.2+0.6i", "complex with decimals"),
+    ("204_5", "204_{5}", "base subscript"),
+    # tuples / vectors (ordered)
+    ("(2,3)", "(2, 3)", "tuple spacing"),
+    ("\\left( 3, \\frac{\\pi}{2} \\right)", "(3, \\dfrac{\\pi}{2})", "polar point"),
+    ("(1,\\frac{9}{2})", "(1,4.5)", "tuple with decimal"),
+    ("\\left( -\\frac{5}{3}, \\frac{2}{3}, \\frac{19}{3} \\right)", "(-5/3, 2/3, 19/3)", "3-tuple"),
+    # unordered lists / sets
+    ("1, -2", "-2, 1", "unordered solutions"),
+    ("-2,1", "1 \\text{ and } -2", "solutions with and"),
+    ("\\{1,2\\}", "\\{2, 1\\}", "set"),
+    ("19 \\text{ and }43", "43, 19", "and-list"),
+    ("3i,-3i", "-3i, 3i", "complex roots"),
+    ("\\frac{\\pi}{4},\\frac{5\\pi}{4}", "\\frac{5\\pi}{4}, \\frac{\\pi}{4}", "angles"),
+    # intervals
+    ("[0,1)", "[0, 1)", "half-open interval"),
+    ("(-\\infty, -2) \\cup (0, 1)", "(-\\infty,-2)\\cup(0,1)", "union"),
+    ("\\left[ -\\frac{1}{2}, \\frac{1}{2} \\right]", "[-0.5, 0.5]", "interval with decimals"),
+    ("x \\in [-2,7]", "[-2,7]", "interval with x in"),
+    # matrices
+    ("\\begin{pmatrix} 1 & 2 \\\\ -3 & -5 \\end{pmatrix}", "\\begin{bmatrix}1&2\\\\-3&-5\\end{bmatrix}", "matrix env"),
+    ("\\begin{pmatrix} 12/13 \\\\ -18/13 \\end{pmatrix}", "\\begin{pmatrix} \\frac{12}{13} \\\\ -\\frac{18}{13} \\end{pmatrix}", "vector"),
+    # multi-form golds (SAT)
+    (".2,  1/5", "\\dfrac{1}{5}", "SAT alternatives"),
+    (".2,  1/5", "0.2", "SAT alternatives decimal"),
+    (".3833,  23/60", "\\frac{23}{60}", "SAT alternatives rounded decimal"),
+    ("423.5,  847/2", "423.5", "SAT alternatives"),
+    # equations
+    ("34x+45y-20z+100=0", "-34x-45y+20z-100=0", "equation times -1"),
+    ("x^2/4 + y^2/3 = 1", "x^2/16 + y^2/12 = 1/4", "scaled equation"),
+    ("\\sqrt{2}\\cos(2t-\\pi/4)", "\\sqrt{2}\\cos(2t-\\frac{\\pi}{4})", "slash in argument"),
+    # clock time
+    ("12:00", "12:00", "clock"),
+    # scientific notation
+    ("1.87e6", "1.87\\times10^{6}", "e-notation vs times ten"),
+    ("1e-8", "10\\times10^{-9}", "scientific"),
+]
+
+CASES_FALSE = [
+    ("25", "24", "different integers"),
+    ("27", "27.5", "different decimals"),
+    ("\\frac{1}{3}", "0.333", "too short a decimal"),
+    ("\\frac{1}{2}", "\\frac{1}{3}", "different fractions"),
+    ("28\\%", "29", "different percent"),
+    ("\\text{Evelyn}", "Carla", "different names"),
+    ("B", "C", "different choices"),
+    ("\\text{(B)}", "(D)", "different choices, other forms"),
+    ("x^2+1", "x^2-1", "different polynomials"),
+    ("2x", "2y", "different variables"),
+    ("\\sqrt{x^2}", "x", "not an identity on complex points"),
+    ("(3,1)", "(1,3)", "ordered tuple"),
+    ("1, -2", "1, 2", "different solution set"),
+    ("1, -2", "1", "missing solution"),
+    ("(6,31,-1)", "1", "number vs tuple"),
+    ("[0,1)", "(0,1)", "interval closure"),
+    ("[0,1)", "[0,9)", "interval endpoint"),
+    ("\\begin{pmatrix} 1 & 2 \\\\ 3 & 4 \\end{pmatrix}", "\\begin{pmatrix} 1 & 2 \\\\ 3 & 5 \\end{pmatrix}", "matrix entry"),
+    ("\\begin{pmatrix} 1 \\\\ 2 \\end{pmatrix}", "\\begin{pmatrix} 1 & 2 \\end{pmatrix}", "matrix shape"),
+    (".2,  1/5", "\\frac{1}{4}", "SAT alternatives, wrong"),
+    ("(1, 2)", "1", "tuple is not a list of alternatives"),
+    ("12:00", "1:00", "clock"),
+    ("7.4e-12", "2.3\\times10^{-12}", "small numbers, relative tolerance"),
+    ("1.325e-27", "13.252\\times10^{-27}", "factor of ten"),
+    ("5x-7y+11z+4=0", "0", "equation vs number"),
+    ("-2 + 7i", "-2 - 7i", "conjugate"),
+    ("1 - \\frac{1}{\\mathrm{e}}", "1 + \\frac{1}{\\mathrm{e}}", "sign (plain math-verify gets this wrong)"),
+]
+
+CASES_NONE = [
+    ("5", "\\frac{1}{0}", "division by zero"),
+    ("", "5", "empty gold"),
+    ("5", "   ", "empty pred"),
+    ("B", "42", "choice letter gold, value pred"),
+]
+
+
+@pytest.fixture(scope="module")
+def checker() -> AnswerChecker:
+    return AnswerChecker(use_cache=False)
+
+
+@pytest.mark.parametrize("gold, pred, why", CASES_TRUE, ids=[c[2] for c in CASES_TRUE])
+def test_equivalent(checker, gold, pred, why):
+    v = checker.compare(gold, pred)
+    assert v.equivalent is True, (why, v)
+
+
+@pytest.mark.parametrize("gold, pred, why", CASES_FALSE, ids=[c[2] for c in CASES_FALSE])
+def test_not_equivalent(checker, gold, pred, why):
+    v = checker.compare(gold, pred)
+    assert v.equivalent is False, (why, v)
+
+
+@pytest.mark.parametrize("gold, pred, why", CASES_NONE, ids=[c[2] for c in CASES_NONE])
+def test_cannot_tell(checker, gold, pred, why):
+    v = checker.compare(gold, pred)
+    assert v.equivalent is None, (why, v)
+    assert v.reason
+
+
+def test_fast_paths_do_not_need_math_verify(checker):
+    # the common pipeline shapes are decided without math-verify
+    for gold, pred in [("25", "025"), ("27", "27.0"), ("\\frac{1}{2}", "\\dfrac{1}{2}"), ("B", "(B)"),
+                       ("1, -2", "-2, 1"), ("x^2+2x+1", "(x+1)^2"), ("25", "24")]:
+        assert checker.compare(gold, pred).reason.startswith("fast:"), (gold, pred)
+
+
+# ------------------------------------------------------------------ multi-form golds
+def test_gold_alternatives_rule():
+    assert gold_alternatives(".2,  1/5") == [".2", "1/5"]
+    assert gold_alternatives(".0714,  1/14") == [".0714", "1/14"]
+    # lists, tuples and sets are not alternatives
+    assert gold_alternatives("1, 2") is None
+    assert gold_alternatives("1, -2") is None
+    assert gold_alternatives("(1, 2)") is None
+    assert gold_alternatives("\\{1,2\\}") is None
+    assert gold_alternatives("3, 3.5") is None
+    assert gold_alternatives("x, 1/5") is None
+
+
+# ------------------------------------------------------------------ MATH answer types
+def _math_answers() -> list[dict]:
+    path = shared_data_dir() / "answer_equivalence" / "math_test_answer_types.json"
+    return [r for r in json.loads(path.read_text(encoding="utf-8")) if isinstance(r["answer"], str)]
+
+
+def _restyle(answer: str) -> str:
+    """Same answer, different presentation: \\dfrac, spaces after commas and
+    around + and =, inside $\\boxed{}$."""
+    v = answer.replace("\\frac", "\\dfrac")
+    v = re.sub(r",(?!\\!)", ", ", v)
+    v = re.sub(r"(?<=[0-9a-z}])([+=])(?=[0-9a-z\\])", r" \1 ", v)
+    return "$\\boxed{" + v + "}$"
+
+
+def test_math_answer_types_restyled_are_equivalent(checker):
+    rows = _math_answers()
+    assert len(rows) > 4900
+    failures = []
+    by_type: dict[str, int] = {}
+    for r in rows:
+        by_type[r["human_type"]] = by_type.get(r["human_type"], 0) + 1
+        v = checker.compare(r["answer"], _restyle(r["answer"]))
+        if v.equivalent is not True:
+            failures.append((r["human_type"], r["answer"], v))
+    assert {"Real", "Expression", "Vector", "Set", "Matrix", "Interval", "Complex"} <= set(by_type)
+    print(f"restyled MATH answers: {len(rows) - len(failures)}/{len(rows)} equivalent; failures: {failures[:10]}")
+    assert len(failures) <= len(rows) // 200, failures[:20]
+
+
+def test_math_real_answers_shifted_are_not_equivalent(checker):
+    rows = [r for r in _math_answers() if r["human_type"] == "Real"]
+    checked = 0
+    wrong = []
+    for r in rows:
+        try:
+            n = parse_number(r["answer"])
+        except ZeroDivisionError:
+            continue
+        if n is None or n.percent:
+            continue
+        shifted = n.value + 1
+        pred = str(shifted) if shifted.denominator == 1 else f"\\frac{{{shifted.numerator}}}{{{shifted.denominator}}}"
+        v = checker.compare(r["answer"], pred)
+        checked += 1
+        if v.equivalent is not False:
+            wrong.append((r["answer"], pred, v))
+    assert checked > 3000
+    assert not wrong, wrong[:10]
+
+
+def test_math_structured_answers_mutated_are_not_equivalent(checker):
+    """Swap the first two items of every Vector answer with distinct items,
+    and move the first number of every Interval answer: must be False."""
+    rows = _math_answers()
+    checked = 0
+    wrong = []
+    for r in rows:
+        a = r["answer"]
+        if r["human_type"] == "Vector" and re.fullmatch(r"\(\s*(-?\d+)\s*,\s*(-?\d+)\s*\)", a):
+            x, y = re.fullmatch(r"\(\s*(-?\d+)\s*,\s*(-?\d+)\s*\)", a).groups()
+            if x == y:
+                continue
+            pred = f"({y}, {x})"
+        elif r["human_type"] == "Interval" and re.search(r"-?\d+", a):
+            m = re.search(r"-?\d+", a)
+            pred = a[: m.start()] + str(int(m.group()) + 100) + a[m.end():]
+        else:
+            continue
+        v = checker.compare(a, pred)
+        checked += 1
+        if v.equivalent is not False:
+            wrong.append((a, pred, v))
+    assert checked > 50
+    assert not wrong, wrong[:10]
+
+
+# ------------------------------------------------------------------ API contract
+def test_verdict_is_frozen_and_three_valued():
+    v = Verdict(None, "x")
+    with pytest.raises(Exception):
+        v.equivalent = True  # type: ignore[misc]
+    assert compare("2", "2").equivalent is True
+    assert compare("2", "3").equivalent is False
+
+
+def test_cache_counts_hits_and_misses():
+    c = AnswerChecker(cache_size=4)
+    c.compare("1", "1.0")
+    c.compare("1", "1.0")
+    c.compare("1", "2")
+    info = c.cache_info()
+    assert (info.hits, info.misses) == (1, 2)
+    for i in range(10):
+        c.compare(str(i), str(i))
+    assert c.cache_info().currsize == 4
+    nocache = AnswerChecker(use_cache=False)
+    nocache.compare("1", "1.0")
+    nocache.compare("1", "1.0")
+    assert nocache.cache_info().hits == 0
+
+
+def test_checker_pickles_without_its_cache():
+    c = AnswerChecker(timeout_s=1.5, cache_size=10)
+    c.compare("1", "1")
+    c2 = pickle.loads(pickle.dumps(c))
+    assert (c2.timeout_s, c2.cache_size, c2.use_cache) == (1.5, 10, True)
+    assert c2.cache_info().currsize == 0
+    assert c2.compare("\\frac{1}{2}", "0.5").equivalent is True
+
+
+def test_non_string_inputs_give_cannot_tell():
+    c = AnswerChecker()
+    assert c.compare(None, "1").equivalent is None  # type: ignore[arg-type]
+    assert c.compare("1", 1).equivalent is None  # type: ignore[arg-type]
+
+
+def test_invalid_arguments():
+    with pytest.raises(ValueError):
+        AnswerChecker(timeout_s=0)
+    with pytest.raises(ValueError):
+        AnswerChecker(isolation="threads")  # type: ignore[arg-type]
+
+
+def test_parse_number_exact_values():
+    assert parse_number("025").value == 25
+    assert parse_number("27.0").value == 27 and not parse_number("27.0").exact
+    assert parse_number("0.\\overline{3}").value == Fraction(1, 3)
+    assert parse_number("1.5\\times10^{3}").value == 1500
+    assert parse_number("x+1") is None
+    with pytest.raises(ZeroDivisionError):
+        parse_number("\\frac{1}{0}")
