@@ -113,8 +113,11 @@ class RulesEngine:
         return self.pruner.prune(trace, self.policy)
 
     def run(self, record: Any) -> DLCoTResult:
-        rec = TraceInput.of(record)
-        trace = self.analyze(rec)
+        return self.finalize(self.analyze(TraceInput.of(record)))
+
+    def finalize(self, trace: SegmentedTrace) -> DLCoTResult:
+        """rewrite + final answer for an analyzed (labelled, clustered, pruned) trace."""
+        rec = trace.record
         base = dict(
             id=rec.id,
             teacher=rec.teacher,
