@@ -510,8 +510,10 @@ def extract_final_answer(text: str) -> AnswerMatch | None:
 
 
 def _merge_boxed_run(text: str, matches: list[AnswerMatch], last: AnswerMatch) -> AnswerMatch:
-    """Merge the last boxed match with boxed matches right before it that are
-    separated by connectors only ("\\boxed{1} and \\boxed{2}")."""
+    """Merge the last boxed match with bare boxed matches right before it that
+    are separated by connectors only ("\\boxed{1} and \\boxed{2}").  A box
+    introduced by a phrase or heading, or separated by a blank line, starts a
+    new statement; repeated identical boxes count once."""
     idx = matches.index(last)
     first = idx
     while first > 0:
@@ -519,11 +521,19 @@ def _merge_boxed_run(text: str, matches: list[AnswerMatch], last: AnswerMatch) -
         cur = matches[first]
         if prev.kind != "boxed" or cur.start - prev.end > 60:
             break
+        if not _BOXED_AT_RE.match(text, cur.start) or not _BOXED_AT_RE.match(text, prev.start):
+            break
         gap = text[prev.end:cur.start]
-        if _BOXED_JOIN_RE.fullmatch(gap) is None:
+        if _BOXED_JOIN_RE.fullmatch(gap) is None or re.search(r"\n[ \t]*\n", gap):
             break
         first -= 1
     if first == idx:
         return last
     run = matches[first: idx + 1]
-    return AnswerMatch(", ".join(x.text for x in run), run[0].start, last.end, "boxed")
+    parts: list[str] = []
+    for x in run:
+        if x.text not in parts:
+            parts.append(x.text)
+    if len(parts) == 1:
+        return last
+    return AnswerMatch(", ".join(parts), run[0].start, last.end, "boxed")
