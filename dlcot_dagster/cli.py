@@ -28,8 +28,12 @@ def _emit(obj: dict, out) -> None:
 
 # ---------------------------------------------------------------- inspect
 def cmd_inspect(args: argparse.Namespace, out=None) -> int:
+    """Ingest one dump and run the DLCoT stages on it, exactly as the assets do, without Dagster."""
+    from .domain.answers import AnswerChecker
+    from .domain.dlcot import DLCoTPolicy, RulesEngine
     from .domain.ingest import iter_outcomes, list_data_files, load_spec
-    from .domain.schema import TraceRecord
+    from .domain.pipeline import correct_frame, prune_frame, segment_frame
+    from .domain.schema import TraceRecord, traces_frame
     from .domain.tokens import TokenCounter
 
     out = out or sys.stdout
@@ -47,23 +51,51 @@ def cmd_inspect(args: argparse.Namespace, out=None) -> int:
         [(p, p.relative_to(path).as_posix()) for p in list_data_files(path)] if path.is_dir() else [(path, path.name)]
     )
     counter = TokenCounter(args.tokenizer or spec.tokenizer or "qwen2")
-    for outcome in iter_outcomes(files, args.teacher, spec, counter, max_raw_tokens=args.max_raw_tokens):
+    outcomes = list(iter_outcomes(files, args.teacher, spec, counter, max_raw_tokens=args.max_raw_tokens))
+
+    raw = traces_frame([o for o in outcomes if isinstance(o, TraceRecord)])
+    engine = RulesEngine(DLCoTPolicy.preset(args.policy), AnswerChecker())
+    pruned = prune_frame(raw, segment_frame(raw, engine), engine)
+    tables = correct_frame(raw, pruned, engine, counter, max_seq_len=args.max_seq_len)
+    results = {r.id: r for r in tables.results}
+    corrected = {r["id"]: r for r in tables.kept.iter_rows(named=True)}
+    dropped = {r["id"]: r for r in tables.dropped.iter_rows(named=True)}
+
+    for outcome in outcomes:
         if isinstance(outcome, TraceRecord):
+            res = results[outcome.id]
+            row = corrected.get(outcome.id)
             rec = {
                 "id": outcome.id,
                 "teacher": outcome.teacher,
-                "status": "kept",
-                "reason": None,
+                "status": "kept" if row is not None else "dropped",
+                "reason": None if row is not None else dropped[outcome.id]["reason"],
                 "raw_tokens": outcome.raw_tokens,
-                "thinking_tokens": outcome.thinking_tokens,
+                "corrected_tokens": row["corrected_tokens"] if row is not None else None,
                 "thinking_closed": outcome.thinking_closed,
                 "layout": outcome.layout.value,
+                "final_answer": res.final_answer,
+                "answer_equivalent": res.answer_equivalent,
+                "segments": [
+                    {
+                        "kind": sg.kind.value,
+                        "start": sg.start,
+                        "end": sg.end,
+                        "label": sg.label.value if sg.label else None,
+                        "cluster": sg.cluster,
+                        "kept": sg.kept,
+                    }
+                    for sg in res.segments
+                ],
                 "source_file": outcome.source_file,
                 "source_line": outcome.source_line,
             }
             if args.with_text:
                 rec.update(
-                    problem=outcome.problem, reference_answer=outcome.reference_answer, thinking=outcome.thinking
+                    problem=outcome.problem,
+                    reference_answer=outcome.reference_answer,
+                    thinking=outcome.thinking,
+                    corrected_thinking=row["corrected_thinking"] if row is not None else None,
                 )
         else:
             rec = {
@@ -110,7 +142,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     import dagster as dg
 
-    from .defs.constants import RAW_TRACE_REJECTS, RAW_TRACES, REPROCESS_JOB
+    from .defs.constants import CORRECTED_TRACES, DROPPED_TRACES, RAW_TRACE_REJECTS, RAW_TRACES, REPROCESS_JOB
     from .defs.partitions import teacher_partitions
     from .definitions import build_definitions
     from .domain.landing import LocalLanding
@@ -149,8 +181,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
                 if ev.is_failure:
                     print(f"    {ev.message}", file=sys.stderr)
 
-    print("\nper-teacher summary")
-    header = f"{'teacher':<22}{'read':>6}{'kept':>6}{'rejects':>9}{'tok min':>9}{'median':>9}{'p95':>9}{'max':>9}"
+    print("\nper-teacher summary (raw_traces -> corrected_traces)")
+    header = (
+        f"{'teacher':<22}{'read':>6}{'kept':>6}{'rejects':>9}{'tok min':>9}{'median':>8}{'p95':>8}{'max':>8}"
+        f"{'dlcot kept':>12}{'dropped':>9}{'med. reduction':>16}"
+    )
     print(header)
     print("-" * len(header))
     for teacher in teachers:
@@ -159,13 +194,19 @@ def cmd_demo(args: argparse.Namespace) -> int:
             print(f"{teacher:<22}  (not materialized)")
             continue
         by_reason = (_latest_metadata(instance, RAW_TRACE_REJECTS, teacher) or {}).get("by_reason") or {}
+        cor = _latest_metadata(instance, CORRECTED_TRACES, teacher) or {}
+        drops = (_latest_metadata(instance, DROPPED_TRACES, teacher) or {}).get("by_reason") or {}
+        red = cor.get("token_reduction_median")
         print(
             f"{teacher:<22}{md.get('records_read', 0):>6}{md.get('dagster/row_count', 0):>6}{md.get('rejected', 0):>9}"
-            f"{md.get('tokens_min', 0):>9}{md.get('tokens_median', 0):>9.0f}{md.get('tokens_p95', 0):>9.0f}"
-            f"{md.get('tokens_max', 0):>9}"
+            f"{md.get('tokens_min', 0):>9}{md.get('tokens_median', 0):>8.0f}{md.get('tokens_p95', 0):>8.0f}"
+            f"{md.get('tokens_max', 0):>8}{cor.get('dagster/row_count', '-'):>12}{cor.get('dropped', '-'):>9}"
+            f"{('-' if red is None else f'{red:.1%}'):>16}"
         )
         for reason, n in (by_reason or {}).items():
             print(f"{'':<22}  rejected {n} x {reason}")
+        for reason, n in (drops or {}).items():
+            print(f"{'':<22}  dropped {n} x {reason}")
     print(f"\nBrowse the runs and lineage: DAGSTER_HOME={home} dagster dev")
     return 1 if failures else 0
 
@@ -192,6 +233,9 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("--with-text", action="store_true", help="include problem, reference answer and thinking")
     i.add_argument("--tokenizer", help="tokenizer: 'qwen2' (default), a tokenizer.json or a HF folder")
     i.add_argument("--max-raw-tokens", type=int, default=131_072, help="token ceiling (default 131072)")
+    i.add_argument("--policy", default="default", choices=["default", "first_correct_only", "none"],
+                   help="pruning policy (default: default)")
+    i.add_argument("--max-seq-len", type=int, default=32_768, help="longest SFT sample in tokens (default 32768)")
     i.set_defaults(func=cmd_inspect)
 
     a = sub.add_parser("answers", help="answer checking tools")

@@ -3,6 +3,8 @@
 
 import dagster as dg
 
+from .defs.dlcot.assets import corrected_traces, pruned_solutions, segmented_traces
+from .defs.dlcot.resources import DLCoTEngineResource
 from .defs.ingest.assets import raw_traces
 from .defs.io_managers import ParquetIOManager
 from .defs.landing.jobs import reprocess_job
@@ -13,13 +15,14 @@ from .defs.resources import LandingZoneResource, TokenizerResource
 
 def build_definitions() -> dg.Definitions:
     return dg.Definitions(
-        assets=[raw_traces],
+        assets=[raw_traces, segmented_traces, pruned_solutions, corrected_traces],
         jobs=[reprocess_job],
         sensors=[landing_zone_sensor],
         schedules=[reprocess_schedule],
         resources={
             "landing_zone": LandingZoneResource(),
             "tokenizer": TokenizerResource(),
+            "dlcot_engine": DLCoTEngineResource(),
             "parquet_io_manager": ParquetIOManager(),
         },
     )

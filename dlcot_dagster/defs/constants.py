@@ -21,3 +21,17 @@ CHECK_TOKEN_BOUNDS = "token_counts_in_bounds"
 REPROCESS_JOB = "reprocess_teacher"
 LANDING_SENSOR = "landing_zone_sensor"
 REPROCESS_SCHEDULE = "reprocess_all_teachers"
+
+# stage 2: DLCoT
+DLCOT_GROUP = "dlcot"
+SEGMENTED_TRACES = dg.AssetKey("segmented_traces")
+PRUNED_SOLUTIONS = dg.AssetKey("pruned_solutions")
+CORRECTED_TRACES = dg.AssetKey("corrected_traces")
+DROPPED_TRACES = dg.AssetKey("dropped_traces")
+
+CHECK_SEGMENT_COVERAGE = "segments_cover_thinking"
+CHECK_ANSWERS_VERIFIED = "final_answers_verified"
+CHECK_TOKENS_NOT_INCREASED = "tokens_not_increased"
+CHECK_MAX_SEQ_LEN = "within_max_seq_len"
+CHECK_DLCOT_ACCOUNTING = "raw_rows_accounted_for"
+CHECK_TOKEN_REDUCTION = "median_token_reduction"

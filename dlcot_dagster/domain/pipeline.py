@@ -1,0 +1,322 @@
+"""The DLCoT stages over whole tables (Polars frames), one function per asset.
+
+``segment_frame`` -> ``prune_frame`` -> ``correct_frame`` each take the previous
+stage's frame plus ``raw_traces`` and run one step of the engine on every
+row, so each Dagster asset stores exactly one stage and can be re-run from the
+one before. Segments travel between stages as canonical JSON of the engine's
+pydantic models. Nothing here imports dagster; the ``dlcot inspect`` command
+uses the same functions.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Iterator
+
+import polars as pl
+
+from .dlcot import AnswerSpan, DLCoTResult, RulesEngine, Segment, SegmentedTrace, TraceInput
+from .dlcot.types import SampleStatus, SegmentKind
+from .tokens import TokenCounter
+
+SEGMENTED_SCHEMA = {
+    "id": pl.String(),
+    "teacher": pl.String(),
+    "segments": pl.String(),  # JSON list of Segment
+    "final_answer": pl.String(),  # JSON AnswerSpan or null
+    "n_segments": pl.Int64(),
+    "n_solutions": pl.Int64(),
+    "n_verifications": pl.Int64(),
+}
+
+PRUNED_SCHEMA = {
+    "id": pl.String(),
+    "teacher": pl.String(),
+    "status": pl.String(),  # kept | dropped
+    "reason": pl.String(),
+    "segments": pl.String(),  # JSON list of Segment with label, cluster, kept, drop_reason
+    "final_answer": pl.String(),
+    "n_correct": pl.Int64(),
+    "n_incorrect": pl.Int64(),
+    "n_incomplete": pl.Int64(),
+    "n_clusters": pl.Int64(),
+    "n_kept_segments": pl.Int64(),
+    "n_dropped_segments": pl.Int64(),
+}
+
+MESSAGE = pl.Struct({"role": pl.String(), "content": pl.String()})
+
+CORRECTED_SCHEMA = {
+    "id": pl.String(),
+    "teacher": pl.String(),
+    "problem": pl.String(),
+    "reference_answer": pl.String(),
+    "corrected_thinking": pl.String(),
+    "final_text": pl.String(),
+    "final_answer": pl.String(),
+    "final_answer_source": pl.String(),
+    "answer_equivalent": pl.Boolean(),
+    "messages": pl.List(MESSAGE),
+    "raw_tokens": pl.Int64(),
+    "corrected_tokens": pl.Int64(),
+    "seq_tokens": pl.Int64(),
+    "raw_chars": pl.Int64(),
+    "corrected_chars": pl.Int64(),
+    "removed_spans": pl.String(),  # JSON list of {start, end, reason}
+    "edits": pl.String(),  # JSON list of {pos, removed, inserted, reason}
+    "policy": pl.String(),
+    "engine_version": pl.String(),
+    "config_hash": pl.String(),
+}
+
+DROPPED_SCHEMA = {
+    "id": pl.String(),
+    "teacher": pl.String(),
+    "stage": pl.String(),  # prune | correct
+    "reason": pl.String(),
+    "raw_tokens": pl.Int64(),
+}
+
+
+def _dump_segments(segments: list[Segment]) -> str:
+    return json.dumps([s.model_dump(mode="json") for s in segments], sort_keys=True, ensure_ascii=False)
+
+
+def _load_segments(blob: str) -> list[Segment]:
+    return [Segment.model_validate(d) for d in json.loads(blob)]
+
+
+def _dump_answer(ans: AnswerSpan | None) -> str | None:
+    return None if ans is None else json.dumps(ans.model_dump(mode="json"), sort_keys=True, ensure_ascii=False)
+
+
+def _load_answer(blob: str | None) -> AnswerSpan | None:
+    return None if blob is None else AnswerSpan.model_validate_json(blob)
+
+
+def _rows_in_order(raw: pl.DataFrame, stage: pl.DataFrame, what: str) -> Iterator[tuple[dict, dict]]:
+    """(raw row, stage row) pairs in raw order; a mismatch between the two tables is a hard error."""
+    stage_rows = {r["id"]: r for r in stage.iter_rows(named=True)}
+    missing = [i for i in raw["id"].to_list() if i not in stage_rows]
+    if missing or len(stage_rows) != raw.height:
+        raise ValueError(
+            f"{what} is out of step with raw_traces: {len(missing)} raw ids missing "
+            f"(e.g. {missing[:3]}), {len(stage_rows)} rows vs {raw.height}; re-materialize it"
+        )
+    for r in raw.iter_rows(named=True):
+        yield r, stage_rows[r["id"]]
+
+
+# ------------------------------------------------------------------ segment
+def segment_frame(raw: pl.DataFrame, engine: RulesEngine) -> pl.DataFrame:
+    rows = []
+    for r in raw.iter_rows(named=True):
+        trace = engine.segmenter.segment(TraceInput.of(r))
+        kinds = [s.kind for s in trace.segments]
+        rows.append(
+            {
+                "id": r["id"],
+                "teacher": r["teacher"],
+                "segments": _dump_segments(trace.segments),
+                "final_answer": _dump_answer(trace.final_answer),
+                "n_segments": len(kinds),
+                "n_solutions": kinds.count(SegmentKind.SOLUTION),
+                "n_verifications": kinds.count(SegmentKind.VERIFICATION),
+            }
+        )
+    return pl.DataFrame(rows, schema=SEGMENTED_SCHEMA)
+
+
+def coverage_problems(raw: pl.DataFrame, segmented: pl.DataFrame, limit: int = 10) -> list[str]:
+    """Segments must tile each thinking text exactly: contiguous, from 0 to its length."""
+    problems = []
+    for r, s in _rows_in_order(raw, segmented, "segmented_traces"):
+        pos = 0
+        for seg in json.loads(s["segments"]):
+            if seg["start"] != pos or seg["end"] < seg["start"]:
+                problems.append(f"{r['id']}: segment {seg['idx']} starts at {seg['start']}, expected {pos}")
+                break
+            pos = seg["end"]
+        else:
+            if pos != len(r["thinking"]):
+                problems.append(f"{r['id']}: segments end at {pos} of {len(r['thinking'])} characters")
+        if len(problems) >= limit:
+            break
+    return problems
+
+
+# ------------------------------------------------------------------ prune
+def _segmented_trace(raw_row: dict, stage_row: dict) -> SegmentedTrace:
+    status = stage_row.get("status")
+    return SegmentedTrace(
+        record=TraceInput.of(raw_row),
+        segments=_load_segments(stage_row["segments"]),
+        final_answer=_load_answer(stage_row.get("final_answer")),
+        status=SampleStatus(status) if status else None,
+        reason=stage_row.get("reason"),
+    )
+
+
+def prune_frame(raw: pl.DataFrame, segmented: pl.DataFrame, engine: RulesEngine) -> pl.DataFrame:
+    rows = []
+    for r, s in _rows_in_order(raw, segmented, "segmented_traces"):
+        trace = _segmented_trace(r, s)
+        trace = engine.labeler.label(trace)
+        trace = engine.clusterer.cluster(trace)
+        trace = engine.pruner.prune(trace, engine.policy)
+        labels = [sg.label.value if sg.label else None for sg in trace.segments if sg.kind in _BODY]
+        rows.append(
+            {
+                "id": r["id"],
+                "teacher": r["teacher"],
+                "status": trace.status.value if trace.status else SampleStatus.KEPT.value,
+                "reason": trace.reason,
+                "segments": _dump_segments(trace.segments),
+                "final_answer": _dump_answer(trace.final_answer),
+                "n_correct": labels.count("correct"),
+                "n_incorrect": labels.count("incorrect"),
+                "n_incomplete": labels.count("incomplete"),
+                "n_clusters": len({sg.cluster for sg in trace.segments if sg.kind in _BODY and sg.cluster is not None}),
+                "n_kept_segments": sum(1 for sg in trace.segments if sg.kept),
+                "n_dropped_segments": sum(1 for sg in trace.segments if sg.kept is False),
+            }
+        )
+    return pl.DataFrame(rows, schema=PRUNED_SCHEMA)
+
+
+_BODY = (SegmentKind.SOLUTION, SegmentKind.VERIFICATION)
+
+
+# ------------------------------------------------------------------ correct
+@dataclass
+class CorrectedTables:
+    kept: pl.DataFrame
+    dropped: pl.DataFrame
+    results: list[DLCoTResult]
+
+
+def correct_frame(
+    raw: pl.DataFrame,
+    pruned: pl.DataFrame,
+    engine: RulesEngine,
+    counter: TokenCounter | None,
+    *,
+    max_seq_len: int | None = None,
+) -> CorrectedTables:
+    """Rewrite every kept sample; every raw row ends in exactly one of the two tables."""
+    results: list[DLCoTResult] = []
+    raws: list[dict] = []
+    pruned_dropped: list[bool] = []
+    for r, p in _rows_in_order(raw, pruned, "pruned_solutions"):
+        results.append(engine.finalize(_segmented_trace(r, p)))
+        raws.append(r)
+        pruned_dropped.append(p["status"] == SampleStatus.DROPPED.value)
+
+    kept_idx = [i for i, res in enumerate(results) if res.status is SampleStatus.KEPT]
+    texts_think = [results[i].corrected_thinking or "" for i in kept_idx]
+    texts_final = [results[i].final_text or "" for i in kept_idx]
+    texts_seq = [
+        "".join(m["content"] for m in (results[i].messages or [])) for i in kept_idx
+    ]  # role tokens of a chat template are not counted
+    if counter is not None:
+        n = len(kept_idx)
+        counts = counter.count(texts_think + texts_final + texts_seq)
+        think, final, seq = counts[:n], counts[n : 2 * n], counts[2 * n :]
+    else:
+        think = [len(t) for t in texts_think]
+        final = [len(t) for t in texts_final]
+        seq = [len(t) for t in texts_seq]
+
+    kept_rows, dropped_rows = [], []
+    pos = {i: j for j, i in enumerate(kept_idx)}
+    for i, (res, r) in enumerate(zip(results, raws)):
+        if res.status is not SampleStatus.KEPT:
+            stage = "prune" if pruned_dropped[i] else "correct"
+            dropped_rows.append(
+                {"id": res.id, "teacher": res.teacher, "stage": stage, "reason": res.reason, "raw_tokens": r["raw_tokens"]}
+            )
+            continue
+        j = pos[i]
+        corrected_tokens = think[j] + final[j]
+        reason = None
+        if corrected_tokens > r["raw_tokens"]:
+            reason = "longer_than_raw"
+        elif max_seq_len is not None and seq[j] > max_seq_len:
+            reason = "exceeds_max_seq_len"
+        if reason is not None:
+            dropped_rows.append(
+                {"id": res.id, "teacher": res.teacher, "stage": "correct", "reason": reason, "raw_tokens": r["raw_tokens"]}
+            )
+            continue
+        kept_rows.append(
+            {
+                "id": res.id,
+                "teacher": res.teacher,
+                "problem": r["problem"],
+                "reference_answer": r["reference_answer"],
+                "corrected_thinking": res.corrected_thinking,
+                "final_text": res.final_text,
+                "final_answer": res.final_answer,
+                "final_answer_source": res.final_answer_source,
+                "answer_equivalent": res.answer_equivalent,
+                "messages": res.messages,
+                "raw_tokens": r["raw_tokens"],
+                "corrected_tokens": corrected_tokens,
+                "seq_tokens": seq[j],
+                "raw_chars": res.raw_chars,
+                "corrected_chars": res.corrected_chars,
+                "removed_spans": json.dumps([s.model_dump(mode="json") for s in res.removed_spans], sort_keys=True),
+                "edits": json.dumps([e.model_dump(mode="json") for e in res.edits], sort_keys=True, ensure_ascii=False),
+                "policy": res.policy,
+                "engine_version": res.engine_version,
+                "config_hash": res.config_hash,
+            }
+        )
+    return CorrectedTables(
+        kept=pl.DataFrame(kept_rows, schema=CORRECTED_SCHEMA),
+        dropped=pl.DataFrame(dropped_rows, schema=DROPPED_SCHEMA),
+        results=results,
+    )
+
+
+def dlcot_accounting_problems(raw: pl.DataFrame, kept: pl.DataFrame, dropped: pl.DataFrame) -> list[str]:
+    """kept + dropped-with-reason == raw rows, by id."""
+    problems = []
+    raw_ids, k, d = set(raw["id"]), kept["id"].to_list(), dropped["id"].to_list()
+    if len(k) + len(d) != raw.height:
+        problems.append(f"kept {len(k)} + dropped {len(d)} != {raw.height} raw rows")
+    both = set(k) & set(d)
+    if both:
+        problems.append(f"{len(both)} ids both kept and dropped, e.g. {sorted(both)[:3]}")
+    lost = raw_ids - set(k) - set(d)
+    if lost:
+        problems.append(f"{len(lost)} raw ids neither kept nor dropped, e.g. {sorted(lost)[:3]}")
+    extra = (set(k) | set(d)) - raw_ids
+    if extra:
+        problems.append(f"{len(extra)} ids not in raw_traces, e.g. {sorted(extra)[:3]}")
+    no_reason = dropped.filter(pl.col("reason").is_null() | (pl.col("reason") == "")).height
+    if no_reason:
+        problems.append(f"{no_reason} dropped rows without a reason")
+    return problems
+
+
+def render_removed(thinking: str, removed_spans: list[dict], max_chars: int = 1500) -> str:
+    """Markdown of a thinking text with its removed spans struck through (cut to ``max_chars``)."""
+    out, pos, used = [], 0, 0
+    for sp in sorted(removed_spans, key=lambda s: s["start"]):
+        a, b = max(sp["start"], pos), sp["end"]
+        if a > pos:
+            out.append(thinking[pos:a])
+        if b > a:
+            piece = thinking[a:b].strip()
+            if piece:
+                out.append(f" ~~{piece}~~ ")
+        pos = max(pos, b)
+        used = sum(len(x) for x in out)
+        if used > max_chars:
+            break
+    if pos < len(thinking) and used <= max_chars:
+        out.append(thinking[pos:])
+    text = "".join(out)
+    return text if len(text) <= max_chars else text[:max_chars] + " …"
