@@ -22,6 +22,9 @@ sentence counts as an implicit answer when
   ``\\boxed`` stripped; at most 80 characters) is **equivalent to the
   reference** according to the answer checker.
 
+The statement span of an implicit answer is the clause that states the value
+("p + q = 36." in "Thus, p = 31, q = 5, so p + q = 36.").
+
 Implicit detection is therefore one-sided: it finds the moments the model
 reaches the *right* value, never a wrong one (a wrong value in a plain
 sentence is indistinguishable from an intermediate result). To keep false
@@ -40,7 +43,7 @@ from collections import Counter
 from fractions import Fraction
 from typing import Any, Protocol
 
-from .text import hedged, sentence_spans
+from .text import clause_start, hedged, sentence_spans
 from .types import AnswerSpan
 
 
@@ -196,7 +199,8 @@ class ImplicitAnswerFinder:
                 tried[value] = ok
             if ok:
                 end_stmt = a + len(sent.rstrip())
-                out.append(AnswerSpan(text=value, start=a, end=end_stmt, kind="implicit", explicit=False))
+                out.append(AnswerSpan(text=value, start=a + clause_start(sent, off), end=end_stmt, kind="implicit",
+                                      explicit=False))
         return out
 
 

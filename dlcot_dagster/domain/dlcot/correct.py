@@ -26,18 +26,26 @@ inserted text of edits, and the output is never longer than the original.
 Steps
 -----
 1. **Retractions** (``remove_retractions``) inside kept solutions/checks: a
-   sentence with a clear error admission ("that's wrong", "I made a
-   mistake", "no, wait", "my mistake", "oops", "scratch that" ...; reasoning
-   by contradiction such as "that can't be right" is left alone) is removed
-   with the sentence right before it (the retracted claim, at most 400
+   sentence that opens with a clear error admission ("that's wrong", "I made
+   a mistake", "my mistake", "I miscalculated", "oops", "scratch that" ...;
+   not hedged: "maybe I made a mistake?" is a doubt; reasoning by
+   contradiction such as "that can't be right" is left alone) is removed
+   with the sentence right before it (unless the admission points further
+   back: "I made a mistake earlier"; and never when the sentence is a
+   question) (the retracted claim, at most 400
    characters, never an answer statement of a correct segment, never a
    sentence holding display-math delimiters). When the retraction sentence
    itself carries the corrected computation ("Wait, no, 18 × 1.5 = 27.")
-   only its retraction clause goes and the computation stays.
-2. **Contradicted values**: a sentence that re-assigns a value with a
-   correction marker ("Actually, x = 7", "... should be 7") removes the
-   sentence among the 3 before it that assigned a different number to the
-   same left-hand side.
+   only its retraction clause goes and the computation stays. The bare "Wait,
+   no" / "No, wait" of R1 traces is *not* used by default
+   (``weak_retractions``): on the LIMO traces it is followed by a
+   confirmation of the previous sentence about as often as by a correction,
+   and removing a correct step is worse than keeping a corrected one.
+2. **Contradicted values**: "Actually, x = 7" / "x should be 7" removes the
+   sentence right before it when that sentence assigned a different number
+   to the same left-hand side; "x = 7, not 5" removes the sentence among the
+   3 before it that stated ``x = 5``. (Re-assignments without such a marker
+   are left alone: a loop variable takes many values legitimately.)
 3. **Joins** (``fix_joins``), repeated until stable, at every place where
    something was removed:
    * a trailing announcement ("Let me verify this.", "Let me check:") right
@@ -45,9 +53,9 @@ Steps
      announced was in that segment;
    * a sentence right after the gap (first 2 sentences) that refers to removed
      text ("same as before", "the previous approach", "my earlier mistake",
-     "that matches", "both methods" ...) is removed when at most 200
-     characters (``back_reference``); in longer sentences only an "as before"
-     phrase is edited out;
+     "that matches", "both methods" ...) is removed when it is at most 200
+     characters and carries no math (``back_reference``); otherwise only an
+     "as before" phrase is edited out;
    * a leading connective ("Wait,", "But wait,", "Alternatively,", "Hmm,",
      "But", "Actually,", "Yes,") is dropped and the next word capitalized.
 4. Leading/trailing whitespace of the whole text is trimmed
@@ -66,7 +74,9 @@ from .text import (
     BACKREF_RE,
     DANGLING_BARE_RE,
     DANGLING_RE,
+    RETRACT_LEAD_RE,
     RETRACT_RE,
+    WEAK_RETRACT_RE,
     sentence_spans,
 )
 from .types import Edit, Label, SegmentedTrace, SegmentKind, Span
@@ -81,7 +91,17 @@ _AS_BEFORE_RE = re.compile(
     r"mentioned|said|had|obtained|determined)?\s*(?:it )?(?:before|earlier|above|previously)\b,?",
     re.IGNORECASE,
 )
-_CORRECTION_MARK_RE = re.compile(r"\b(?:actually|correction|should be|should have been|rather|i mean)\b", re.IGNORECASE)
+_CORRECTION_MARK_RE = re.compile(r"\b(?:actually|correction|should be|should have been|not)\b", re.IGNORECASE)
+_LHS = r"(?P<lhs>[A-Za-z](?:_\{?\w+\}?|\w{0,12})(?:\([^()=]{0,20}\))?)"
+_NUM = r"-?\d+(?:\.\d+)?"
+# "x = 7, not 5" / "x is 7, not 5"
+_NOT_OLD_RE = re.compile(_LHS + r"\s*(?:=|is|equals)\s*(?P<new>" + _NUM + r")\s*,?\s*(?:and\s+)?not\s+(?P<old>" + _NUM + r")\b")
+# "Actually, x = 7" / "x should be 7" (the marker is attached to the assignment)
+_MARKED_ASSIGN_RE = re.compile(
+    r"(?:\bactually,?\s+|\bcorrection:\s*)" + _LHS + r"\s*(?:=|is|equals)\s*(?P<new>" + _NUM + r")(?![\d.]*\s*[*/^+×÷-]\s*\d)"
+    r"|" + _LHS.replace("lhs", "lhs2") + r"\s+should (?:be|have been)\s+(?P<new2>" + _NUM + r")\b",
+    re.IGNORECASE,
+)
 _ASSIGN_RE = re.compile(
     r"(?<![\w\\])([A-Za-z](?:_\{?\w+\}?|\w{0,12})(?:\([^()=]{0,20}\))?)\s*=\s*(-?\d+(?:\.\d+)?)(?![\d.]*\s*[*/^+×÷-]\s*\d)"
 )
@@ -93,6 +113,8 @@ _RETRACT_TAIL_SKIP_RE = re.compile(
 )
 # "perhaps I miscounted", "maybe I made a mistake", "Is there a mistake?": a doubt, not an admission
 _HEDGED_RETRACT_RE = re.compile(r"\b(?:maybe|perhaps|might|may|if|whether|possibly|probably|could)\b|\?", re.IGNORECASE)
+_EARLIER_RE = re.compile(r"\b(?:earlier|before|previously|above|at first|initially|in (?:the|my) (?:first|previous))\b",
+                         re.IGNORECASE)
 _LOWER_WORD_RE = re.compile(r"[a-z][a-z']+\b")
 
 
@@ -195,10 +217,17 @@ def _retractions(st: _State, trace: SegmentedTrace, cfg: CorrectorConfig) -> Non
                 continue
             sent = text[sa:sb]
             m = RETRACT_RE.search(sent, 0, min(len(sent), 160))
-            if m is None or _HEDGED_RETRACT_RE.search(sent, 0, m.end()):
+            if m is None and cfg.weak_retractions:
+                m = WEAK_RETRACT_RE.search(sent, 0, min(len(sent), 160))
+            if m is None or _HEDGED_RETRACT_RE.search(sent, 0, m.end()) or sent.rstrip(" \t\r\n\"')*_").endswith("?"):
+                continue
+            # only a retraction that opens its sentence retracts the sentence before
+            # ("..., as per the question—wait, no, divided by 100." retracts its own clause: left alone)
+            if not RETRACT_LEAD_RE.fullmatch(sent, 0, m.start()):
                 continue
             # the retracted claim: the sentence before, same piece, same segment kind
-            if i > 0:
+            # ("I made a mistake earlier" points further back: only the admission goes)
+            if i > 0 and not _EARLIER_RE.search(sent):
                 qa, qb = sents[i - 1]
                 prev = text[qa:qb]
                 if (
@@ -230,10 +259,15 @@ def _contradictions(st: _State, trace: SegmentedTrace, cfg: CorrectorConfig) -> 
         sents = sentence_spans(text, pa, pb)
         for i, (sa, sb) in enumerate(sents):
             sent = text[sa:sb]
-            if not _CORRECTION_MARK_RE.search(sent) or seg_at(sa).kind not in _BODY:
+            if seg_at(sa).kind not in _BODY or not _CORRECTION_MARK_RE.search(sent):
                 continue
-            new_vals = {_norm_lhs(m.group(1)): m.group(2) for m in _ASSIGN_RE.finditer(sent)}
-            if not new_vals:
+            # (lhs, new value, explicitly rejected old value or None, how far back to look)
+            fixes = [(_norm_lhs(m.group("lhs")), m.group("new"), m.group("old"), 3) for m in _NOT_OLD_RE.finditer(sent)]
+            fixes += [
+                (_norm_lhs(m.group("lhs") or m.group("lhs2")), m.group("new") or m.group("new2"), None, 1)
+                for m in _MARKED_ASSIGN_RE.finditer(sent)
+            ]
+            if not fixes:
                 continue
             for j in range(i - 1, max(-1, i - 4), -1):
                 qa, qb = sents[j]
@@ -242,12 +276,12 @@ def _contradictions(st: _State, trace: SegmentedTrace, cfg: CorrectorConfig) -> 
                 prev = text[qa:qb]
                 if len(prev.strip()) > cfg.max_retracted_chars or _DISPLAY_DELIM.search(prev):
                     continue
-                hit = False
-                for m in _ASSIGN_RE.finditer(prev):
-                    lhs = _norm_lhs(m.group(1))
-                    if lhs in new_vals and _num(new_vals[lhs]) != _num(m.group(2)):
-                        hit = True
-                        break
+                olds = {(_norm_lhs(m.group(1)), _num(m.group(2))) for m in _ASSIGN_RE.finditer(prev)}
+                hit = any(
+                    i - j <= back
+                    and any(ol == lhs and ov != _num(new) and (old is None or ov == _num(old)) for ol, ov in olds)
+                    for lhs, new, old, back in fixes
+                )
                 if hit:
                     st.remove(qa, qb, f"contradicted_by:{sa}")
                     break
@@ -316,7 +350,11 @@ def _fix_joins_structural(st: _State, cfg: CorrectorConfig) -> None:
                 continue
             for sa, sb in sentence_spans(text, f, b)[: cfg.backref_window_sentences]:
                 sent = text[sa:sb]
-                if BACKREF_RE.search(sent) and len(sent.strip()) <= cfg.max_backref_sentence_chars:
+                if (
+                    BACKREF_RE.search(sent)
+                    and len(sent.strip()) <= cfg.max_backref_sentence_chars
+                    and not _MATHY.search(sent)
+                ):
                     if st.remove(sa, sb, "back_reference"):
                         changed = True
                         break
@@ -344,8 +382,10 @@ def _edits_at_joins(st: _State, cfg: CorrectorConfig) -> list[Edit]:
         cursor = p
         # leading connective(s)
         m = DANGLING_RE.match(text, p, b) or DANGLING_BARE_RE.match(text, p, b)
-        if m and m.end() > p and m.end() < b:
-            q = m.end()
+        q = m.end() if m else p
+        while q < b and text[q] in _WS:
+            q += 1
+        if m and m.end() > p and q < b:
             nxt = _LOWER_WORD_RE.match(text, q, b)
             if nxt and _capitalizable(text, nxt):
                 edits.append(Edit(pos=p, removed=text[p : q + 1], inserted=text[q].upper(), reason="dangling_connective"))

@@ -108,6 +108,8 @@ class ClusterConfig(BaseModel):
 class CorrectorConfig(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
+    #: also treat a bare "Wait, no" / "No, wait" as a retraction of the sentence before (see correct.py)
+    weak_retractions: bool = False
     #: longest retraction sentence removed whole (longer ones lose only the retraction clause)
     max_retraction_sentence_chars: int = 160
     #: the retracted claim (sentence before the retraction) is removed only if at most this long

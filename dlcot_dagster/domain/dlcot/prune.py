@@ -20,6 +20,9 @@ segments:
     mid-sentence; default mode)
 ``after_first_correct``
     anything between the first correct solution and the conclusion (first_correct_only)
+``drift_to_incorrect_conclusion``
+    checks after the last kept correct segment when the conclusion is dropped
+    for a wrong/unverified answer (they argue towards it; default mode)
 ``incorrect_conclusion`` / ``unverified_conclusion``
     a conclusion whose answer is wrong / cannot be checked (the final answer
     is then rebuilt from the trunk's correct answer)
@@ -58,6 +61,21 @@ def _final_response_answer(rec) -> bool:
 def _drop_all(trace: SegmentedTrace, reason: str) -> SegmentedTrace:
     segs = [sg.model_copy(update={"kept": False, "drop_reason": "sample_dropped"}) for sg in trace.segments]
     return trace.model_copy(update={"segments": segs, "status": SampleStatus.DROPPED, "reason": reason})
+
+
+def _drop_drift(segs: list) -> list:
+    """When the conclusion is dropped for a wrong/unverified answer, drop the kept checks that drift towards it:
+    every check after the last kept correct segment."""
+    concl = [sg for sg in segs if sg.kind is SegmentKind.CONCLUSION]
+    if not concl or concl[0].kept or concl[0].drop_reason not in ("incorrect_conclusion", "unverified_conclusion"):
+        return segs
+    last_ok = max(sg.idx for sg in segs if sg.kind in BODY and sg.kept and sg.label is Label.CORRECT)
+    return [
+        sg.model_copy(update={"kept": False, "drop_reason": "drift_to_incorrect_conclusion"})
+        if sg.kind in BODY and sg.kept and sg.idx > last_ok
+        else sg
+        for sg in segs
+    ]
 
 
 class RulePruner:
@@ -115,4 +133,6 @@ class RulePruner:
                 elif sg.idx > trunk_end and sg.label is Label.INCORRECT and policy.drop_incorrect_checks:
                     keep, why = False, "incorrect_check"
             out.append(sg.model_copy(update={"kept": keep, "drop_reason": why}))
+        if mode is PruningMode.DEFAULT and trunk_end is not None:
+            out = _drop_drift(out)
         return trace.model_copy(update={"segments": out, "status": SampleStatus.KEPT, "reason": None})

@@ -17,7 +17,8 @@ Parts, in order:
     The following units until the model starts working: a unit with a
     formula (``=``, ``<``, ``\\frac`` ...), a plan/compute phrase ("Let me
     compute", "First, ...", "Step 1"), or a verify / switch / conclude cue;
-    capped at 35 % of the text before the first answer.
+    capped at 35 % of the text before the first answer (at least 300
+    characters).
 ``solution``
     Everything up to (and including the unit of) the **first answer
     reached**, split into separate approaches at clear switch cues
@@ -75,6 +76,7 @@ _OPENER_WORDS = frozenset(
 _NUMBER_RE = re.compile(r"\d+(?:\.\d+)?")
 _SUBDIGITS = str.maketrans("₀₁₂₃₄₅₆₇₈₉⁰¹²³⁴⁵⁶⁷⁸⁹", "01234567890123456789")
 _MIN_CHECK_CHARS = 80
+_MIN_UNDERSTANDING_BUDGET = 300
 _MIN_APPROACH_CHARS = 200
 _WRAPUP_CHARS = 300
 # "a better approach is to rearrange terms": a local tactic inside the same approach, not a new one
@@ -90,10 +92,15 @@ _LOCAL_TACTIC_RE = re.compile(
 def _extend_wrapup(ctx: "_Ctx", k: int, limit: int) -> int:
     """Extend an answer-ending segment over following short wrap-up units (no cue, no formula, no answer)."""
     total = 0
+    first = k - 1
     while k < limit:
         u = ctx.units[k]
         t = ctx.utext(k)
         if not is_blank(t):
+            if u.cue == "conclude" and _same_answers(ctx, k, first, k):
+                # "So the answer is 42." right after reaching 42
+                k += 1
+                continue
             if u.cue is not None or k in ctx.by_unit or _MATH_RE.search(t):
                 break
             total += len(t.strip())
@@ -102,6 +109,19 @@ def _extend_wrapup(ctx: "_Ctx", k: int, limit: int) -> int:
         k += 1
     # never end on blank units that precede a non-wrap-up unit: they stay with this segment anyway
     return k
+
+
+def _same_answers(ctx: "_Ctx", k: int, lo: int, hi: int) -> bool:
+    """Unit ``k`` states answers, all equal to the last answer stated in units ``lo..hi-1``."""
+    mine = ctx.by_unit.get(k)
+    if not mine:
+        return False
+    prev = None
+    for q in range(hi - 1, lo - 1, -1):
+        if ctx.by_unit.get(q):
+            prev = ctx.by_unit[q][-1]
+            break
+    return prev is not None and all(_norm(a.text) == _norm(prev.text) for a in mine)
 
 
 def _approach_switch(text: str, unit: Unit) -> bool:
@@ -262,7 +282,7 @@ def segment_units(
 
     # --- problem understanding
     limit_pos = units[first_u].start if first_u is not None else (units[c - 1].end if c > r else 0)
-    budget = cfg.understanding_max_share * max(0, limit_pos - restate_end)
+    budget = max(cfg.understanding_max_share * max(0, limit_pos - restate_end), _MIN_UNDERSTANDING_BUDGET)
     s = r
     while s < c and (first_u is None or s < first_u):
         u = units[s]
@@ -308,21 +328,26 @@ def segment_units(
         cur_chars = 0
         wrap_chars = 0
         cur_has_answer = False
+        cur_has_math = False
         for k in range(sol_end, c):
             t = ctx.utext(k)
             blank = is_blank(t)
             split = False
             if k > cur and not blank:
-                if units[k].cue is not None:
-                    # merge a tiny cue-only check ("Wait, is that right?") into the next one
-                    split = cur_has_answer or cur_chars >= _MIN_CHECK_CHARS
+                if units[k].cue == "conclude":
+                    # "So the answer is 42." closes the current check rather than opening one
+                    split = cur_has_answer and not _same_answers(ctx, k, cur, k)
+                elif units[k].cue is not None:
+                    # merge a tiny content-free check ("Wait, is that right?") into the next one
+                    split = cur_has_answer or cur_has_math or cur_chars >= _MIN_CHECK_CHARS
                 elif cur_has_answer:
                     wrap_chars += len(t.strip())
                     split = bool(_MATH_RE.search(t)) or wrap_chars > _WRAPUP_CHARS or k in ctx.by_unit
             if split:
                 add(SegmentKind.VERIFICATION, cur, k)
-                cur, cur_chars, wrap_chars, cur_has_answer = k, 0, 0, False
+                cur, cur_chars, wrap_chars, cur_has_answer, cur_has_math = k, 0, 0, False, False
             cur_chars += len(t.strip())
+            cur_has_math = cur_has_math or bool(_MATH_RE.search(t))
             if k in ctx.by_unit:
                 cur_has_answer = True
                 wrap_chars = 0

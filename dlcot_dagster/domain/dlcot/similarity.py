@@ -55,6 +55,7 @@ _SUB = str.maketrans(
     "0123456789" "0123456789" "+-=()" "+-=()",
 )
 
+_WORD_HYPHEN = re.compile(r"(?<=[^\W\d_])-(?=[^\W\d_]{2})")  # "double-check" -> "double check"
 _TOKEN_RE = re.compile(r"\\[a-zA-Z]+|\d+(?:\.\d+)?|[^\W\d_]+|[=+\-*/^<>≤≥≠≈×÷·√∑∏∫π∞!|]")
 
 FILLERS = frozenset(
@@ -68,7 +69,7 @@ FILLERS = frozenset(
 
 def tokens(text: str) -> list[str]:
     """Normalized content tokens of ``text``."""
-    low = text.translate(_SUB).lower()
+    low = _WORD_HYPHEN.sub(" ", text.translate(_SUB).lower())
     return [t for t in _TOKEN_RE.findall(low) if t not in FILLERS]
 
 

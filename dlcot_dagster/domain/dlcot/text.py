@@ -116,11 +116,22 @@ RETRACT_RE = re.compile(
     r"\bi (?:miscalculated|messed up|got (?:that|this|it) wrong|was wrong|misread|miscounted|mis-?computed|"
     r"mis-?added|mis-?multiplied)\b|"
     r"\b(?:oops|scratch that|strike that|correction:)|"
-    r"(?:^|[\s,])no,? (?:that(?:'s| is)|this is|it(?:'s| is)) (?:not (?:right|correct)|wrong|incorrect)\b|"
-    r"(?:^|[\s,*])no,? wait\b|\bwait,? no\b(?![- ]?(?:one|body|thing|where|matter|longer|more|less|other|two|three))"
+    r"(?:^|[\s,])no,? (?:that(?:'s| is)|this is|it(?:'s| is)) (?:not (?:right|correct)|wrong|incorrect)\b"
     r")",
     re.IGNORECASE,
 )
+
+#: Weak retraction ("Wait, no", "No, wait"): in R1-style traces it precedes a real correction only part of the
+#: time (often the model re-checks and confirms), so it is used only when ``CorrectorConfig.weak_retractions``.
+WEAK_RETRACT_RE = re.compile(
+    r"(?:(?:^|[\s,*])no,? wait\b|\bwait,? no\b(?![- ]?(?:one|body|thing|where|matter|longer|more|less|other|two|three)))",
+    re.IGNORECASE,
+)
+
+#: What may precede a retraction phrase at the start of its sentence ("Wait, ", "Hmm, but "); not "So": "So that's
+#: wrong" concludes an argument by contradiction rather than retracting the sentence before.
+RETRACT_LEAD_RE = re.compile(r"[\W_]*(?:(?:wait|hmm+|but|and|oh|ah|okay|ok|actually|hold on|oops|ugh|no)\b[\W_]*)*",
+                             re.IGNORECASE)
 
 #: Back-references to earlier text that may have been pruned away.
 BACKREF_RE = re.compile(
@@ -181,6 +192,19 @@ HEDGE_RE = re.compile(
 
 
 _CLAUSE_BREAK_RE = re.compile(r"[,;:(—]|\s(?:so|and|but|then|thus|hence|therefore|because|since)\s", re.IGNORECASE)
+
+
+def clause_start(text: str, end: int) -> int:
+    """Offset where the clause ending at ``end`` starts (after the last clause break before it)."""
+    last = None
+    for last in _CLAUSE_BREAK_RE.finditer(text, 0, end):
+        pass
+    if last is None:
+        return 0
+    k = last.end()
+    while k < end and text[k] in " \t":
+        k += 1
+    return k
 
 
 def hedged(text: str, start: int, end: int) -> bool:
