@@ -316,8 +316,21 @@ def fast_compare(gold: str, pred: str) -> Verdict | None:
         if all(v is not None and v.equivalent is False for v in verdicts):
             return Verdict(False, "fast:alternatives")
         return None
+    # math-verify's rule: an assignment ("x = 5", "f(t) = ...") or an equation
+    # chain is read as its right-hand side when the other answer is not a
+    # relation itself
+    g_rel = bool(_RELATION_RE.search(clean_latex(gold)[0]))
+    p_rel = bool(_RELATION_RE.search(clean_latex(pred)[0]))
     gvar, grest = _strip_assignment(gold)
     pvar, prest = _strip_assignment(pred)
-    if gvar is not None and pvar is not None and gvar != pvar:
-        return None  # "x = 1" vs "y = 1": let math-verify decide
-    return _compare_any(grest, prest)
+    if gvar is not None and pvar is not None:
+        if gvar != pvar:
+            return None  # "x = 1" vs "y = 1": let math-verify decide
+        return _compare_any(grest, prest)
+    if g_rel and p_rel:
+        return _compare_any(gold, pred)
+    if g_rel:
+        return _compare_any(grest, pred)
+    if p_rel:
+        return _compare_any(gold, prest)
+    return _compare_any(gold, pred)

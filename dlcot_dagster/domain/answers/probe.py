@@ -55,6 +55,8 @@ _FUNCS = {
     "\\arcsin": cmath.asin, "\\arccos": cmath.acos, "\\arctan": cmath.atan,
     "\\sinh": cmath.sinh, "\\cosh": cmath.cosh, "\\tanh": cmath.tanh,
     "\\ln": cmath.log, "\\exp": cmath.exp,
+    # math-verify's LaTeX parser reads a bare \\log as base 10; so do we
+    "\\log": cmath.log10,
 }
 _GREEK = {
     "\\alpha", "\\beta", "\\gamma", "\\delta", "\\epsilon", "\\varepsilon", "\\zeta", "\\eta",
@@ -65,7 +67,7 @@ _GREEK = {
 _MUL_CMDS = {"\\cdot", "\\times"}
 _DIV_CMDS = {"\\div"}
 _ACCENTS = {"\\dot", "\\ddot", "\\hat", "\\bar", "\\tilde", "\\vec", "\\overline"}
-_KNOWN_CMDS = _ACCENTS | set(_FUNCS) | _GREEK | _MUL_CMDS | _DIV_CMDS | {"\\frac", "\\sqrt", "\\pi"}
+_KNOWN_CMDS = _ACCENTS | set(_FUNCS) | _GREEK | _MUL_CMDS | _DIV_CMDS | {"\\frac", "\\sqrt", "\\pi", "\\binom"}
 # longest first so that "\\thetat" splits as \\theta + t, not \\eta...
 _SPLITTABLE = sorted(_GREEK | {"\\pi"}, key=len, reverse=True)
 
@@ -156,7 +158,7 @@ class _Parser:
         if kind in ("num", "letter"):
             return True
         if kind == "cmd":
-            return val in _FUNCS or val in _GREEK or val in ("\\frac", "\\sqrt", "\\pi")
+            return val in _FUNCS or val in _GREEK or val in ("\\frac", "\\sqrt", "\\pi", "\\binom")
         return val in ("(", "{", "[")
 
     def term(self):
@@ -278,6 +280,10 @@ class _Parser:
             e = self.expr()
             self.expect("}")
             return e
+        if val == "|":
+            e = self.expr()
+            self.expect("|")
+            return self.node("abs", e)
         if kind == "letter":
             sub = self._subscript()
             name = (val + sub).lower()
@@ -292,6 +298,10 @@ class _Parser:
                 num = self.group()
                 den = self.group()
                 return self.node("div", num, den)
+            if val == "\\binom":
+                n_ = self.group()
+                k_ = self.group()
+                return self.node("binom", n_, k_)
             if val == "\\sqrt":
                 index = None
                 if self.peek() is not None and self.peek()[1] == "[":  # type: ignore[index]
@@ -336,6 +346,18 @@ class _Parser:
         return self.node("fn", name, self.node("sym", arg_name))
 
     def _function(self, name: str):
+        if name == "\\log" and self.peek() is not None and self.peek()[1] == "_":  # type: ignore[index]
+            self.take()
+            tok = self.peek()
+            if tok is not None and tok[1] == "{":
+                base = self.group()
+            elif tok is not None and tok[0] == "num" and len(tok[1]) == 1:
+                self.take()
+                base = self.node("num", complex(int(tok[1])), False)
+            else:
+                raise Unsupported("log base")
+            arg = self._function("\\ln")
+            return self.node("div", arg, self.node("call", "\\ln", base))
         power = None
         if self.peek() is not None and self.peek()[1] == "^":  # type: ignore[index]
             # \sin^2 x  (but \sin^{-1} is an inverse: refuse)
@@ -475,6 +497,13 @@ def _eval(node, env: dict[str, complex]) -> complex:
         return _check(cmath.exp(exp * cmath.log(base)))
     if op == "sqrt":
         return _check(cmath.sqrt(_eval(node[1], env)))
+    if op == "abs":
+        return complex(abs(_eval(node[1], env)))
+    if op == "binom":
+        n_, k_ = _eval(node[1], env), _eval(node[2], env)
+        if n_.imag or k_.imag or n_.real != int(n_.real) or k_.real != int(k_.real) or not 0 <= n_.real <= 1000:
+            raise Unsupported("binomial of non-integers")
+        return _check(complex(math.comb(int(n_.real), int(k_.real)) if k_.real >= 0 else 0))
     if op == "root":
         arg = _eval(node[1], env)
         idx = _eval(node[2], env)
@@ -544,7 +573,7 @@ def probe_equations(gold: str, pred: str) -> bool | None:
         try:
             d1 = _eval(g[0], env) - _eval(g[1], env)
             d2 = _eval(p[0], env) - _eval(p[1], env)
-        except (ZeroDivisionError, OverflowError, ValueError, RecursionError):
+        except (ZeroDivisionError, OverflowError, ValueError, RecursionError, Unsupported):
             continue
         if abs(d1) < 1e-9 or abs(d2) < 1e-9 or abs(d1) > _MAX_SCALE or abs(d2) > _MAX_SCALE:
             continue
@@ -575,7 +604,7 @@ def probe_compare(gold: str, pred: str) -> bool | None:
         # for "different"), applied to real and imaginary parts
         try:
             a, b = _eval(g, {}), _eval(p, {})
-        except (ZeroDivisionError, OverflowError, ValueError, RecursionError):
+        except (ZeroDivisionError, OverflowError, ValueError, RecursionError, Unsupported):
             return None
         diff = abs(a - b)
         scale = max(abs(a), abs(b))
@@ -595,7 +624,7 @@ def probe_compare(gold: str, pred: str) -> bool | None:
             _TRACK = tracker
             a = _eval(g, env)
             b = _eval(p, env)
-        except (ZeroDivisionError, OverflowError, ValueError, RecursionError):
+        except (ZeroDivisionError, OverflowError, ValueError, RecursionError, Unsupported):
             continue
         scale = max(abs(a), abs(b), 1e-12)
         if scale > _MAX_SCALE or tracker.peak > _CANCEL_LIMIT * scale:
