@@ -91,7 +91,7 @@ _LEAD_BACK_RE = re.compile(
 _LEAD_FWD_RE = re.compile(
     r"(?:\*\*)?[ \t]*"
     r"(?:"
-    r"(?:is|was|should[ \t]+be|would[ \t]+be|must[ \t]+be|will[ \t]+be|becomes|=)"
+    r"(?:is|was|are|were|should[ \t]+be|would[ \t]+be|must[ \t]+be|will[ \t]+be|becomes|=)"
     r"(?:[ \t]+(?:probably|likely|indeed|actually|just|simply|definitely|clearly|then|therefore|still|now))?"
     r"[ \t]*:?"
     r"|:"
@@ -105,7 +105,7 @@ _HEDGE_WORD_RE = re.compile(
 # contents that show the phrase is not stating an answer
 _NOT_ANSWER_RE = re.compile(
     r"(?:not|no|that|to|because|since|in|as|yes|wrong|incorrect|correct|right|different|"
-    r"same|unique|unclear|either|neither|one|two|about|between|greater|less|more|"
+    r"same|unique|unclear|either|neither|about|between|greater|less|more|"
     r"obviously|independent|given|a|an|the|this|it|what|how|why|when|where|whether|"
     r"if|which|something|nothing|none|option|choice|\?)\b",
     re.IGNORECASE,

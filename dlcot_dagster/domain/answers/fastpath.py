@@ -113,17 +113,14 @@ def _scalar(gold: str, pred: str) -> Verdict | None:
         return None
     gl, pl = choice_letter(gold), choice_letter(pred)
     if gl is not None and pl is not None:
-        g1, p1 = _single_letter(gold), _single_letter(pred)
-        # two bare single letters outside A-J are symbols (x vs y), compared exactly
-        if g1 and p1 and (not g1.isupper() and not p1.isupper()):
-            return Verdict(g1 == p1, "fast:symbol")
         return Verdict(gl == pl, "fast:choice")
     if gl is not None and pn is not None and len(clean_latex(gold)[0]) <= 4:
         # gold is a letter, pred is a number: a value, not an option
         return Verdict(None, "fast:choice_vs_value")
     g1, p1 = _single_letter(gold), _single_letter(pred)
     if g1 and p1:
-        return Verdict(g1 == p1, "fast:symbol")
+        # math-verify's LaTeX parser lower-cases symbols: "X" equals "x"
+        return Verdict(g1.lower() == p1.lower(), "fast:symbol")
     # an equation or inequality against a plain number ("5x-7y+11z+4=0" vs "0")
     for a, b in ((gold, pred), (pred, gold)):
         if isinstance(_safe_number(b), Num) and _is_proper_relation(clean_latex(a)[0]):
