@@ -276,6 +276,26 @@ def test_back_reference_after_a_join_is_dropped():
     assert any(sp.reason == "back_reference" for sp in res.removed_spans)
 
 
+def test_back_reference_to_a_removed_check_in_the_conclusion_is_dropped():
+    concl = "Therefore, the answer is 42. It helps that when I substituted back, everything checked out.\n\n" + CONCL
+    r = rec(SOLUTION + CHECK + concl)
+    res = run_dlcot(r, "first_correct_only")
+    assert res.segments[-1].kind is SegmentKind.CONCLUSION and res.segments[-1].start == len(SOLUTION + CHECK)
+    assert "substituted back" not in res.corrected_thinking
+    assert "Therefore, the answer is 42." in res.corrected_thinking
+    assert "substituted back" in run_dlcot(r).corrected_thinking  # the check is kept: nothing to repair
+
+
+def test_plain_text_math_is_recognised_as_an_implicit_answer():
+    r = rec("The legs are 7 and 10 - 3, hmm, so by Pythagoras DE = √(100 - 49), so DE is √51.\n\n"
+            "Let me verify: 51 + 49 = 100.\n\n**Final Answer**\n\\boxed{\\sqrt{51}}",
+            ref="\\sqrt{51}", problem="Find DE in the right triangle.")
+    res = run_dlcot(r)
+    sol = next(s for s in res.segments if s.kind is SegmentKind.SOLUTION)
+    assert sol.answer is not None and sol.answer.kind == "implicit" and sol.answer.text == "\\sqrt{51}"
+    assert sol.label is Label.CORRECT
+
+
 def test_policy_none_changes_nothing():
     r = rec("  " + SOLUTION + CHECK + CHECK + "Wait, that's wrong. " + CONCL + "\n")
     res = run_dlcot(r, "none")

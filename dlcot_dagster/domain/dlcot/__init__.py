@@ -6,6 +6,22 @@ the first answer), verification and conclusion; keeps the distinct
 approaches of the reasoning trunk, prunes repeated ones, and removes
 intermediate error states.
 
+Where the choices are documented:
+
+* :mod:`.segment` — the five parts, units and cues, first answer, approach
+  switches, check splitting;
+* :mod:`.answers_in_text` — explicit vs implicit (reference-matched)
+  answers, hedges;
+* :mod:`.label` — labels, "cannot tell" → ``incomplete``, inheritance of the
+  conclusion's / final response's answer;
+* :mod:`.similarity` — the similarity measure and the 0.5 Jaccard threshold
+  (with the measured distribution);
+* :mod:`.policy` / :mod:`.prune` — the policies, what happens to
+  restatement / understanding / conclusion, every drop reason;
+* :mod:`.correct` — retraction removal, join repair, the fidelity contract
+  of the edit list;
+* :mod:`.engine` — step interfaces, the final answer of the SFT record.
+
 Public API::
 
     from dlcot_dagster.domain.dlcot import (

@@ -19,8 +19,9 @@ sentence counts as an implicit answer when
   side is described in words ("Total time in minutes = 3.4 × 60 = 204
   minutes", Gemini style), is not a question and is not hedged, and
 * the value after its last ``=`` / "is" / "equals" (units, bold, ``$`` and
-  ``\\boxed`` stripped; at most 80 characters) is **equivalent to the
-  reference** according to the answer checker.
+  ``\\boxed`` stripped; plain-text math such as "√51" or "2π" rewritten as
+  LaTeX; at most 80 characters) is **equivalent to the reference**
+  according to the answer checker.
 
 The statement span of an implicit answer is the clause that states the value
 ("p + q = 36." in "Thus, p = 31, q = 5, so p + q = 36.").
@@ -124,7 +125,29 @@ def candidate_value(sentence: str, max_chars: int = 80) -> tuple[str, int] | Non
     m = _UNIT_TAIL_RE.match(v)
     if m and parse_number(m.group(1).strip("$ ")) is not None:
         v = m.group(1).strip("$ ")
-    return v, off
+    return unicode_math_to_latex(v), off
+
+
+_UNICODE_SUBS = (
+    (re.compile(r"√\s*\(([^()]{1,40})\)"), r"\\sqrt{\1}"),
+    (re.compile(r"√\s*(\d+(?:\.\d+)?|[A-Za-z])"), r"\\sqrt{\1}"),
+    (re.compile(r"π"), r"\\pi "),
+    (re.compile(r"∞"), r"\\infty "),
+    (re.compile(r"×"), r"\\times "),
+    (re.compile(r"[·⋅]"), r"\\cdot "),
+    (re.compile(r"[−–]"), "-"),
+    (re.compile(r"²"), "^2"),
+    (re.compile(r"³"), "^3"),
+)
+
+
+def unicode_math_to_latex(v: str) -> str:
+    """"√51" → "\\sqrt{51}", "2π" → "2\\pi": plain-text math as LaTeX, so the checker can parse it."""
+    if v.isascii():
+        return v
+    for rx, rep in _UNICODE_SUBS:
+        v = rx.sub(rep, v)
+    return v.strip()
 
 
 _WORD3_RE = re.compile(r"(?<![\\a-zA-Z])[a-zA-Z]{3,}")

@@ -35,7 +35,7 @@ from .similarity import RuleClusterer
 from .types import DLCoTResult, Label, SampleStatus, SegmentedTrace, SegmentKind, TraceInput
 
 #: Bump when a change alters outputs for the same input and config.
-ENGINE_VERSION = "dlcot-rules-0.1.0"
+ENGINE_VERSION = "dlcot-rules-0.2.0"
 
 
 # ---------------------------------------------------------------------- step interfaces
@@ -113,7 +113,12 @@ class RulesEngine:
         return self.pruner.prune(trace, self.policy)
 
     def run(self, record: Any) -> DLCoTResult:
-        return self.finalize(self.analyze(TraceInput.of(record)))
+        """All five steps for one record."""
+        t0 = self.checker.timeouts
+        res = self.finalize(self.analyze(TraceInput.of(record)))
+        if self.checker.timeouts != t0:
+            res = res.model_copy(update={"checker_timeouts": self.checker.timeouts - t0})
+        return res
 
     def finalize(self, trace: SegmentedTrace) -> DLCoTResult:
         """rewrite + final answer for an analyzed (labelled, clustered, pruned) trace."""

@@ -6,8 +6,12 @@ Policies
     Keep the *trunk*: every distinct approach (first member of each cluster)
     up to and including the first correct solution (or check). After it,
     keep one member of each verification cluster, drop repeats
-    (``redundant_repeat_of:<idx>``) and checks that reach a wrong answer
-    (``incorrect_check``). Retractions are removed and joins repaired.
+    (``redundant_repeat_of:<idx>``), checks that reach a wrong answer
+    (``incorrect_check``), content-free checks (``empty_check``), the cut-off
+    last check of an unclosed thinking (``truncated_tail``), and, when the
+    model's own conclusion is wrong, the checks that drift towards it
+    (``drift_to_incorrect_conclusion``). Retractions are removed and joins
+    repaired (see :mod:`.correct`).
 ``first_correct_only``
     The shortest trunk: understanding + the first correct solution +
     conclusion. Earlier solutions are dropped (``incorrect_solution`` /
@@ -24,7 +28,15 @@ Parts other than solutions/checks
   record, and DLCoT found the restatement to carry no reasoning. ``none``
   keeps it. Flip ``keep_restatement`` to keep it.
 * Problem understanding and the conclusion are always kept, as in the paper
-  (the conclusion carries the final answer; understanding frames the trunk).
+  (the conclusion carries the final answer; understanding frames the trunk),
+  except a conclusion whose answer is wrong or cannot be checked
+  (``incorrect_conclusion`` / ``unverified_conclusion``): the trunk's correct
+  answer then closes the SFT record.
+* Samples: every policy drops a sample without any correct solution/check
+  (``no_correct_solution``; ``no_answer_found`` when nothing states an
+  answer) and a sample whose final answer is not verified equivalent to the
+  reference (``final_answer_not_equivalent`` / ``final_answer_unverified``).
+  ``require_closed_thinking`` additionally drops truncated traces.
 """
 
 from __future__ import annotations

@@ -148,7 +148,11 @@ BACKREF_RE = re.compile(
     r"\bwhat (?:i|we) (?:had|got|found|did|computed|calculated) (?:before|earlier|previously)\b|"
     r"\b(?:again|once more)[,.!]?\s*(?:the )?same\b|"
     r"\b(?:that|which|this) (?:matches|confirms|agrees with|contradicts|is consistent with|is inconsistent with)\b|"
-    r"\b(?:checks out|confirms it)\b|\bconsistent with (?:before|earlier|the previous|what)\b|"
+    r"\b(?:checks out|checked out|confirms it)\b|\bconsistent with (?:before|earlier|the previous|what)\b|"
+    r"\bwhen (?:i|we) (?:substituted|plugged|checked|verified|tested|tried|double[- ]checked|re-?checked|recomputed)\b|"
+    r"\b(?:after|upon) (?:checking|verifying|double[- ]checking|re-?checking|substituting|plugging)\b|"
+    r"\beverything (?:checks|checked|is consistent|was consistent|matches|matched|adds up|added up)\b|"
+    r"\b(?:all|both) (?:the |my |of the )?(?:checks|methods|approaches|verifications|tests|calculations)\b|"
     r"\bboth (?:methods|approaches|ways)\b|\bthe two (?:methods|approaches|ways|results)\b|"
     r"\b(?:my|the) (?:earlier|previous|initial|first) (?:mistake|error|confusion)\b"
     r")",

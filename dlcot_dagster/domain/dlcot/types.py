@@ -150,6 +150,9 @@ class DLCoTResult(BaseModel):
     messages: list[dict[str, str]] | None = None
     raw_chars: int = 0
     corrected_chars: int = 0
+    checker_timeouts: int = Field(
+        default=0, description="checker verdicts used for this record that timed out (output then depends on load)"
+    )
 
     def to_dict(self) -> dict[str, Any]:
         return self.model_dump(mode="json")
