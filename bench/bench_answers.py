@@ -156,7 +156,15 @@ def child(config: str, workload: str, quick: bool) -> int:
     pairs, extract_s, chars = _load(workload, data, quick)
     _warm_up()
     secs, out, per_source = _run_config(config, pairs)
-    print(json.dumps({"seconds": secs, "verdicts": out, "per_source": per_source,
+    # second pass in the same process: the parser tables and sympy's caches
+    # are warm (a long-running pipeline worker's steady state).  With the
+    # verdict cache on, a second pass would only measure cache hits, so that
+    # configuration runs once.
+    warm = None
+    if config != "ours-cache":
+        warm, out2, _ = _run_config(config, pairs)
+        assert [v[0] for v in out2] == [v[0] for v in out], "verdicts changed between passes"
+    print(json.dumps({"seconds": secs, "warm_seconds": warm, "verdicts": out, "per_source": per_source,
                       "extract_s": extract_s, "chars": chars}))
     return 0
 
@@ -191,13 +199,17 @@ def report(name: str, workload: str, configs: list[str], quick: bool, show: int)
     print(f"\n=== {name}: {n} pairs (each checker in a fresh process, same warm-up) ===")
     sources = collections.Counter(src for src, _, _ in pairs)
     print("    sources: " + ", ".join(f"{k}={v}" for k, v in sources.items()))
-    print(f"    {'checker':<18} {'seconds':>8} {'verdicts/s':>11}")
+    print(f"    {'checker':<18} {'1st pass s':>10} {'verdicts/s':>11}   {'2nd pass s':>10} {'verdicts/s':>11}")
     for label, r in runs.items():
-        print(f"    {label:<18} {r['seconds']:8.2f} {_fmt_rate(n, r['seconds']):>11}")
+        w = r.get("warm_seconds")
+        warm_txt = f"{w:10.2f} {_fmt_rate(n, w):>11}" if w else f"{'-':>10} {'-':>11}"
+        print(f"    {label:<18} {r['seconds']:10.2f} {_fmt_rate(n, r['seconds']):>11}   {warm_txt}")
     ours_on, ours_off = runs["ours (cache on)"]["seconds"], runs["ours (cache off)"]["seconds"]
+    ours_off_w = runs["ours (cache off)"]["warm_seconds"]
     for base in [k for k in runs if k.startswith("math-verify")]:
-        b = runs[base]["seconds"]
-        print(f"    speed-up vs {base:<14}: cache on {b / ours_on:5.1f}x   cache off {b / ours_off:5.1f}x")
+        b, bw = runs[base]["seconds"], runs[base]["warm_seconds"]
+        print(f"    speed-up vs {base:<14}: 1st pass cache on {b / ours_on:5.1f}x, cache off {b / ours_off:5.1f}x; "
+              f"2nd pass cache off {bw / ours_off_w:5.1f}x")
     print(f"    seconds per source: {'source':<12}" + "".join(f"{k:>18}" for k in runs))
     for src in sources:
         print(f"                        {src:<12}" + "".join(f"{runs[k]['per_source'].get(src, 0.0):18.3f}" for k in runs))
@@ -223,7 +235,9 @@ def report(name: str, workload: str, configs: list[str], quick: bool, show: int)
             print(f"      ours={o!s:5} {base}={m!s:5}: {len(items):4}  ({', '.join(f'{k} {v}' for k, v in by_src.items())})")
             for src, g, p, why in items[:show]:
                 print(f"        [{src}] gold={g[:50]!r} pred={p[:60]!r} ({why})")
-    return {k: r["seconds"] for k, r in runs.items()} | {"_extract": runs["ours (cache off)"]}
+    return {k: r["seconds"] for k, r in runs.items()} | {
+        k + " warm": r["warm_seconds"] for k, r in runs.items() if r.get("warm_seconds")
+    } | {"_extract": runs["ours (cache off)"]}
 
 
 def main() -> int:
@@ -247,11 +261,15 @@ def main() -> int:
     n = len(_load("pipeline", data, args.quick)[0])
     print(f"\nfinal-answer extraction for the pipeline pairs: {ex['chars'] / 1e6:.1f} M chars of responses "
           f"in {ex['extract_s']:.2f}s ({ex['chars'] / 1e6 / max(ex['extract_s'], 1e-9):.0f} M chars/s)")
-    print(f"headline (pipeline, {n} pairs): ours {n / pipe['ours (cache off)']:.0f} verdicts/s without cache, "
-          f"{n / pipe['ours (cache on)']:.0f}/s with; math-verify on $-wrapped answers {n / pipe['math-verify $']:.0f}/s "
-          f"-> {pipe['math-verify $'] / pipe['ours (cache off)']:.1f}x (no cache) / "
-          f"{pipe['math-verify $'] / pipe['ours (cache on)']:.1f}x (cache); literal math-verify "
-          f"{n / pipe['math-verify']:.0f}/s (it extracts nothing from most bare LaTeX answers, see disagreements)")
+    print(f"headline (pipeline, {n} pairs, 1st pass): ours {n / pipe['ours (cache off)']:.0f} verdicts/s without "
+          f"cache, {n / pipe['ours (cache on)']:.0f}/s with; math-verify on $-wrapped answers "
+          f"{n / pipe['math-verify $']:.0f}/s -> {pipe['math-verify $'] / pipe['ours (cache off)']:.1f}x (no cache) / "
+          f"{pipe['math-verify $'] / pipe['ours (cache on)']:.1f}x (cache)")
+    print(f"headline (pipeline, 2nd pass, warm parser tables): ours without cache "
+          f"{n / pipe['ours (cache off) warm']:.0f}/s vs math-verify $ {n / pipe['math-verify $ warm']:.0f}/s -> "
+          f"{pipe['math-verify $ warm'] / pipe['ours (cache off) warm']:.1f}x")
+    print(f"literal math-verify (bare strings): {n / pipe['math-verify']:.0f}/s - faster than both because it "
+          f"extracts nothing from most bare LaTeX answers and answers False (see its disagreements above)")
     print(f"total bench time {time.perf_counter() - t_start:.0f}s")
     return 0
 

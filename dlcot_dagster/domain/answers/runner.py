@@ -29,7 +29,7 @@ import threading
 import time
 from contextlib import contextmanager
 
-from .symbolic import mv_compare
+from .symbolic import is_warm, mv_compare, warm_up
 
 __all__ = [
     "DeadlineExceeded",
@@ -84,7 +84,13 @@ def alarm_deadline(seconds: float):
 
 
 def run_inprocess(gold: str, pred: str, timeout_s: float, memo: bool = False) -> tuple[bool | None, str]:
-    """math-verify under an alarm deadline; main thread only."""
+    """math-verify under an alarm deadline; main thread only.  The first call
+    in a process warms math-verify up outside the deadline."""
+    if not is_warm():
+        try:
+            warm_up()
+        except Exception:
+            pass
     try:
         with alarm_deadline(timeout_s):
             return mv_compare(gold, pred, memo)

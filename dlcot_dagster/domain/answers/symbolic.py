@@ -28,7 +28,7 @@ import logging
 
 from .cache import LRUCache
 
-__all__ = ["mv_compare", "warm_up", "parse_memo_info"]
+__all__ = ["mv_compare", "warm_up", "is_warm", "parse_memo_info"]
 
 _CONFIG = None
 #: parsed math-verify results by input text (sympy objects are immutable, so
@@ -69,9 +69,37 @@ def _config():
     return _CONFIG
 
 
+_WARM = False
+_WARM_PAIRS = (
+    ("$1$", "$1$"),
+    ("$\\frac{1}{2}$", "$0.5$"),
+    ("$(x+1)^2$", "$x^2+2x+1$"),
+    ("$\\sin(x)^2+\\cos(x)^2$", "$1$"),
+    ("$[0,1)$", "$(0,1]$"),
+    ("$\\{1,2\\}$", "$1,2$"),
+    ("$x \\geq 5$", "$5 \\leq x$"),
+    ("$y = 2x+1$", "$2x+1$"),
+    ("$\\begin{pmatrix}1\\\\2\\end{pmatrix}$", "$\\begin{pmatrix}1\\\\2\\end{pmatrix}$"),
+    ("$\\binom{x}{2}$", "$x(x-1)/2$"),
+    ("$10\\%$", "$0.1$"),
+)
+
+
 def warm_up() -> None:
-    """Import math-verify/sympy and compile its regexes."""
-    mv_compare("$1$", "$1$")
+    """Import math-verify/sympy and run a few representative comparisons, so
+    that one-off costs (imports of sympy submodules on first use, the ANTLR
+    parser building its tables) are not charged to the first real pair's time
+    box.  Idempotent; takes a second or two the first time."""
+    global _WARM
+    if _WARM:
+        return
+    for gold, pred in _WARM_PAIRS:
+        mv_compare(gold, pred)
+    _WARM = True
+
+
+def is_warm() -> bool:
+    return _WARM
 
 
 def _is_degenerate(x) -> bool:
