@@ -26,9 +26,10 @@ def test_inspect_sample_folder_one_object_per_record(capsys):
     out = run_inspect([str(SAMPLES_LANDING / "demo-sky-style"), "--teacher", "sky"], capsys)
     assert len(out) == 6  # six records in the dump, in input order
     assert [o["source_line"] for o in out] == [1, 2, 3, 4, 5, 6]
-    assert [o["status"] for o in out] == ["kept", "kept", "kept", "rejected", "rejected", "rejected"]
-    assert [o["reason"] for o in out[3:]] == ["malformed_json", "duplicate_id", "empty_field"]
-    assert all(o["reason"] is None and o["raw_tokens"] > 0 for o in out[:3])
+    # record 3 is truncated before any answer: ingested (flagged) but dropped by DLCoT
+    assert [o["status"] for o in out] == ["kept", "kept", "dropped", "rejected", "rejected", "rejected"]
+    assert [o["reason"] for o in out[2:]] == ["no_answer_found", "malformed_json", "duplicate_id", "empty_field"]
+    assert all(o["reason"] is None for o in out[:2]) and all(o["raw_tokens"] > 0 for o in out[:3])
     assert [o["thinking_closed"] for o in out[:3]] == [True, True, False]
     assert all(o["teacher"] == "sky" for o in out)
     assert "thinking" not in out[0]
