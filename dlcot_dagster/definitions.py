@@ -4,13 +4,13 @@
 import dagster as dg
 
 from .defs.dlcot.assets import corrected_traces, pruned_solutions, segmented_traces
+from .defs.deployment import executor_from_env, storage_resources
 from .defs.dlcot.resources import DLCoTEngineResource
 from .defs.ingest.assets import raw_traces
-from .defs.io_managers import ParquetIOManager
 from .defs.landing.jobs import reprocess_job
 from .defs.landing.schedules import reprocess_schedule
 from .defs.landing.sensors import landing_zone_sensor
-from .defs.resources import LandingZoneResource, TokenizerResource
+from .defs.resources import TokenizerResource
 
 
 def build_definitions() -> dg.Definitions:
@@ -20,11 +20,12 @@ def build_definitions() -> dg.Definitions:
         sensors=[landing_zone_sensor],
         schedules=[reprocess_schedule],
         resources={
-            "landing_zone": LandingZoneResource(),
+            # landing_zone, parquet_io_manager, blob_store (+ s3): local, or S3 by DLCOT_*_URL (defs/deployment.py)
+            **storage_resources(),
             "tokenizer": TokenizerResource(),
             "dlcot_engine": DLCoTEngineResource(),
-            "parquet_io_manager": ParquetIOManager(),
         },
+        executor=executor_from_env(),  # DLCOT_EXECUTOR=k8s: one pod per step
     )
 
 

@@ -46,3 +46,7 @@ def token_counter():
     from dlcot_dagster.domain.tokens import TokenCounter
 
     return TokenCounter()
+
+
+# real servers on loopback for the deployment tests (SeaweedFS S3, PostgreSQL): session fixtures
+from .services import postgres_server, s3, s3_server  # noqa: E402,F401

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import dagster as dg
+from dagster_aws.s3 import S3Resource
 from pydantic import Field
 
 from ..domain.landing import LocalLanding
+from ..domain.s3_landing import S3Landing
+from ..domain.storage import LocalBlobStore, S3BlobStore, is_s3_url
 from ..domain.tokens import QWEN2_SPEC, TokenCounter
-from .settings import default_landing_dir
+from .settings import blob_location, default_landing_dir, landing_location, scratch_dir
 
 
 class LandingZoneResource(dg.ConfigurableResource):
@@ -16,7 +19,50 @@ class LandingZoneResource(dg.ConfigurableResource):
     root: str = Field(default_factory=default_landing_dir, description="landing folder, one sub-folder per teacher")
 
     def landing(self) -> LocalLanding:
+        if is_s3_url(self.root):
+            raise ValueError(
+                f"landing_zone.root is {self.root!r}: an s3:// landing zone needs S3LandingZoneResource "
+                "(set DLCOT_LANDING_URL and build_definitions() picks it)"
+            )
         return LocalLanding(self.root)
+
+
+class S3LandingZoneResource(LandingZoneResource):
+    """The landing zone on S3 or an S3-compatible store: ``s3://bucket/prefix/<teacher>/...``.
+
+    Shares the ``landing_zone`` key and interface with the local resource; the client comes from the ``s3``
+    resource (dagster-aws ``S3Resource``: ``endpoint_url`` for S3-compatible stores, credentials from boto3's chain).
+    """
+
+    root: str = Field(default_factory=landing_location, description="s3://bucket/prefix, one key prefix per teacher")
+    s3: S3Resource
+    scratch_dir: str | None = Field(
+        default_factory=scratch_dir, description="where dumps are downloaded for ingestion (default: system temp)"
+    )
+
+    def landing(self) -> S3Landing:
+        return S3Landing.from_url(self.root, self.s3.get_client(), self.scratch_dir)
+
+
+class BlobStoreResource(dg.ConfigurableResource):
+    """Files that are not assets (checkpoints, LLM caches) under a local folder; see :mod:`..domain.storage`."""
+
+    url: str = Field(default_factory=blob_location, description="a folder (S3: use S3BlobStoreResource)")
+
+    def store(self) -> LocalBlobStore:
+        if is_s3_url(self.url):
+            raise ValueError(f"blob_store.url is {self.url!r}: use S3BlobStoreResource for s3:// URLs")
+        return LocalBlobStore(self.url)
+
+
+class S3BlobStoreResource(BlobStoreResource):
+    """Files that are not assets under ``s3://bucket/prefix``, through the ``s3`` resource."""
+
+    url: str = Field(default_factory=blob_location, description="s3://bucket/prefix")
+    s3: S3Resource
+
+    def store(self) -> S3BlobStore:  # type: ignore[override]
+        return S3BlobStore.from_url(self.url, self.s3.get_client())
 
 
 class TokenizerResource(dg.ConfigurableResource):

@@ -24,3 +24,45 @@ def default_storage_dir() -> str:
 
 def default_reprocess_cron() -> str:
     return os.environ.get("DLCOT_REPROCESS_CRON") or "0 3 * * *"
+
+
+# --- deployment: where data lives and how steps run, all from the environment (see k8s/README.md) ---
+
+
+def landing_location() -> str:
+    """``DLCOT_LANDING_URL`` (``s3://bucket/prefix`` or a folder), else :func:`default_landing_dir`."""
+    return os.environ.get("DLCOT_LANDING_URL") or default_landing_dir()
+
+
+def storage_location() -> str:
+    """``DLCOT_STORAGE_URL`` (``s3://bucket/prefix`` or a folder), else :func:`default_storage_dir`."""
+    return os.environ.get("DLCOT_STORAGE_URL") or default_storage_dir()
+
+
+def blob_location() -> str:
+    """Checkpoints and LLM caches: ``DLCOT_BLOB_URL``, else ``<storage location>/_blobs``."""
+    if os.environ.get("DLCOT_BLOB_URL"):
+        return os.environ["DLCOT_BLOB_URL"]
+    return storage_location().rstrip("/") + "/_blobs"
+
+
+def s3_endpoint_url() -> str | None:
+    """An S3-compatible endpoint: ``DLCOT_S3_ENDPOINT_URL``, ``AWS_ENDPOINT_URL_S3`` or ``AWS_ENDPOINT_URL``; None = AWS."""
+    for name in ("DLCOT_S3_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"):
+        if os.environ.get(name):
+            return os.environ[name]
+    return None
+
+
+def s3_region() -> str | None:
+    return os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or None
+
+
+def scratch_dir() -> str | None:
+    """Where S3 landing files are downloaded for ingestion: ``DLCOT_SCRATCH_DIR``, else the system temp dir."""
+    return os.environ.get("DLCOT_SCRATCH_DIR") or None
+
+
+def executor_kind() -> str:
+    """``DLCOT_EXECUTOR``: ``k8s`` (one pod per step), ``multiprocess``, ``in_process``; empty = Dagster's default."""
+    return (os.environ.get("DLCOT_EXECUTOR") or "").strip().lower()

@@ -32,6 +32,7 @@ class LandedFile:
     name: str  # path relative to the teacher folder (or object key suffix)
     size: int
     mtime_ns: int
+    etag: str = ""  # object stores: the object's ETag (a rewrite within the same second changes it)
 
 
 class Landing(Protocol):
@@ -51,7 +52,8 @@ class Landing(Protocol):
 def listing_signature(listing: list[LandedFile]) -> str:
     h = hashlib.sha256()
     for f in sorted(listing, key=lambda f: f.name):
-        h.update(f"{f.name}\0{f.size}\0{f.mtime_ns}\n".encode())
+        etag = f"\0{f.etag}" if f.etag else ""  # local files have none: their signatures are unchanged
+        h.update(f"{f.name}\0{f.size}\0{f.mtime_ns}{etag}\n".encode())
     return h.hexdigest()
 
 
