@@ -28,6 +28,7 @@ demo: $(VENV)/.stamp-main
 	$(VENV)/bin/dlcot demo --home $(HOME_DIR)
 
 test: $(VENV)/.stamp-test
+	bash scripts/ensure-test-services.sh
 	$(PY) -m pytest -q
 
 dev: $(VENV)/.stamp-main
