@@ -8,23 +8,31 @@ from pydantic import Field
 
 from ..domain.landing import LocalLanding
 from ..domain.s3_landing import S3Landing
+from ..domain.sharding import ShardedLanding
 from ..domain.storage import LocalBlobStore, S3BlobStore, is_s3_url
 from ..domain.tokens import QWEN2_SPEC, TokenCounter
-from .settings import blob_location, default_landing_dir, landing_location, scratch_dir
+from .settings import blob_location, default_landing_dir, default_shards, landing_location, scratch_dir
 
 
 class LandingZoneResource(dg.ConfigurableResource):
     """The landing zone: ``<root>/<teacher>/*.jsonl|*.json|*.parquet``."""
 
     root: str = Field(default_factory=default_landing_dir, description="landing folder, one sub-folder per teacher")
+    shards: dict[str, int] = Field(
+        default_factory=default_shards,
+        description="teacher -> number of shards (> 1: partitions <teacher>~shard-NNN, one run each); DLCOT_SHARDS",
+    )
 
-    def landing(self) -> LocalLanding:
+    def _sharded(self, landing):
+        return ShardedLanding(landing, self.shards) if any(n > 1 for n in self.shards.values()) else landing
+
+    def landing(self) -> LocalLanding | ShardedLanding:
         if is_s3_url(self.root):
             raise ValueError(
                 f"landing_zone.root is {self.root!r}: an s3:// landing zone needs S3LandingZoneResource "
                 "(set DLCOT_LANDING_URL and build_definitions() picks it)"
             )
-        return LocalLanding(self.root)
+        return self._sharded(LocalLanding(self.root))
 
 
 class S3LandingZoneResource(LandingZoneResource):
@@ -40,8 +48,8 @@ class S3LandingZoneResource(LandingZoneResource):
         default_factory=scratch_dir, description="where dumps are downloaded for ingestion (default: system temp)"
     )
 
-    def landing(self) -> S3Landing:
-        return S3Landing.from_url(self.root, self.s3.get_client(), self.scratch_dir)
+    def landing(self) -> S3Landing | ShardedLanding:  # type: ignore[override]
+        return self._sharded(S3Landing.from_url(self.root, self.s3.get_client(), self.scratch_dir))
 
 
 class BlobStoreResource(dg.ConfigurableResource):

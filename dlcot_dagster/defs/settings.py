@@ -66,3 +66,16 @@ def scratch_dir() -> str | None:
 def executor_kind() -> str:
     """``DLCOT_EXECUTOR``: ``k8s`` (one pod per step), ``multiprocess``, ``in_process``; empty = Dagster's default."""
     return (os.environ.get("DLCOT_EXECUTOR") or "").strip().lower()
+
+
+def default_shards() -> dict[str, int]:
+    """``DLCOT_SHARDS="qwq-32b=16,deepseek-r1=8"``: teachers split into that many shard partitions."""
+    out: dict[str, int] = {}
+    for item in (os.environ.get("DLCOT_SHARDS") or "").split(","):
+        if item.strip():
+            teacher, _, n = item.partition("=")
+            try:
+                out[teacher.strip()] = int(n)
+            except ValueError:
+                raise ValueError(f"DLCOT_SHARDS: {item!r} is not <teacher>=<number of shards>") from None
+    return out

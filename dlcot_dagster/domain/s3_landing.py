@@ -23,7 +23,7 @@ import hashlib
 import os
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from .ingest import SPEC_FILENAME
 from .landing import LandedFile, valid_teacher_name
@@ -139,9 +139,14 @@ class S3Landing:
                 return SourceSpec.from_yaml(self._download(teacher, obj))
         return SourceSpec()
 
-    def local_files(self, teacher: str) -> list[tuple[Path, str]]:
-        """Download (or reuse) every data object; ``(local path, key suffix)`` in key order."""
-        return [(self._download(teacher, o), o["rel"]) for o in self._objects(teacher) if o["rel"] != SPEC_FILENAME]
+    def local_files(self, teacher: str, only: Callable[[str], bool] | None = None) -> list[tuple[Path, str]]:
+        """Download (or reuse) every data object (or those whose key suffix ``only`` accepts: one shard's);
+        ``(local path, key suffix)`` in key order."""
+        return [
+            (self._download(teacher, o), o["rel"])
+            for o in self._objects(teacher)
+            if o["rel"] != SPEC_FILENAME and (only is None or only(o["rel"]))
+        ]
 
 
 def _mtime_ns(when: Any) -> int:
