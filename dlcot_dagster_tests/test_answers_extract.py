@@ -189,3 +189,10 @@ def test_answer_match_is_frozen():
     m = AnswerMatch("1", 0, 1, "boxed")
     with pytest.raises(Exception):
         m.text = "2"  # type: ignore[misc]
+
+
+def test_answer_named_boxed_in_words():
+    """R1-distill traces say "the answer is 180, boxed." (LIMO id 145): the word is not part of the answer."""
+    assert [a.text for a in find_answers("Therefore, the answer is 180, boxed.")] == ["180"]
+    assert extract_final_answer("So the answer is 42 (boxed).").text == "42"
+    assert extract_final_answer("Thus, the answer is boxed 40.").text == "40"

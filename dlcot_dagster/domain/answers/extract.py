@@ -250,9 +250,16 @@ def _choice_letter(content: str) -> str | None:
     return letter
 
 
+_BOXED_WORD_HEAD_RE = re.compile(r"^boxed\s+(?=\S)", re.IGNORECASE)
+_BOXED_WORD_TAIL_RE = re.compile(r"[,;\s]*\(?\s*(?:in a box|boxed)\s*\)?$", re.IGNORECASE)
+
+
 def _clean_plain(s: str) -> str:
     s = s.strip().strip("*").strip()
     s = s.rstrip(".,;:").strip()
+    # "the answer is 180, boxed." names the box in words: the answer is 180
+    s = _BOXED_WORD_TAIL_RE.sub("", s).rstrip(".,;:").strip() or s
+    s = _BOXED_WORD_HEAD_RE.sub("", s).strip() or s  # "the answer is boxed 40"
     if len(s) >= 2 and s[0] in "\"'`" and s[-1] == s[0]:
         s = s[1:-1].strip()
     return s

@@ -193,7 +193,16 @@ def _is_conclude(ctx: _Ctx, i: int, final: AnswerSpan | None) -> bool:
         for a in ctx.by_unit.get(i, ()):
             if a.explicit and _norm(a.text) == _norm(final.text):
                 return True
+    # "Hence, … p + q = 11." closing a thinking whose **Final Answer** tail was split off by ingestion:
+    # a short connective sentence that states an answer (implicit answers only ever match the reference)
+    if len(t.strip()) <= 400 and _CONCLUDING_CONNECTIVE_RE.match(t) and ctx.by_unit.get(i):
+        return True
     return False
+
+
+_CONCLUDING_CONNECTIVE_RE = re.compile(
+    r"\s*(?:so|thus|therefore|hence|finally|consequently|in conclusion|in summary)\b", re.IGNORECASE
+)
 
 
 def _norm(s: str) -> str:
