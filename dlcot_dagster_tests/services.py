@@ -154,6 +154,13 @@ class SeaweedS3:
         stop_process(self.gateway, signal.SIGKILL)
         stop_process(self.server, signal.SIGTERM, timeout=2)  # its graceful stop can hang: SIGKILL after 2 s
         self.gateway = self.server = None
+        # weed also listens on /tmp/seaweedfs-<role>-<port>.sock; remove ours (only our ports)
+        ports = {self.master, self.master_grpc, self.volume, self.volume_grpc, self.filer, self.filer_grpc,
+                 self.s3_port, self.s3_grpc, self.iceberg, self.lance}
+        for sock in glob.glob(os.path.join(tempfile.gettempdir(), "seaweedfs-*.sock")):
+            tail = sock.rsplit("-", 1)[-1].removesuffix(".sock")
+            if tail.isdigit() and int(tail) in ports:
+                Path(sock).unlink(missing_ok=True)
 
     def client(self, max_attempts: int = 2):
         import boto3
