@@ -108,11 +108,20 @@ def _rows_in_order(raw: pl.DataFrame, stage: pl.DataFrame, what: str) -> Iterato
         yield r, stage_rows[r["id"]]
 
 
+def _prepare(step, items: list, *args) -> None:
+    """Batch hook: a step with ``prepare`` (the LLM steps) gets the whole partition first, in one batch."""
+    prepare = getattr(step, "prepare", None)
+    if prepare is not None and items:
+        prepare(items, *args)
+
+
 # ------------------------------------------------------------------ segment
 def segment_frame(raw: pl.DataFrame, engine: RulesEngine) -> pl.DataFrame:
     rows = []
-    for r in raw.iter_rows(named=True):
-        trace = engine.segmenter.segment(TraceInput.of(r))
+    inputs = [TraceInput.of(r) for r in raw.iter_rows(named=True)]
+    _prepare(engine.segmenter, inputs)
+    for r, rec in zip(raw.iter_rows(named=True), inputs):
+        trace = engine.segmenter.segment(rec)
         kinds = [s.kind for s in trace.segments]
         rows.append(
             {
@@ -160,9 +169,12 @@ def _segmented_trace(raw_row: dict, stage_row: dict) -> SegmentedTrace:
 
 def prune_frame(raw: pl.DataFrame, segmented: pl.DataFrame, engine: RulesEngine) -> pl.DataFrame:
     rows = []
-    for r, s in _rows_in_order(raw, segmented, "segmented_traces"):
-        trace = _segmented_trace(r, s)
-        trace = engine.labeler.label(trace)
+    pairs = list(_rows_in_order(raw, segmented, "segmented_traces"))
+    traces = [_segmented_trace(r, s) for r, s in pairs]
+    _prepare(engine.labeler, traces)
+    traces = [engine.labeler.label(t) for t in traces]
+    _prepare(engine.clusterer, traces)
+    for (r, _s), trace in zip(pairs, traces):
         trace = engine.clusterer.cluster(trace)
         trace = engine.pruner.prune(trace, engine.policy)
         labels = [sg.label.value if sg.label else None for sg in trace.segments if sg.kind in _BODY]
@@ -208,8 +220,11 @@ def correct_frame(
     results: list[DLCoTResult] = []
     raws: list[dict] = []
     pruned_dropped: list[bool] = []
-    for r, p in _rows_in_order(raw, pruned, "pruned_solutions"):
-        results.append(engine.finalize(_segmented_trace(r, p)))
+    pairs = list(_rows_in_order(raw, pruned, "pruned_solutions"))
+    traces = [_segmented_trace(r, p) for r, p in pairs]
+    _prepare(engine.rewriter, [t for t in traces if t.status is not SampleStatus.DROPPED], engine.policy)
+    for (r, p), trace in zip(pairs, traces):
+        results.append(engine.finalize(trace))
         raws.append(r)
         pruned_dropped.append(p["status"] == SampleStatus.DROPPED.value)
 

@@ -87,6 +87,12 @@ class Segment(BaseModel):
     similarity: float | None = Field(default=None, description="Jaccard with the cluster's first member")
     kept: bool | None = None
     drop_reason: str | None = None
+    # set only by the LLM labeler; omitted from dumps when empty, so rule-engine output is unchanged
+    error_spans: list["Span"] | None = Field(
+        default=None,
+        exclude_if=lambda v: not v,
+        description="passages stating a wrong intermediate result (absolute offsets), from an LLM labeler",
+    )
 
     @property
     def length(self) -> int:
