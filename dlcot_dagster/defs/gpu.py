@@ -49,3 +49,15 @@ def gpu_op_tags(cfg: GpuPodConfig | None = None) -> dict:
         },
         "dlcot/gpu": "true",
     }
+
+
+def gpu_steps_enabled() -> bool:
+    """``DLCOT_GPU_STEPS=1``: this code location runs vLLM inside its DLCoT steps, so they are GPU steps."""
+    return os.environ.get("DLCOT_GPU_STEPS", "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def gpu_step_kwargs(enabled: bool | None = None) -> dict:
+    """``op_tags`` + ``pool`` for an asset decorator: GPU tags and the ``gpu`` pool when enabled, else nothing."""
+    if enabled is None:
+        enabled = gpu_steps_enabled()
+    return {"op_tags": gpu_op_tags(), "pool": GPU_POOL} if enabled else {}

@@ -8,6 +8,7 @@ from pydantic import Field
 
 from ...domain.answers import AnswerChecker, extract_final_answer
 from ...domain.dlcot import engine_code_version
+from ...domain.llm import llm_fallbacks, llm_report
 from ...domain.pipeline import (
     correct_frame,
     coverage_problems,
@@ -31,11 +32,36 @@ from ..constants import (
     RAW_TRACES,
     SEGMENTED_TRACES,
 )
+from ..gpu import gpu_step_kwargs
 from ..partitions import teacher_partitions
 from ..resources import TokenizerResource
 from .resources import DLCoTEngineResource
 
 CODE_VERSION = engine_code_version()
+
+# The three stages run the LLM steps in-process when dlcot_engine.engine is llm. Op tags are static, so a code
+# location that runs vLLM inside these steps sets DLCOT_GPU_STEPS=1 at load time: they then carry the GPU pod
+# tags (defs/gpu.py) and join the `gpu` pool. Left unset (rules, or llm over an HTTP endpoint) they stay CPU steps.
+GPU_STEP = gpu_step_kwargs()
+
+
+def _llm_metadata(engine, dlcot_engine: DLCoTEngineResource) -> dict:
+    """Engine mode and, in llm mode, the LLM steps' acceptance and fallbacks per reason."""
+    if dlcot_engine.engine_kind != "llm":
+        return {"engine": "rules"}
+    report = {name: st for name, st in llm_report(engine).items() if st["records"]}  # the steps this stage ran
+    fallbacks = {k: n for k, n in llm_fallbacks(engine).items() if k.split(":")[0] in report}
+    client = getattr(engine, "llm_client", None)
+    asked = sum(st["records"] - sum(st["skipped"].values()) for st in report.values())
+    return {
+        "engine": "llm",
+        "llm_model": dlcot_engine.llm.model,
+        "llm_steps": dg.MetadataValue.json(report),
+        "llm_fallbacks": dg.MetadataValue.json(fallbacks),
+        "llm_fallback_count": sum(fallbacks.values()),
+        "llm_fallback_rate": round(sum(fallbacks.values()) / asked, 4) if asked else 0.0,
+        "llm_client": dg.MetadataValue.json(client.stats.as_dict() if client is not None else {}),
+    }
 
 
 @dg.asset(
@@ -51,9 +77,11 @@ CODE_VERSION = engine_code_version()
     ],
     description="Each thinking split into restatement, understanding, solutions, verifications and conclusion "
     "(character spans of the original).",
+    **GPU_STEP,
 )
 def segmented_traces(context: dg.AssetExecutionContext, raw_traces: pl.DataFrame, dlcot_engine: DLCoTEngineResource):
-    out = segment_frame(raw_traces, dlcot_engine.engine())
+    engine = dlcot_engine.engine()
+    out = segment_frame(raw_traces, engine)
     kinds: dict[str, int] = {}
     for blob in out["segments"].to_list():
         for seg in json.loads(blob):
@@ -65,6 +93,7 @@ def segmented_traces(context: dg.AssetExecutionContext, raw_traces: pl.DataFrame
             "segments_by_kind": dg.MetadataValue.json(kinds),
             "solutions_per_trace": float(out["n_solutions"].mean() or 0),
             "verifications_per_trace": float(out["n_verifications"].mean() or 0),
+            **_llm_metadata(engine, dlcot_engine),
         },
     )
     problems = coverage_problems(raw_traces, out)
@@ -84,6 +113,7 @@ def segmented_traces(context: dg.AssetExecutionContext, raw_traces: pl.DataFrame
     code_version=CODE_VERSION,
     description="Solutions and checks labelled correct/incorrect/incomplete, clustered, and pruned by the policy; "
     "every dropped sample and segment keeps its reason.",
+    **GPU_STEP,
 )
 def pruned_solutions(
     context: dg.AssetExecutionContext,
@@ -91,7 +121,8 @@ def pruned_solutions(
     segmented_traces: pl.DataFrame,
     dlcot_engine: DLCoTEngineResource,
 ) -> dg.Output:
-    out = prune_frame(raw_traces, segmented_traces, dlcot_engine.engine())
+    engine = dlcot_engine.engine()
+    out = prune_frame(raw_traces, segmented_traces, engine)
     seg_reasons: dict[str, int] = {}
     for blob in out["segments"].to_list():
         for seg in json.loads(blob):
@@ -114,6 +145,7 @@ def pruned_solutions(
             ),
             "segment_drop_reasons": dg.MetadataValue.json(dict(sorted(seg_reasons.items()))),
             "clusters_per_trace": float(out["n_clusters"].mean() or 0),
+            **_llm_metadata(engine, dlcot_engine),
         },
     )
 
@@ -154,6 +186,7 @@ class CorrectConfig(dg.Config):
         dg.AssetCheckSpec(CHECK_TOKEN_REDUCTION, asset=CORRECTED_TRACES, blocking=False,
                           description="median token reduction per teacher, warning below the floor"),
     ],
+    **GPU_STEP,
 )
 def corrected_traces(
     context: dg.AssetExecutionContext,
@@ -205,6 +238,7 @@ def corrected_traces(
             "preview": dg.MetadataValue.md(
                 markdown_table(kept.select("id", "final_answer", "raw_tokens", "corrected_tokens"))
             ),
+            **_llm_metadata(engine, dlcot_engine),
         },
     )
     yield dg.Output(
