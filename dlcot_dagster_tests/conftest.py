@@ -50,3 +50,7 @@ def token_counter():
 
 # real servers on loopback for the deployment tests (SeaweedFS S3, PostgreSQL): session fixtures
 from .services import postgres_server, s3, s3_server  # noqa: E402,F401
+
+
+# session fixtures of the LLM tests (one vLLM engine, one OpenAI-compatible server); vLLM loads only when used
+from .llm_support import small_llm, smollm2_dir, vllm_engine, vllm_server  # noqa: E402,F401
