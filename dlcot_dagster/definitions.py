@@ -10,12 +10,15 @@ from .defs.ingest.assets import raw_traces
 from .defs.landing.jobs import reprocess_job
 from .defs.landing.schedules import reprocess_schedule
 from .defs.landing.sensors import landing_zone_sensor
+from .defs.llm.assets import teacher_generations
+from .defs.llm.resources import LLMResource
 from .defs.resources import TokenizerResource
 
 
 def build_definitions() -> dg.Definitions:
     return dg.Definitions(
-        assets=[raw_traces, segmented_traces, pruned_solutions, corrected_traces],
+        # teacher_generations (on demand, GPU) writes a landing folder; it is not downstream of raw_traces
+        assets=[raw_traces, segmented_traces, pruned_solutions, corrected_traces, teacher_generations],
         jobs=[reprocess_job],
         sensors=[landing_zone_sensor],
         schedules=[reprocess_schedule],
@@ -24,6 +27,7 @@ def build_definitions() -> dg.Definitions:
             **storage_resources(),
             "tokenizer": TokenizerResource(),
             "dlcot_engine": DLCoTEngineResource(),
+            "llm": LLMResource(),
         },
         executor=executor_from_env(),  # DLCOT_EXECUTOR=k8s: one pod per step
     )

@@ -134,3 +134,51 @@ def test_llm_mode_falls_back_to_rules_when_the_guard_rejects_the_split(vllm_engi
             assert md["engine"].value == "llm" and "llm_fallbacks" in md
             for step, st in md["llm_steps"].value.items():
                 assert st["accepted"] + sum(st["fallbacks"].values()) + sum(st["skipped"].values()) == st["records"]
+
+
+def test_teacher_generations_land_as_a_new_teacher_the_sensor_picks_up(vllm_engine, small_llm, tmp_path):
+    """teacher_generations writes a landing folder (through the llm resource and its reply cache); the landing
+    sensor adds the partition and requests its run, and the folder ingests like any R1-style dump."""
+    from dlcot_dagster.defs.landing.sensors import landing_zone_sensor
+    from dlcot_dagster.defs.llm.assets import teacher_generations
+    from dlcot_dagster.defs.llm.resources import LLMResource
+
+    raw = sample_raw()
+    problems = tmp_path / "problems.jsonl"
+    problems.write_text("".join(json.dumps({"id": r["id"], "problem": r["problem"], "answer": r["reference_answer"]}) + "\n"
+                                for r in raw.iter_rows(named=True)))
+    landing = tmp_path / "landing"
+    landing.mkdir()
+    llm = LLMResource(**small_llm, cache_url=str(tmp_path / "llm_cache"))
+    run_config = {"ops": {"teacher_generations": {"config": {
+        "problems": str(problems), "teacher": "smollm2-gen", "max_tokens": 24, "temperature": 0.0}}}}
+    with dg.instance_for_test() as instance:
+        res = dg.materialize([teacher_generations], instance=instance, run_config=run_config,
+                             resources={"llm": llm, "landing_zone": LandingZoneResource(root=str(landing))})
+        assert res.success
+        md = res.asset_materializations_for_node("teacher_generations")[0].metadata
+        assert md["generated"].value == raw.height and md["failed"].value == 0
+        assert md["llm_client"].value["prompts"] == raw.height
+        rows = [json.loads(line) for line in (landing / "smollm2-gen" / "generations.jsonl").read_text().splitlines()]
+        assert [r["id"] for r in rows] == raw["id"].to_list() and all(r["response"] for r in rows)
+
+        # a retried run generates nothing new: every reply comes from the cache
+        res2 = dg.materialize([teacher_generations], instance=instance, run_config=run_config,
+                              resources={"llm": llm, "landing_zone": LandingZoneResource(root=str(landing))})
+        stats = res2.asset_materializations_for_node("teacher_generations")[0].metadata["llm_client"].value
+        assert stats["prompts"] == 0 and stats["cache_hits"] == raw.height
+
+        ctx = dg.build_sensor_context(instance=instance, resources={"landing_zone": LandingZoneResource(root=str(landing))})
+        result = landing_zone_sensor(ctx)
+        added = [k for req in result.dynamic_partitions_requests or [] for k in req.partition_keys]
+        assert added == ["smollm2-gen"]
+        assert [r.partition_key for r in result.run_requests] == ["smollm2-gen"]
+
+    # the folder ingests like any dump: every generated record is read (kept, or rejected with a reason)
+    from dlcot_dagster.domain.ingest import iter_outcomes, list_data_files, load_spec
+    from dlcot_dagster.domain.tokens import TokenCounter
+
+    folder = landing / "smollm2-gen"
+    files = [(p, p.relative_to(folder).as_posix()) for p in list_data_files(folder)]
+    outcomes = list(iter_outcomes(files, "smollm2-gen", load_spec(folder), TokenCounter("qwen2")))
+    assert len(outcomes) == raw.height
