@@ -29,6 +29,12 @@ for name in ("raw_traces", "segmented_traces", "pruned_solutions", "corrected_tr
                                         user_defined_k8s_config=get_user_defined_k8s_config(tags), component="step_worker")
     pod = kubernetes.client.ApiClient().sanitize_for_serialization(k8s_job)["spec"]["template"]["spec"]
     out[name] = {"tags": tags, "pool": op.pool, "pod": pod}
+from dlcot_dagster.defs.llm.assets import teacher_generations
+tags = dict(teacher_generations.op.tags)
+k8s_job = construct_dagster_k8s_job(cfg, ["x"], "dagster-step-teacher-generations",
+                                    user_defined_k8s_config=get_user_defined_k8s_config(tags), component="step_worker")
+out["teacher_generations"] = {"tags": tags, "pool": teacher_generations.op.pool,
+                              "pod": kubernetes.client.ApiClient().sanitize_for_serialization(k8s_job)["spec"]["template"]["spec"]}
 print("PROBE" + json.dumps(out))
 """
 
@@ -58,8 +64,11 @@ def test_llm_stages_become_gpu_pods_when_the_location_runs_vllm_in_process():
     assert "dagster-k8s/config" not in raw["tags"] and "nvidia.com/gpu" not in json.dumps(raw["pod"])
 
 
-def test_stages_are_cpu_steps_by_default():
+def test_stages_are_cpu_steps_by_default_and_teacher_generation_is_always_a_gpu_step():
     steps = _probe(DLCOT_GPU_STEPS="")
     for name in ("segmented_traces", "pruned_solutions", "corrected_traces"):
         assert "dagster-k8s/config" not in steps[name]["tags"] and steps[name]["pool"] is None
         assert "nvidia.com/gpu" not in json.dumps(steps[name]["pod"])
+    gen = steps["teacher_generations"]
+    assert gen["pool"] == "gpu" and gen["pod"]["containers"][0]["resources"]["limits"]["nvidia.com/gpu"] == "1"
+    assert gen["pod"]["nodeSelector"] == {"dlcot/node-pool": "gpu"}
