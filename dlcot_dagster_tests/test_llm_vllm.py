@@ -92,7 +92,7 @@ def test_llm_mode_falls_back_to_rules_when_the_guard_rejects_the_split(vllm_engi
     llm = LLMConfig(
         **small_llm,
         cache_url=str(tmp_path / "llm_cache"),
-        max_tokens_segment=200, max_parts=2,
+        max_tokens_segment=320, max_parts=2,
         max_tokens_label=40, max_tokens_cluster=48, max_tokens_rewrite=32,
     )
     resources = {
