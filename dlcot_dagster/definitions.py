@@ -13,12 +13,17 @@ from .defs.landing.sensors import landing_zone_sensor
 from .defs.llm.assets import teacher_generations
 from .defs.llm.resources import LLMResource
 from .defs.resources import TokenizerResource
+from .defs.students.assets import benchmark_scores, student_checkpoints
 
 
 def build_definitions() -> dg.Definitions:
     return dg.Definitions(
         # teacher_generations (on demand, GPU) writes a landing folder; it is not downstream of raw_traces
-        assets=[raw_traces, segmented_traces, pruned_solutions, corrected_traces, teacher_generations],
+        # student_checkpoints / benchmark_scores (on demand, GPU) are not in reprocess_teacher (defs/landing/jobs.py)
+        assets=[
+            raw_traces, segmented_traces, pruned_solutions, corrected_traces, teacher_generations,
+            student_checkpoints, benchmark_scores,
+        ],
         jobs=[reprocess_job],
         sensors=[landing_zone_sensor],
         schedules=[reprocess_schedule],

@@ -35,3 +35,8 @@ CHECK_TOKENS_NOT_INCREASED = "tokens_not_increased"
 CHECK_MAX_SEQ_LEN = "within_max_seq_len"
 CHECK_DLCOT_ACCOUNTING = "raw_rows_accounted_for"
 CHECK_TOKEN_REDUCTION = "median_token_reduction"
+
+# stage 3: students (SFT + benchmarks); on demand, never part of reprocess_teacher
+STUDENTS_GROUP = "students"
+STUDENT_CHECKPOINTS = dg.AssetKey("student_checkpoints")
+BENCHMARK_SCORES = dg.AssetKey("benchmark_scores")

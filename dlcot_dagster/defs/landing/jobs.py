@@ -1,12 +1,14 @@
 import dagster as dg
 
-from ..constants import RAW_TRACE_REJECTS, RAW_TRACES, REPROCESS_JOB
+from ..constants import RAW_TRACE_REJECTS, RAW_TRACES, REPROCESS_JOB, STUDENTS_GROUP
 
 # Downstream stages follow a changed partition through this job: it selects
 # raw_traces and everything downstream of it, so an asset added by a later
-# stage is reprocessed by the run the sensor (or the schedule) requests.
+# stage is reprocessed by the run the sensor (or the schedule) requests. The students group (SFT, benchmarks:
+# GPU hours, teacher x variant partitions) is left out: those assets are materialized on demand.
 reprocess_job = dg.define_asset_job(
     REPROCESS_JOB,
-    selection=dg.AssetSelection.assets(RAW_TRACES, RAW_TRACE_REJECTS).downstream(),
+    selection=dg.AssetSelection.assets(RAW_TRACES, RAW_TRACE_REJECTS).downstream()
+    - dg.AssetSelection.groups(STUDENTS_GROUP),
     description="Re-ingest one teacher partition and rebuild everything downstream of it.",
 )
