@@ -110,3 +110,71 @@ def test_students_materialize_with_checks(tmp_path, tiny_base, small_llm):
         table = json.loads((tmp_path / "blobs" / "scores" / TEACHER / "per_benchmark.json").read_text())
         assert {(t["variant"], t["problems"]) for t in table} == {("dlcot", 2), ("raw", 2)}
 
+
+
+def test_checks_fail_on_bad_data(tmp_path, tiny_base, small_llm, monkeypatch):
+    """A checkpoint that does not generate fails its blocking check; an evaluation that lost a problem fails the
+    blocking count check (evaluation replaced by a stub that drops the last problem: no engine needed)."""
+    import dlcot_dagster.defs.students.assets as students
+    from dlcot_dagster.domain.students.evaluate import evaluate_problems as real_eval
+
+    parquet = ParquetIOManager(base_dir=str(tmp_path / "store"))
+    blobs = BlobStoreResource(url=str(tmp_path / "blobs"))
+    sft = {"base_model": str(tiny_base), "max_steps": 1, "max_seq_len": 64, "per_device_train_batch_size": 1,
+           "gradient_accumulation_steps": 1, "limit": 1, "warmup_steps": 0.0}
+    llm = LLMResource(**{**small_llm, "model": "unused", "cache_url": ""})
+
+    class StubClient:
+        model_id, stats = "stub", None
+
+        def chat_batch(self, requests, on_reply=None):
+            from dlcot_dagster.domain.llm import ChatReply
+
+            return [ChatReply(text="The answer is \\boxed{18}.", finish_reason="stop", completion_tokens=7) for _ in requests]
+
+    def lossy_eval(client, problems, **kw):
+        return real_eval(StubClient(), problems.head(problems.height - 1), **kw)
+
+    with dg.instance_for_test() as instance, warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        instance.add_dynamic_partitions(teacher_partitions.name, [TEACHER])
+        res = {"landing_zone": LandingZoneResource(root=str(SAMPLES_LANDING)), "tokenizer": TokenizerResource(),
+               "parquet_io_manager": parquet, "dlcot_engine": DLCoTEngineResource(), "blob_store": blobs, "llm": llm}
+        assert dg.materialize(UPSTREAM, partition_key=TEACHER, instance=instance, resources=res).success
+        for variant in ("dlcot", "raw"):
+            assert dg.materialize(
+                [student_checkpoints, *UPSTREAM], selection=[STUDENT_CHECKPOINTS],
+                partition_key=dg.MultiPartitionKey({"teacher": TEACHER, "variant": variant}),
+                instance=instance, resources=res, run_config={"ops": {"student_checkpoints": {"config": sft}}},
+            ).success
+
+        def broken(*a, **kw):
+            raise RuntimeError("weights are garbage")
+
+        monkeypatch.setattr(students, "smoke_generate", broken)
+        r = dg.materialize(
+            [student_checkpoints, *UPSTREAM], selection=[STUDENT_CHECKPOINTS],
+            partition_key=dg.MultiPartitionKey({"teacher": TEACHER, "variant": "raw"}),
+            instance=instance, resources=res, run_config={"ops": {"student_checkpoints": {"config": sft}}},
+            raise_on_error=False,
+        )
+        assert not r.success  # a failed blocking check fails the step, so benchmark_scores would not run
+        check = {c.check_name: c for c in r.get_asset_check_evaluations()}[CHECK_CHECKPOINT_GENERATES]
+        assert not check.passed and "weights are garbage" in check.metadata["error"].value
+        pointer = json.loads((tmp_path / "blobs" / "students" / TEACHER / "raw" / "latest.json").read_text())
+        assert pointer == {"prefix": pointer["prefix"]} and Path(tmp_path / "blobs" / pointer["prefix"]).is_dir()
+
+        monkeypatch.setattr(students, "smoke_generate", lambda *a, **kw: "ok")
+        monkeypatch.setattr(students, "evaluate_problems", lossy_eval)
+        gsm8k = str(shared_data_dir() / "benchmarks" / "gsm8k.jsonl")
+        ev = {"benchmarks": [{"name": "gsm8k", "path": gsm8k}], "limit": 3}
+        r = dg.materialize(
+            [benchmark_scores, student_checkpoints, *UPSTREAM], selection=[BENCHMARK_SCORES], partition_key=TEACHER,
+            instance=instance, resources=res, run_config={"ops": {"benchmark_scores": {"config": ev}}},
+            raise_on_error=False,
+        )
+        assert not r.success
+        checks = {c.check_name: c for c in r.get_asset_check_evaluations()}
+        assert checks[CHECK_SCORES_IN_RANGE].passed
+        assert not checks[CHECK_PROBLEM_COUNTS].passed
+        assert "2 problems evaluated, expected 3" in json.dumps(checks[CHECK_PROBLEM_COUNTS].metadata["problems"].value)

@@ -4,7 +4,7 @@
   ``corrected_traces``, ``raw`` on its ``raw_traces``); both upstreams map to it through the ``teacher`` dimension.
   The checkpoint goes to the ``blob_store`` (local folder or S3) under
   ``students/<teacher>/<variant>/<content hash[:16]>/`` with a ``manifest.json``; ``.../latest.json`` names the
-  newest one. Blocking check: the stored checkpoint loads and generates (transformers, a few greedy tokens).
+  newest one that passed the check. Blocking check: the stored checkpoint loads and generates (transformers, a few greedy tokens).
 * ``benchmark_scores`` is partitioned by ``teacher`` and depends on every variant of that teacher's checkpoints;
   it evaluates each on the configured benchmark files through the ``llm`` resource's engine settings (model
   replaced by the checkpoint), stores the per-sample records (Parquet) and shows pass@1 and output tokens side by
@@ -148,7 +148,6 @@ def student_checkpoints(
             **{k: v for k, v in res.as_dict().items() if k not in ("output_dir", "base_model")},
         }
         uri = store_checkpoint(store, prefix, res.output_dir, manifest)
-    store.put_bytes(f"{checkpoint_prefix(teacher, variant)}/latest.json", json.dumps({"prefix": prefix}).encode())
     curve = loss_curve_png(res.losses, f"{teacher} / {variant}: training loss")
     yield dg.MaterializeResult(
         metadata={
@@ -172,6 +171,8 @@ def student_checkpoints(
             sample = smoke_generate(fetch_checkpoint(store, prefix, tmp))
         except Exception as exc:  # the check reports any failure to load or generate
             sample, error = None, f"{type(exc).__name__}: {exc}"
+    if error is None:  # only a checkpoint that loads and generates becomes the one benchmark_scores evaluates
+        store.put_bytes(f"{checkpoint_prefix(teacher, variant)}/latest.json", json.dumps({"prefix": prefix}).encode())
     yield dg.AssetCheckResult(
         check_name=CHECK_CHECKPOINT_GENERATES,
         passed=error is None,
