@@ -240,16 +240,23 @@ def smoke_generate(folder: str | os.PathLike, prompt: str = "What is 2 + 3?", ma
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    cuda = torch.cuda.is_available()  # a 7B student: bf16 on the step's GPU, not float32 in host memory
     tok = AutoTokenizer.from_pretrained(str(folder))
-    model = AutoModelForCausalLM.from_pretrained(str(folder), dtype=torch.float32)
+    model = AutoModelForCausalLM.from_pretrained(str(folder), dtype=torch.bfloat16 if cuda else torch.float32)
+    if cuda:
+        model = model.to("cuda")
     text = tok.apply_chat_template([{"role": "user", "content": prompt}], tokenize=False, add_generation_prompt=True)
-    ids = tok(text, return_tensors="pt", add_special_tokens=False)
+    ids = tok(text, return_tensors="pt", add_special_tokens=False).to(model.device)
     with torch.no_grad():
         out = model.generate(**ids, max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=tok.pad_token_id or tok.eos_token_id)
     new = out[0, ids["input_ids"].shape[1]:]
     if new.numel() == 0:
         raise RuntimeError(f"{folder}: generated no tokens")
-    if not all(torch.isfinite(p).all() for p in model.parameters()):
+    finite = all(bool(torch.isfinite(p).all()) for p in model.parameters())
+    del model
+    if cuda:  # give the memory back before vLLM takes its share of the GPU
+        torch.cuda.empty_cache()
+    if not finite:
         raise RuntimeError(f"{folder}: non-finite weights")
     return tok.decode(new, skip_special_tokens=True)
 
