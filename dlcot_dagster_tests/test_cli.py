@@ -62,7 +62,7 @@ def test_demo_end_to_end(tmp_path):
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     out = proc.stdout
-    assert "[3/3]" in out and "FAILED" not in out
+    assert "[3/3]" in out and "FAILED" not in out and "skipped" not in out
     for teacher in ("demo-gemini-style", "demo-r1-style", "demo-sky-style"):
         assert teacher in out.split("per-teacher summary")[1]
         assert (home / "storage" / "raw_traces" / f"{teacher}.parquet").is_file()
@@ -70,3 +70,11 @@ def test_demo_end_to_end(tmp_path):
     assert sky_line.split()[1:4] == ["6", "3", "3"]  # read, kept, rejects
     assert pl.read_parquet(home / "storage" / "raw_trace_rejects" / "demo-sky-style.parquet").height == 3
     assert (home / "dagster.yaml").is_file()
+    # the student stage ran for every teacher x variant, and the scores for every teacher
+    assert out.count("[student ") == 6 and out.count("[scores ") == 3
+    students = out.split("students (tiny demo settings")[1]
+    rows = [l.split() for l in students.splitlines() if l.startswith("demo-") and len(l.split()) == 5]
+    assert len(rows) == 6
+    for teacher, variant, steps, first, final in rows:
+        assert variant in ("dlcot", "raw") and int(steps) == 3 and float(final) > 0
+    assert students.count("| demo_arithmetic |") == 3

@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 SAMPLES_LANDING = Path(__file__).resolve().parent.parent / "samples" / "landing"
+SAMPLES_BENCHMARKS = Path(__file__).resolve().parent.parent / "samples" / "benchmarks"
 
 
 def default_landing_dir() -> str:
