@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import uuid
 from pathlib import Path
 
 import tempfile
@@ -16,6 +14,7 @@ from pydantic import Field
 
 from ..domain.storage import S3BlobStore
 from .settings import default_storage_dir, storage_location
+from ..domain.storage import atomic_write
 
 
 class ParquetIOManager(dg.ConfigurableIOManager):
@@ -37,15 +36,7 @@ class ParquetIOManager(dg.ConfigurableIOManager):
     def handle_output(self, context: dg.OutputContext, obj: pl.DataFrame) -> None:
         if not isinstance(obj, pl.DataFrame):
             raise TypeError(f"{context.asset_key.to_user_string()}: ParquetIOManager stores polars DataFrames, got {type(obj).__name__}")
-        path = self._path(context)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-        try:
-            obj.write_parquet(tmp, compression="zstd")
-            os.replace(tmp, path)
-        finally:
-            if tmp.exists():
-                tmp.unlink()
+        path = atomic_write(self._path(context), lambda tmp: obj.write_parquet(tmp, compression="zstd"))
         context.add_output_metadata({"path": dg.MetadataValue.path(str(path)), "stored_rows": obj.height})
 
     def load_input(self, context: dg.InputContext) -> pl.DataFrame:

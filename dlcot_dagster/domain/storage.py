@@ -22,11 +22,10 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-import uuid
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Protocol
+from typing import Any, Callable, Iterator, Protocol
 
 S3_SCHEME = "s3://"
 
@@ -137,16 +136,7 @@ class LocalBlobStore:
         return self._path(key).is_file()
 
     def _atomic_write(self, key: str, write) -> str:
-        path = self._path(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-        try:
-            write(tmp)
-            os.replace(tmp, path)
-        finally:
-            if tmp.exists():
-                tmp.unlink()
-        return str(path)
+        return str(atomic_write(self._path(key), write))
 
     def put_bytes(self, key: str, data: bytes) -> str:
         return self._atomic_write(key, lambda tmp: tmp.write_bytes(data))
@@ -164,7 +154,7 @@ class LocalBlobStore:
         src = self._path(key)
         if not src.is_file():
             raise FileNotFoundError(f"no blob at {src}")
-        return _atomic_copy(lambda tmp: shutil.copyfile(src, tmp), Path(path))
+        return atomic_write(path, lambda tmp: shutil.copyfile(src, tmp))
 
     def list_keys(self, prefix: str = "") -> list[str]:
         if not self.root.is_dir():
@@ -176,7 +166,10 @@ class LocalBlobStore:
         self._path(key).unlink(missing_ok=True)
 
 
-def _atomic_copy(write, dest: Path) -> Path:
+def atomic_write(dest: str | Path, write: Callable[[Path], object]) -> Path:
+    """Complete-or-nothing file write: ``write(tmp)`` fills a temporary file beside ``dest``, which is then
+    renamed into place, so readers never see a partial file and a failure leaves the previous one intact."""
+    dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
     os.close(fd)
@@ -252,7 +245,7 @@ class S3BlobStore:
                 raise
 
         with s3_errors(self.client, f"downloading {self.uri(key)}"):
-            return _atomic_copy(download, dest)
+            return atomic_write(dest, download)
 
     def list_keys(self, prefix: str = "") -> list[str]:
         base = f"{self.prefix}/" if self.prefix else ""

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Sequence
 
 from tokenizers import Tokenizer, normalizers
+from .storage import atomic_write
 
 QWEN2_SPEC = "qwen2"
 
@@ -101,10 +102,7 @@ def load_qwen2_tokenizer(cache_dir: Path | None = None) -> Tokenizer:
             except Exception:  # a corrupt cache is rebuilt, not fatal
                 pass
         tok = build_qwen2_tokenizer()
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cache.with_suffix(f".{os.getpid()}.tmp")
-        tok.save(str(tmp))
-        os.replace(tmp, cache)
+        atomic_write(cache, lambda tmp: tok.save(str(tmp)))
         return tok
 
 

@@ -11,9 +11,9 @@ import hashlib
 import json
 import os
 import threading
-import uuid
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
+from ..storage import atomic_write
 
 
 @runtime_checkable
@@ -46,15 +46,7 @@ class LocalDirCache:
             return None
 
     def put(self, key: str, value: str) -> None:
-        path = self._path(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-        try:
-            tmp.write_text(value, encoding="utf-8")
-            os.replace(tmp, path)
-        finally:
-            if tmp.exists():
-                tmp.unlink()
+        atomic_write(self._path(key), lambda tmp: tmp.write_text(value, encoding="utf-8"))
 
     def __len__(self) -> int:
         return sum(1 for _ in self.root.glob("*/*.json")) if self.root.is_dir() else 0

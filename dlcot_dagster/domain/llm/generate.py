@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import json
 import os
-import uuid
 from pathlib import Path
 from typing import Any
 
 from .client import ChatRequest, LLMClient, Sampling
+from ..storage import atomic_write
 
 DEFAULT_TEMPLATE = "{problem}\n\nPlease reason step by step, and put your final answer within \\boxed{{}}."
 
@@ -86,16 +86,10 @@ def write_teacher_folder(rows: list[dict[str, Any]], folder: str | os.PathLike, 
     """Write the generated records (those with a response) as ``<folder>/<name>``, atomically."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    path = folder / name
-    tmp = folder / f".{name}.{uuid.uuid4().hex}.tmp"
-    try:
-        with open(tmp, "w", encoding="utf-8") as fh:
-            for r in rows:
-                if r["response"] is not None:
-                    rec = {k: r[k] for k in ("id", "problem", "answer", "response")}
-                    fh.write(json.dumps(rec, ensure_ascii=False) + "\n")
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    lines = "".join(
+        json.dumps({k: r[k] for k in ("id", "problem", "answer", "response")}, ensure_ascii=False) + "\n"
+        for r in rows
+        if r["response"] is not None
+    )
+    path = atomic_write(folder / name, lambda tmp: tmp.write_text(lines, encoding="utf-8"))
     return path
