@@ -31,7 +31,7 @@ def cmd_inspect(args: argparse.Namespace, out=None) -> int:
     """Ingest one dump and run the DLCoT stages on it, exactly as the assets do, without Dagster."""
     from .domain.answers import AnswerChecker
     from .domain.dlcot import DLCoTPolicy, RulesEngine
-    from .domain.ingest import iter_outcomes, list_data_files, load_spec
+    from .domain.ingest import iter_outcomes, load_spec, named_files
     from .domain.pipeline import correct_frame, prune_frame, segment_frame
     from .domain.schema import TraceRecord, traces_frame
     from .domain.tokens import TokenCounter
@@ -47,9 +47,7 @@ def cmd_inspect(args: argparse.Namespace, out=None) -> int:
     except ValueError as exc:
         print(f"dlcot inspect: {exc}", file=sys.stderr)
         return 2
-    files = (
-        [(p, p.relative_to(path).as_posix()) for p in list_data_files(path)] if path.is_dir() else [(path, path.name)]
-    )
+    files = named_files(path)
     counter = TokenCounter(args.tokenizer or spec.tokenizer or "qwen2")
     outcomes = list(iter_outcomes(files, args.teacher, spec, counter, max_raw_tokens=args.max_raw_tokens))
 

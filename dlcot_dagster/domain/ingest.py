@@ -55,6 +55,14 @@ def list_data_files(folder: Path) -> list[Path]:
     return sorted(p for p in folder.rglob("*") if p.is_file() and is_data_file(p) and not p.name.startswith("."))
 
 
+def named_files(path: Path) -> list[tuple[Path, str]]:
+    """``(local path, recorded name)`` pairs for a single dump file or a teacher folder (names relative to it)."""
+    path = Path(path)
+    if path.is_file():
+        return [(path, path.name)]
+    return [(p, p.relative_to(path).as_posix()) for p in list_data_files(path)]  # none for a missing folder
+
+
 def load_spec(folder: Path | None) -> SourceSpec:
     """The teacher folder's ``dlcot_source.yaml`` if present, else auto-detection."""
     if folder is not None and (folder / SPEC_FILENAME).is_file():
@@ -242,8 +250,7 @@ def ingest_folder(
     """Ingest every data file of one teacher folder (names relative to the folder)."""
     folder = Path(folder)
     spec = spec or load_spec(folder)
-    files = [(p, p.relative_to(folder).as_posix()) for p in list_data_files(folder)]
-    return ingest_files(files, teacher, spec, counter, **kw)
+    return ingest_files(named_files(folder), teacher, spec, counter, **kw)
 
 
 def ingest_path(path: Path, teacher: str, counter: TokenCounter | None = None, spec: SourceSpec | None = None, **kw) -> IngestResult:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from .ingest import SPEC_FILENAME, list_data_files, load_spec
+from .ingest import SPEC_FILENAME, list_data_files, load_spec, named_files
 from .sources import SourceSpec
 
 # Dagster partition keys and path segments: keep teacher names simple
@@ -118,7 +118,7 @@ class LocalLanding:
 
     def local_files(self, teacher: str) -> list[tuple[Path, str]]:
         folder = self._folder(teacher)
-        return [(p, p.relative_to(folder).as_posix()) for p in list_data_files(folder)]
+        return named_files(folder)
 
 
 @dataclass(frozen=True)
