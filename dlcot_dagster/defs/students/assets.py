@@ -5,6 +5,8 @@
   The checkpoint goes to the ``blob_store`` (local folder or S3) under
   ``students/<teacher>/<variant>/<content hash[:16]>/`` with a ``manifest.json``; ``.../latest.json`` names the
   newest one that passed the check. Blocking check: the stored checkpoint loads and generates (transformers, a few greedy tokens).
+  ``launcher: accelerate`` trains in ``num_processes`` ranks through ``accelerate launch`` (multi-GPU DDP, or FSDP /
+  DeepSpeed with an ``accelerate_config`` from ``k8s/accelerate/``); the default ``inprocess`` trains in the step.
 * ``benchmark_scores`` is partitioned by ``teacher`` and depends on every variant of that teacher's checkpoints;
   it evaluates each on the configured benchmark files through the ``llm`` resource's engine settings (model
   replaced by the checkpoint), stores the per-sample records (Parquet) and shows pass@1 and output tokens side by
@@ -20,10 +22,11 @@ import json
 import tempfile
 import warnings
 from pathlib import Path
+from typing import Literal
 
 import dagster as dg
 import polars as pl
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from ...domain.answers import AnswerChecker
 from ...domain.llm import Sampling
@@ -37,6 +40,7 @@ from ...domain.students.evaluate import (
     problem_count_problems,
     score_range_problems,
 )
+from ...domain.students.launch import LaunchSettings, run_sft
 from ...domain.students.plots import loss_curve_png, scores_png
 from ...domain.students.sft import (
     VARIANTS,
@@ -46,7 +50,6 @@ from ...domain.students.sft import (
     read_manifest,
     smoke_generate,
     store_checkpoint,
-    train_sft,
     training_messages,
 )
 from ..constants import BENCHMARK_SCORES, CORRECTED_TRACES, RAW_TRACES, STUDENT_CHECKPOINTS, STUDENTS_GROUP
@@ -87,6 +90,28 @@ class StudentSFTConfig(dg.Config):
     gradient_checkpointing: bool = False
     limit: int | None = Field(default=None, description="first N training examples only (demos, smoke runs)")
     seed: int = 0
+    launcher: Literal["inprocess", "accelerate"] = Field(
+        default="inprocess",
+        description="inprocess: train inside the step (one process); accelerate: `accelerate launch` num_processes ranks",
+    )
+    num_processes: int | None = Field(default=None, description="accelerate ranks; None: the visible GPUs, or 1")
+    accelerate_config: str | None = Field(
+        default=None, description="accelerate YAML (e.g. k8s/accelerate/fsdp.yaml, deepspeed-zero3.yaml); None: plain DDP"
+    )
+    mixed_precision: str | None = Field(
+        default=None, description="accelerate launch --mixed_precision (no|fp16|bf16|fp8); None: bf16 / the config file decides"
+    )
+
+    @field_validator("mixed_precision")
+    @classmethod
+    def _known_precision(cls, v: str | None) -> str | None:
+        if v is not None and v not in ("no", "fp16", "bf16", "fp8"):
+            raise ValueError(f"mixed_precision must be no, fp16, bf16 or fp8, got {v!r}")
+        return v
+
+    def launch(self) -> LaunchSettings:
+        return LaunchSettings(launcher=self.launcher, num_processes=self.num_processes,
+                              accelerate_config=self.accelerate_config, mixed_precision=self.mixed_precision)
 
     def settings(self) -> SFTSettings:
         return SFTSettings(
@@ -137,7 +162,11 @@ def student_checkpoints(
     base = resolve_model(config.base_model)
     store = blob_store.store()
     with tempfile.TemporaryDirectory(prefix="dlcot-sft-") as tmp:
-        res = train_sft(convs, base, Path(tmp) / "ckpt", config.settings())
+        launch = config.launch()
+        if launch.launcher == "accelerate":
+            context.log.info(f"SFT through accelerate launch: {launch}")
+        res = run_sft(convs, base, Path(tmp) / "ckpt", config.settings(), launch, work_dir=Path(tmp) / "launch",
+                      on_line=lambda line: context.log.info(line) if line.strip() else None)
         digest = dir_hash(res.output_dir)
         prefix = f"{checkpoint_prefix(teacher, variant)}/{digest[:16]}"
         manifest = {
@@ -160,6 +189,8 @@ def student_checkpoints(
             "train_tokens": res.train_tokens,
             "tokens_per_s": round(res.tokens_per_s, 1),
             "train_seconds": round(res.seconds, 2),
+            "launcher": res.launcher,
+            "world_size": res.world_size,
             "first_loss": res.first_loss,
             "final_loss": res.final_loss,
             "loss_curve": dg.MetadataValue.md(png_markdown(curve, "training loss")),

@@ -8,6 +8,10 @@ have none, so TRL's ``assistant_only_loss`` would refuse them).
 
 ``variant`` ``raw`` builds the same messages from a teacher's raw traces: user problem, assistant
 ``<think>thinking</think>`` + final response; ``dlcot`` uses ``corrected_traces.messages`` as is.
+
+``train_sft`` is rank-aware: run in-process it is one process; started by ``accelerate launch`` (see ``launch.py``
+and ``train_main.py``) every rank runs it, the trainer handles DDP / FSDP / DeepSpeed, and only the main process
+writes the checkpoint (``Trainer.save_model`` gathers sharded weights on every rank and writes on rank 0).
 """
 
 from __future__ import annotations
@@ -89,6 +93,10 @@ class SFTResult:
     train_tokens: int
     seconds: float
     losses: list[tuple[int, float]] = field(default_factory=list)  # (step, loss)
+    world_size: int = 1  # training processes (DDP / FSDP / DeepSpeed ranks)
+    ranks: list[int] = field(default_factory=lambda: [0])  # the ranks that took part (gathered from every rank)
+    launcher: str = "inprocess"
+    wall_seconds: float | None = None  # the whole launch (start-up, loading, training, saving); None in-process
 
     @property
     def first_loss(self) -> float | None:
@@ -135,7 +143,6 @@ def train_sft(
     tok = AutoTokenizer.from_pretrained(str(base_model))
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
-    model = AutoModelForCausalLM.from_pretrained(str(base_model), dtype="bfloat16" if bf16 else "float32")
     cfg = SFTConfig(
         output_dir=str(out / "_trainer"),
         learning_rate=s.learning_rate,
@@ -158,25 +165,39 @@ def train_sft(
         report_to="none",
         seed=s.seed,
         dataloader_num_workers=0,
+        ddp_find_unused_parameters=False,  # every parameter of a causal LM gets a gradient: no extra autograd pass
         disable_tqdm=True,
     )
+    # loaded after the SFTConfig: under DeepSpeed ZeRO-3 the config enables zero.Init, which partitions the weights
+    # while they load (FSDP's cpu_ram_efficient_loading keys off the launcher's environment instead)
+    model = AutoModelForCausalLM.from_pretrained(str(base_model), dtype="bfloat16" if bf16 else "float32")
     trainer = SFTTrainer(model=model, args=cfg, train_dataset=Dataset.from_list(rows), processing_class=tok)
     # tokens actually seen per epoch: the tokenized (truncated) dataset; times the epochs/steps covered
     lengths = [len(x) for x in trainer.train_dataset["input_ids"]]
+    acc = trainer.accelerator
     t0 = time.perf_counter()
     trainer.train()
     seconds = time.perf_counter() - t0
     steps = int(trainer.state.global_step)
-    per_step = s.per_device_train_batch_size * s.gradient_accumulation_steps
+    world = int(acc.num_processes)
+    per_step = s.per_device_train_batch_size * s.gradient_accumulation_steps * world  # examples per optimizer step
     seen = min(steps * per_step, 10**12)
     n = len(lengths)
     train_tokens = sum(lengths) * (seen // n) + sum(lengths[: seen % n]) if n else 0
     losses = [(int(h["step"]), float(h["loss"])) for h in trainer.state.log_history if "loss" in h]
-    trainer.model.save_pretrained(str(out))
-    tok.save_pretrained(str(out))
-    import shutil
+    ranks = [0]
+    if world > 1:  # a collective every rank must join: proof that all of them trained
+        from accelerate.utils import gather_object
 
-    shutil.rmtree(out / "_trainer", ignore_errors=True)
+        ranks = sorted(int(r) for r in gather_object([int(acc.process_index)]))
+    # every rank calls save_model (FSDP / ZeRO-3 gather the full weights collectively); only the main process writes
+    trainer.save_model(str(out))
+    if acc.is_main_process:
+        import shutil
+
+        (out / "training_args.bin").unlink(missing_ok=True)  # a pickle of run-specific paths: not part of the model
+        shutil.rmtree(out / "_trainer", ignore_errors=True)
+    acc.wait_for_everyone()
     return SFTResult(
         output_dir=str(out),
         base_model=str(base_model),
@@ -185,6 +206,8 @@ def train_sft(
         train_tokens=int(train_tokens),
         seconds=seconds,
         losses=losses,
+        world_size=world,
+        ranks=ranks,
     )
 
 
