@@ -233,6 +233,12 @@ class EvalConfig(dg.Config):
     seed: int = 0
     prompt_template: str = DEFAULT_TEMPLATE
     variants: list[str] = Field(default_factory=lambda: list(VARIANTS))
+    include_base_model: bool = Field(
+        default=False, description="also evaluate the untuned base model as a reference (rows with variant 'base')"
+    )
+    base_model: str | None = Field(
+        default=None, description="the reference model; None: the students' base model (from their manifest)"
+    )
 
 
 def _engine_config(llm: LLMResource, model: str) -> LLMConfig:
@@ -267,27 +273,39 @@ def benchmark_scores(context: dg.AssetExecutionContext, config: EvalConfig, llm:
     sampling = Sampling(temperature=config.temperature, top_p=config.top_p, max_tokens=config.max_tokens, seed=config.seed)
     checker = AnswerChecker()
     frames, timings, hashes = [], {}, {}
+
+    def evaluate(variant: str, folder: str, checkpoint_hash: str) -> None:
+        smoke_generate(folder, max_new_tokens=2)  # loads and generates, or the step fails before evaluating
+        cfg = _engine_config(llm, str(folder))
+        client = cfg.client()
+        try:
+            records, timing = evaluate_problems(
+                client, problems, n_samples=config.n_samples, sampling=sampling, checker=checker,
+                template=config.prompt_template,
+            )
+        finally:
+            if cfg.backend == "vllm":
+                release_engine(cfg.engine_args())
+        frames.append(records.with_columns(pl.lit(variant).alias("variant"), pl.lit(checkpoint_hash).alias("checkpoint_hash")))
+        timings[variant] = round(timing.problems_per_s, 3)
+        hashes[variant] = checkpoint_hash
+
+    student_base = None
     for variant in config.variants:
         pointer = json.loads(store.get_bytes(f"{checkpoint_prefix(teacher, variant)}/latest.json"))
         manifest = read_manifest(store, pointer["prefix"])
-        hashes[variant] = manifest["content_hash"]
+        student_base = student_base or manifest.get("base_model")
         with tempfile.TemporaryDirectory(prefix="dlcot-eval-") as tmp:
-            folder = fetch_checkpoint(store, pointer["prefix"], tmp)
-            smoke_generate(folder, max_new_tokens=2)  # loads and generates, or the step fails before evaluating
-            cfg = _engine_config(llm, str(folder))
-            client = cfg.client()
-            try:
-                records, timing = evaluate_problems(
-                    client, problems, n_samples=config.n_samples, sampling=sampling, checker=checker,
-                    template=config.prompt_template,
-                )
-            finally:
-                if cfg.backend == "vllm":
-                    release_engine(cfg.engine_args())
-        frames.append(records.with_columns(pl.lit(variant).alias("variant"), pl.lit(manifest["content_hash"]).alias("checkpoint_hash")))
-        timings[variant] = round(timing.problems_per_s, 3)
+            evaluate(variant, str(fetch_checkpoint(store, pointer["prefix"], tmp)), manifest["content_hash"])
+    labels = list(config.variants)
+    if config.include_base_model:  # the untuned student as a reference: what SFT added (or cost)
+        name = config.base_model or student_base
+        if not name:
+            raise ValueError("include_base_model: set base_model (no student manifest names one)")
+        evaluate("base", resolve_model(name), f"base:{name}")
+        labels.append("base")
     records = pl.concat(frames)
-    table = pl.concat([per_benchmark(f).with_columns(pl.lit(v).alias("variant")) for v, f in zip(config.variants, frames)])
+    table = pl.concat([per_benchmark(f).with_columns(pl.lit(v).alias("variant")) for v, f in zip(labels, frames)])
     table = table.select("variant", "benchmark", "problems", "pass_at_1", "output_tokens")
     store.put_bytes(f"scores/{teacher}/per_benchmark.json", json.dumps(table.to_dicts(), indent=2).encode())
     side = table.pivot(on="variant", index="benchmark", values=["pass_at_1", "output_tokens"])
@@ -305,7 +323,7 @@ def benchmark_scores(context: dg.AssetExecutionContext, config: EvalConfig, llm:
     bad = score_range_problems(table)
     yield dg.AssetCheckResult(check_name=CHECK_SCORES_IN_RANGE, passed=not bad,
                               metadata={"problems": dg.MetadataValue.json(bad)})
-    counts = [p for v in config.variants for p in problem_count_problems(table.filter(pl.col("variant") == v), expected)]
+    counts = [p for v in labels for p in problem_count_problems(table.filter(pl.col("variant") == v), expected)]
     yield dg.AssetCheckResult(check_name=CHECK_PROBLEM_COUNTS, passed=not counts,
                               metadata={"expected": dg.MetadataValue.json(expected), "problems": dg.MetadataValue.json(counts)})
     worse = dlcot_below_raw(table)
