@@ -3,6 +3,12 @@
 ``iter_outcomes`` yields, in input order, one ``TraceRecord`` or one
 ``RejectRecord`` per record unit (see :mod:`.readers`); ``ingest_files``
 collects them into Polars frames with per-file accounting.
+
+Each record's normalization runs under a time budget (``record_budget_s``,
+see :mod:`.budget`); a record that overruns it becomes a ``timeout`` reject
+naming its file, line and largest field, and the rest of the file goes on.
+Reading / JSON-decoding a line and the batched token count are outside the
+budget (both are linear-time C / Rust code).
 """
 
 from __future__ import annotations
@@ -14,7 +20,8 @@ from typing import Iterable, Iterator
 
 import polars as pl
 
-from .normalize import Normalized, RecordError, normalize_record, record_id
+from .budget import DEFAULT_RECORD_BUDGET_S, RecordTimeout, record_budget
+from .normalize import Normalized, RecordError, clean_text, normalize_record, record_id
 from .readers import Unit, is_data_file, iter_units
 from .schema import RejectReason, RejectRecord, TraceRecord, rejects_frame, traces_frame
 from .sources import ID_FIELDS, SourceSpec, find_field
@@ -75,11 +82,11 @@ def _reject(teacher: str, name: str, unit: Unit, err: RecordError, rid: str | No
         teacher=teacher,
         source_file=name,
         source_line=unit.line,
-        record_id=rid,
+        record_id=clean_text(rid),
         reason=err.reason,
-        field=err.field,
-        detail=err.detail,
-        excerpt=unit.excerpt,
+        field=clean_text(err.field),
+        detail=clean_text(err.detail) or "",
+        excerpt=clean_text(unit.excerpt),
     )
 
 
@@ -88,6 +95,26 @@ def _raw_id(obj: object, spec: SourceSpec) -> str | None:
         return None
     _name, value = find_field(obj, spec.id, ID_FIELDS)
     return None if value is None or isinstance(value, (dict, list)) else str(value)
+
+
+def _largest_field(obj: object) -> str | None:
+    """The top-level field with the most text: the likely culprit of a slow record."""
+    if not isinstance(obj, dict):
+        return None
+    best, size = None, -1
+    for k, v in obj.items():
+        n = len(v) if isinstance(v, str) else len(repr(v)) if isinstance(v, (list, dict)) else 0
+        if n > size:
+            best, size = str(k), n
+    return best
+
+
+def _timeout_error(obj: object, seconds: float | None) -> RecordError:
+    name = _largest_field(obj)
+    size = len(obj[name]) if name is not None and isinstance(obj.get(name), str) else None  # type: ignore[union-attr]
+    where = f"; largest field {name!r}" + (f" ({size} characters)" if size is not None else "") if name else ""
+    budget = f"the {seconds:g} s budget" if seconds else "its budget"
+    return RecordError(RejectReason.TIMEOUT, f"normalizing the record took longer than {budget}{where}", name)
 
 
 class _Batcher:
@@ -152,12 +179,15 @@ def iter_outcomes(
     max_raw_tokens: int | None = DEFAULT_MAX_RAW_TOKENS,
     batch_size: int = 512,
     stats: list[FileStats] | None = None,
+    record_budget_s: float | None = DEFAULT_RECORD_BUDGET_S,
 ) -> Iterator[TraceRecord | RejectRecord]:
     """One outcome per record unit, in input order.
 
     ``files`` are ``(local path, name to record)`` pairs; the name is what the
     tables show as ``source_file`` (a path relative to the landing folder or an
     object key). Token counting is batched; ``counter=None`` skips it.
+    ``record_budget_s`` bounds each record's normalization (``None``/``0``: no
+    budget); an overrun is a ``timeout`` reject.
     """
     spec = spec or SourceSpec()
     seen: dict[str, tuple[str, int]] = {}
@@ -176,7 +206,11 @@ def iter_outcomes(
                 yield _reject(teacher, name, unit, unit.error)
                 continue
             try:
-                norm = normalize_record(unit.obj, spec)
+                try:
+                    with record_budget(record_budget_s):
+                        norm = normalize_record(unit.obj, spec)
+                except RecordTimeout:
+                    raise _timeout_error(unit.obj, record_budget_s) from None
             except RecordError as err:
                 yield from batcher.flush(teacher)
                 yield _reject(teacher, name, unit, err, _raw_id(unit.obj, spec))
@@ -215,6 +249,7 @@ def ingest_files(
     *,
     max_raw_tokens: int | None = DEFAULT_MAX_RAW_TOKENS,
     batch_size: int = 512,
+    record_budget_s: float | None = DEFAULT_RECORD_BUDGET_S,
 ) -> IngestResult:
     """Ingest files into (traces, rejects) frames; every unit lands in exactly one of them."""
     t0 = time.perf_counter()
@@ -222,7 +257,14 @@ def ingest_files(
     kept: list[TraceRecord] = []
     rejected: list[RejectRecord] = []
     for outcome in iter_outcomes(
-        files, teacher, spec, counter, max_raw_tokens=max_raw_tokens, batch_size=batch_size, stats=stats
+        files,
+        teacher,
+        spec,
+        counter,
+        max_raw_tokens=max_raw_tokens,
+        batch_size=batch_size,
+        stats=stats,
+        record_budget_s=record_budget_s,
     ):
         (kept if isinstance(outcome, TraceRecord) else rejected).append(outcome)
     # kept/rejected per file from the outcomes themselves (token-ceiling rejects are decided late)

@@ -36,6 +36,9 @@ THINK_CLOSE = "</think>"
 BOT, EOT = "<|begin_of_thought|>", "<|end_of_thought|>"
 BOS, EOS = "<|begin_of_solution|>", "<|end_of_solution|>"
 FINAL_ANSWER_RE = re.compile(r"\*\*\s*Final\s+Answer\s*:?\s*\*\*", re.IGNORECASE)
+# lone UTF-16 surrogates: valid in JSON ("\ud800") and in a Python str, but not encodable as UTF-8
+# (Polars / Arrow / Parquet refuse them), so such a record is rejected like undecodable bytes
+_SURROGATE_RE = re.compile("[\ud800-\udfff]")
 
 
 class RecordError(Exception):
@@ -231,6 +234,18 @@ def normalize_record(obj: Any, spec: SourceSpec) -> Normalized:
     if not thinking.strip():
         raise RecordError(RejectReason.EMPTY_FIELD, "thinking is empty", "thinking")
 
+    for name, value in (
+        (id_name, raw_id),
+        ("problem", problem),
+        ("reference_answer", reference),
+        ("thinking", thinking),
+        ("response", final),
+    ):
+        if value is not None and _SURROGATE_RE.search(value):
+            raise RecordError(
+                RejectReason.UNDECODABLE_BYTES, "text contains a lone UTF-16 surrogate (not encodable as UTF-8)", name
+            )
+
     return Normalized(
         raw_id=raw_id,
         problem=problem,
@@ -240,6 +255,13 @@ def normalize_record(obj: Any, spec: SourceSpec) -> Normalized:
         layout=layout,
         thinking_closed=closed,
     )
+
+
+def clean_text(value: str | None) -> str | None:
+    """``value`` with lone surrogates replaced, safe for a Polars / Parquet string column."""
+    if value is None or not _SURROGATE_RE.search(value):
+        return value
+    return value.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
 
 
 def record_id(raw_id: str | None, file_stem: str, line: int, scope: IdScope) -> str:

@@ -6,16 +6,30 @@ row, so each Dagster asset stores exactly one stage and can be re-run from the
 one before. Segments travel between stages as canonical JSON of the engine's
 pydantic models. Nothing here imports dagster; the ``dlcot inspect`` command
 uses the same functions.
+
+Per-record time budget
+----------------------
+Each stage runs every record's engine steps under ``record_budget_s`` seconds
+(see :mod:`.budget`; ``None``/``0`` switch it off). A record that overruns is
+not an error: it becomes a drop with reason ``timeout`` and the other rows go
+on. The prune stage's budget covers label + cluster + prune of the record
+together. A record that timed out in ``segment`` (``status``/``reason`` on the
+segmented row) or ``prune`` is carried through the later stages untouched and
+lands in ``dropped`` with ``stage`` = where it timed out; every raw row still
+yields exactly one row per stage. The batch hooks (``prepare`` of the LLM
+steps) run outside the per-record budget.
 """
 
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass
 from typing import Iterator
 
 import polars as pl
 
+from .budget import DEFAULT_RECORD_BUDGET_S, TIMEOUT_REASON, RecordTimeout, record_budget
 from .dlcot import AnswerSpan, DLCoTResult, RulesEngine, Segment, SegmentedTrace, TraceInput
 from .dlcot.types import SampleStatus, SegmentKind
 from .tokens import TokenCounter
@@ -28,6 +42,8 @@ SEGMENTED_SCHEMA = {
     "n_segments": pl.Int64(),
     "n_solutions": pl.Int64(),
     "n_verifications": pl.Int64(),
+    "status": pl.String(),  # null, or "dropped" when the record timed out in this stage
+    "reason": pl.String(),  # null, or "timeout"
 }
 
 PRUNED_SCHEMA = {
@@ -43,6 +59,7 @@ PRUNED_SCHEMA = {
     "n_clusters": pl.Int64(),
     "n_kept_segments": pl.Int64(),
     "n_dropped_segments": pl.Int64(),
+    "drop_stage": pl.String(),  # where a dropped sample was dropped: segment | prune (null when kept)
 }
 
 MESSAGE = pl.Struct({"role": pl.String(), "content": pl.String()})
@@ -73,7 +90,7 @@ CORRECTED_SCHEMA = {
 DROPPED_SCHEMA = {
     "id": pl.String(),
     "teacher": pl.String(),
-    "stage": pl.String(),  # prune | correct
+    "stage": pl.String(),  # segment | prune | correct
     "reason": pl.String(),
     "raw_tokens": pl.Int64(),
 }
@@ -115,13 +132,58 @@ def _prepare(step, items: list, *args) -> None:
         prepare(items, *args)
 
 
+# ------------------------------------------------------------------ budget
+class _Clock:
+    """What is left of one record's budget across the phases of a stage."""
+
+    def __init__(self, budget_s: float | None):
+        self.budget_s = budget_s if budget_s and budget_s > 0 else None
+        self.spent = 0.0
+
+    def run(self, fn, *args):
+        """``fn(*args)`` under what is left; raises :class:`RecordTimeout` when it runs out."""
+        if self.budget_s is None:
+            return fn(*args)
+        left = self.budget_s - self.spent
+        if left <= 0:
+            raise RecordTimeout(self.budget_s)
+        t0 = time.monotonic()
+        try:
+            with record_budget(left):
+                return fn(*args)
+        finally:
+            self.spent += time.monotonic() - t0
+
+
+def _timed_out(stage_row: dict) -> bool:
+    return stage_row.get("status") == SampleStatus.DROPPED.value and stage_row.get("reason") == TIMEOUT_REASON
+
+
 # ------------------------------------------------------------------ segment
-def segment_frame(raw: pl.DataFrame, engine: RulesEngine) -> pl.DataFrame:
+def segment_frame(
+    raw: pl.DataFrame, engine: RulesEngine, *, record_budget_s: float | None = DEFAULT_RECORD_BUDGET_S
+) -> pl.DataFrame:
     rows = []
     inputs = [TraceInput.of(r) for r in raw.iter_rows(named=True)]
     _prepare(engine.segmenter, inputs)
     for r, rec in zip(raw.iter_rows(named=True), inputs):
-        trace = engine.segmenter.segment(rec)
+        try:
+            trace = _Clock(record_budget_s).run(engine.segmenter.segment, rec)
+        except RecordTimeout:
+            rows.append(
+                {
+                    "id": r["id"],
+                    "teacher": r["teacher"],
+                    "segments": "[]",
+                    "final_answer": None,
+                    "n_segments": 0,
+                    "n_solutions": 0,
+                    "n_verifications": 0,
+                    "status": SampleStatus.DROPPED.value,
+                    "reason": TIMEOUT_REASON,
+                }
+            )
+            continue
         kinds = [s.kind for s in trace.segments]
         rows.append(
             {
@@ -132,15 +194,21 @@ def segment_frame(raw: pl.DataFrame, engine: RulesEngine) -> pl.DataFrame:
                 "n_segments": len(kinds),
                 "n_solutions": kinds.count(SegmentKind.SOLUTION),
                 "n_verifications": kinds.count(SegmentKind.VERIFICATION),
+                "status": None,
+                "reason": None,
             }
         )
     return pl.DataFrame(rows, schema=SEGMENTED_SCHEMA)
 
 
 def coverage_problems(raw: pl.DataFrame, segmented: pl.DataFrame, limit: int = 10) -> list[str]:
-    """Segments must tile each thinking text exactly: contiguous, from 0 to its length."""
+    """Segments must tile each thinking text exactly: contiguous, from 0 to its length.
+
+    A record dropped at segmentation (``timeout``) has no segments and is not checked."""
     problems = []
     for r, s in _rows_in_order(raw, segmented, "segmented_traces"):
+        if s.get("status") == SampleStatus.DROPPED.value:
+            continue
         pos = 0
         for seg in json.loads(s["segments"]):
             if seg["start"] != pos or seg["end"] < seg["start"]:
@@ -167,17 +235,62 @@ def _segmented_trace(raw_row: dict, stage_row: dict) -> SegmentedTrace:
     )
 
 
-def prune_frame(raw: pl.DataFrame, segmented: pl.DataFrame, engine: RulesEngine) -> pl.DataFrame:
+def _timeout_pruned_row(r: dict, stage_row: dict, stage: str) -> dict:
+    """A sample that timed out (in ``stage``) and is carried, unlabelled, as dropped."""
+    return {
+        "id": r["id"],
+        "teacher": r["teacher"],
+        "status": SampleStatus.DROPPED.value,
+        "reason": TIMEOUT_REASON,
+        "segments": stage_row["segments"],
+        "final_answer": stage_row.get("final_answer"),
+        "n_correct": 0,
+        "n_incorrect": 0,
+        "n_incomplete": 0,
+        "n_clusters": 0,
+        "n_kept_segments": 0,
+        "n_dropped_segments": 0,
+        "drop_stage": stage,
+    }
+
+
+def prune_frame(
+    raw: pl.DataFrame,
+    segmented: pl.DataFrame,
+    engine: RulesEngine,
+    *,
+    record_budget_s: float | None = DEFAULT_RECORD_BUDGET_S,
+) -> pl.DataFrame:
+    """label -> cluster -> prune every record; one budget per record covers the three steps."""
     rows = []
     pairs = list(_rows_in_order(raw, segmented, "segmented_traces"))
     traces = [_segmented_trace(r, s) for r, s in pairs]
-    _prepare(engine.labeler, traces)
-    traces = [engine.labeler.label(t) for t in traces]
-    _prepare(engine.clusterer, traces)
-    for (r, _s), trace in zip(pairs, traces):
-        trace = engine.clusterer.cluster(trace)
-        trace = engine.pruner.prune(trace, engine.policy)
+    carried = [_timed_out(s) for _r, s in pairs]  # timed out at segmentation: passed through as dropped
+    clocks = [_Clock(record_budget_s) for _ in pairs]
+    late = [False] * len(pairs)  # timed out here
+    _prepare(engine.labeler, [t for t, c in zip(traces, carried) if not c])
+    for i, trace in enumerate(traces):
+        if carried[i]:
+            continue
+        try:
+            traces[i] = clocks[i].run(engine.labeler.label, trace)
+        except RecordTimeout:
+            late[i] = True
+    _prepare(engine.clusterer, [t for i, t in enumerate(traces) if not (carried[i] or late[i])])
+    for i, ((r, s), trace) in enumerate(zip(pairs, traces)):
+        if carried[i]:
+            rows.append(_timeout_pruned_row(r, s, "segment"))
+            continue
+        if not late[i]:
+            try:
+                trace = clocks[i].run(lambda t: engine.pruner.prune(engine.clusterer.cluster(t), engine.policy), trace)
+            except RecordTimeout:
+                late[i] = True
+        if late[i]:
+            rows.append(_timeout_pruned_row(r, s, "prune"))
+            continue
         labels = [sg.label.value if sg.label else None for sg in trace.segments if sg.kind in _BODY]
+        dropped = trace.status is SampleStatus.DROPPED
         rows.append(
             {
                 "id": r["id"],
@@ -192,6 +305,7 @@ def prune_frame(raw: pl.DataFrame, segmented: pl.DataFrame, engine: RulesEngine)
                 "n_clusters": len({sg.cluster for sg in trace.segments if sg.kind in _BODY and sg.cluster is not None}),
                 "n_kept_segments": sum(1 for sg in trace.segments if sg.kept),
                 "n_dropped_segments": sum(1 for sg in trace.segments if sg.kept is False),
+                "drop_stage": "prune" if dropped else None,
             }
         )
     return pl.DataFrame(rows, schema=PRUNED_SCHEMA)
@@ -215,18 +329,23 @@ def correct_frame(
     counter: TokenCounter | None,
     *,
     max_seq_len: int | None = None,
+    record_budget_s: float | None = DEFAULT_RECORD_BUDGET_S,
 ) -> CorrectedTables:
     """Rewrite every kept sample; every raw row ends in exactly one of the two tables."""
     results: list[DLCoTResult] = []
     raws: list[dict] = []
-    pruned_dropped: list[bool] = []
+    drop_stage: list[str | None] = []  # stage of a sample already dropped before this one
     pairs = list(_rows_in_order(raw, pruned, "pruned_solutions"))
     traces = [_segmented_trace(r, p) for r, p in pairs]
     _prepare(engine.rewriter, [t for t in traces if t.status is not SampleStatus.DROPPED], engine.policy)
     for (r, p), trace in zip(pairs, traces):
-        results.append(engine.finalize(trace))
+        try:
+            res = _Clock(record_budget_s).run(engine.finalize, trace)
+        except RecordTimeout:
+            res = _timeout_result(engine, trace)
+        results.append(res)
         raws.append(r)
-        pruned_dropped.append(p["status"] == SampleStatus.DROPPED.value)
+        drop_stage.append((p.get("drop_stage") or "prune") if p["status"] == SampleStatus.DROPPED.value else None)
 
     kept_idx = [i for i, res in enumerate(results) if res.status is SampleStatus.KEPT]
     texts_think = [results[i].corrected_thinking or "" for i in kept_idx]
@@ -247,7 +366,7 @@ def correct_frame(
     pos = {i: j for j, i in enumerate(kept_idx)}
     for i, (res, r) in enumerate(zip(results, raws)):
         if res.status is not SampleStatus.KEPT:
-            stage = "prune" if pruned_dropped[i] else "correct"
+            stage = drop_stage[i] or "correct"
             dropped_rows.append(
                 {"id": res.id, "teacher": res.teacher, "stage": stage, "reason": res.reason, "raw_tokens": r["raw_tokens"]}
             )
@@ -292,6 +411,22 @@ def correct_frame(
         kept=pl.DataFrame(kept_rows, schema=CORRECTED_SCHEMA),
         dropped=pl.DataFrame(dropped_rows, schema=DROPPED_SCHEMA),
         results=results,
+    )
+
+
+def _timeout_result(engine: RulesEngine, trace: SegmentedTrace) -> DLCoTResult:
+    rec = trace.record
+    return DLCoTResult(
+        id=rec.id,
+        teacher=rec.teacher,
+        engine_version=engine.engine_version,
+        config_hash=engine.config_hash,
+        policy=engine.policy.name,
+        status=SampleStatus.DROPPED,
+        reason=TIMEOUT_REASON,
+        reference_answer=rec.reference_answer,
+        segments=trace.segments,
+        raw_chars=len(rec.thinking),
     )
 
 

@@ -95,6 +95,9 @@ def iter_jsonl(stream: IO[bytes]) -> Iterator[Unit]:
         except RecursionError:
             yield Unit(lineno, error=RecordError(RejectReason.MALFORMED_JSON, "JSON nested too deeply"), excerpt=_excerpt(text))
             continue
+        except ValueError as exc:  # e.g. an integer literal longer than Python's int_max_str_digits
+            yield Unit(lineno, error=RecordError(RejectReason.MALFORMED_JSON, f"unparsable JSON value: {exc}"[:300]), excerpt=_excerpt(text))
+            continue
         yield Unit(lineno, obj=obj)
     if not produced:
         yield _file_error(RejectReason.EMPTY_FILE, "file has no records (only blank lines)")
@@ -144,6 +147,9 @@ def iter_json(data: bytes) -> Iterator[Unit]:
         return
     except RecursionError:
         yield _file_error(RejectReason.UNREADABLE_FILE, "JSON nested too deeply")
+        return
+    except ValueError as exc:  # e.g. an integer literal longer than Python's int_max_str_digits
+        yield _file_error(RejectReason.UNREADABLE_FILE, f"unparsable JSON value: {exc}"[:300], _excerpt(text))
         return
     if isinstance(obj, list):
         if not obj:

@@ -35,6 +35,7 @@ class RejectReason(str, Enum):
     WRONG_TYPE = "wrong_type"
     DUPLICATE_ID = "duplicate_id"
     TOO_MANY_TOKENS = "too_many_tokens"
+    TIMEOUT = "timeout"  # normalizing the record ran past the per-record time budget
 
 
 class TraceRecord(BaseModel):

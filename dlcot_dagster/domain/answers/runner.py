@@ -5,7 +5,9 @@ thread.  We therefore switch its timeouts off and bound time ourselves:
 
 * main thread: one ``setitimer`` alarm around parse + verify that raises a
   ``BaseException`` subclass (so no ``except Exception`` inside sympy or
-  math-verify can swallow it);
+  math-verify can swallow it); it nests inside an enclosing per-record
+  budget (:mod:`dlcot_dagster.domain.budget`), which keeps counting and wins
+  when it expires first;
 * any other thread (or ``isolation="subprocess"``): a small pool of
   persistent worker subprocesses (``python -m
   dlcot_dagster.domain.answers._worker``), fed one JSON line per pair.  The
@@ -27,8 +29,9 @@ import subprocess
 import sys
 import threading
 import time
-from contextlib import contextmanager
 
+from ..budget import deadline as _budget_deadline
+from ..budget import paused
 from .symbolic import is_warm, mv_compare, warm_up
 
 __all__ = [
@@ -57,38 +60,28 @@ def can_use_alarm() -> bool:
     )
 
 
-@contextmanager
 def alarm_deadline(seconds: float):
     """Raise :class:`DeadlineExceeded` in the main thread after ``seconds``.
-    Restores any previous SIGALRM handler and re-arms a previous timer."""
-    old_handler = signal.getsignal(signal.SIGALRM)
-    old_delay, old_interval = signal.getitimer(signal.ITIMER_REAL)
-    armed = True
 
-    def handler(signum, frame):  # noqa: ARG001
-        if armed:
-            raise DeadlineExceeded()
-
-    start = time.monotonic()
-    signal.signal(signal.SIGALRM, handler)
-    signal.setitimer(signal.ITIMER_REAL, max(0.001, seconds))
-    try:
-        yield
-    finally:
-        armed = False
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, old_handler if old_handler is not None else signal.SIG_DFL)
-        if old_delay > 0:
-            left = max(0.001, old_delay - (time.monotonic() - start))
-            signal.setitimer(signal.ITIMER_REAL, left, old_interval)
+    One entry on the shared, nestable alarm stack of :mod:`dlcot_dagster.domain.budget`:
+    an enclosing deadline (a per-record budget) keeps counting while this one is
+    armed, and if it expires first (or at the same time) its own exception
+    surfaces instead of ``DeadlineExceeded``.  Restores any previous SIGALRM
+    handler and re-arms a previous timer when the last deadline is left."""
+    if not can_use_alarm():
+        raise RuntimeError("alarm_deadline needs the main thread (SIGALRM)")
+    return _budget_deadline(seconds, DeadlineExceeded)
 
 
 def run_inprocess(gold: str, pred: str, timeout_s: float, memo: bool = False) -> tuple[bool | None, str]:
     """math-verify under an alarm deadline; main thread only.  The first call
-    in a process warms math-verify up outside the deadline."""
+    in a process warms math-verify up outside the deadline, and outside any
+    enclosing record budget (their clocks are paused: the import is a per-process
+    cost, not the record's)."""
     if not is_warm():
         try:
-            warm_up()
+            with paused():
+                warm_up()
         except Exception:
             pass
     try:
