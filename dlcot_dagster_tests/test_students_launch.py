@@ -1,10 +1,11 @@
-"""SFT through ``accelerate launch`` for real, on CPU: two ranks (torchrun, DDP over gloo) train the tiny random
-Qwen2 on real corrected traces; rank 0 alone writes the result and the checkpoint, which loads and generates. A
-failing launch (bad accelerate config, a rank that dies) raises ``SFTLaunchError`` with the tail of the log; the
-``student_checkpoints`` asset trains through the launcher when its run config says ``launcher: accelerate``."""
+"""SFT through ``accelerate launch`` for real, on CPU: the ``student_checkpoints`` asset with ``launcher:
+accelerate`` and two ranks (torchrun, DDP over gloo) trains the tiny random Qwen2 on the demo teacher's corrected
+traces; both ranks run, rank 0 alone writes the result and the checkpoint, which loads and generates. A failing
+launch (bad accelerate config, a rank that dies) raises ``SFTLaunchError`` with the tail of the log."""
 
 from __future__ import annotations
 
+import json
 import math
 import time
 import warnings
@@ -14,7 +15,6 @@ import dagster as dg
 import pytest
 
 from dlcot_dagster.domain.students.launch import (
-    LOG,
     LaunchSettings,
     SFTLaunchError,
     launch_command,
@@ -22,9 +22,7 @@ from dlcot_dagster.domain.students.launch import (
     run_sft,
     train_sft_launched,
 )
-from dlcot_dagster.domain.students.sft import SFTSettings, smoke_generate, tiny_model, training_messages
-
-from .test_students_sft import dlcot_tables, shared_raw
+from dlcot_dagster.domain.students.sft import SFTSettings, tiny_model
 
 REPO = Path(__file__).resolve().parent.parent
 SETTINGS = SFTSettings(learning_rate=3e-3, max_steps=4, max_seq_len=192, per_device_train_batch_size=2,
@@ -36,10 +34,7 @@ def tiny_base(smollm2_dir, tmp_path_factory):
     return tiny_model(smollm2_dir, tmp_path_factory.mktemp("tiny") / "base")
 
 
-@pytest.fixture(scope="module")
-def convs(tmp_path_factory):
-    raw = shared_raw(tmp_path_factory.mktemp("landing"), n=16)
-    return training_messages("dlcot", raw, dlcot_tables(raw))
+CONVS = [[{"role": "user", "content": f"What is {i} + {i}?"}, {"role": "assistant", "content": f"{2 * i}"}] for i in range(4)]
 
 
 def test_launch_command_and_config_defaults(monkeypatch):
@@ -79,33 +74,11 @@ def test_shipped_accelerate_configs_parse():
     assert kinds == {"multi-gpu": "MULTI_GPU", "fsdp": "FSDP", "deepspeed-zero3": "DEEPSPEED"}
 
 
-def test_two_cpu_ranks_train_and_rank0_writes_once(convs, tiny_base, tmp_path):
-    lines: list[str] = []
-    t0 = time.perf_counter()
-    res = train_sft_launched(convs, tiny_base, tmp_path / "ckpt", SETTINGS, LaunchSettings(launcher="accelerate", num_processes=2),
-                             work_dir=tmp_path / "work", on_line=lines.append)
-    wall = time.perf_counter() - t0
-    assert res.launcher == "accelerate" and res.world_size == 2 and res.ranks == [0, 1]
-    assert res.steps == 4 and [s for s, _ in res.losses] == [1, 2, 3, 4]
-    assert all(math.isfinite(l) for _, l in res.losses) and res.final_loss < res.first_loss, res.losses
-    assert res.train_tokens > 0 and res.examples == len(convs)
-    log = (tmp_path / "work" / LOG).read_text()
-    assert any("[train_main] rank 0 wrote the result" in l for l in lines)  # streamed while it ran
-    assert "rank 0/2 (DistributedType.MULTI_CPU" in log and "rank 1/2 (DistributedType.MULTI_CPU" in log
-    assert log.count("rank 0 wrote the result") == 1
-    files = sorted(p.name for p in (tmp_path / "ckpt").iterdir())
-    assert "model.safetensors" in files and "tokenizer.json" in files
-    assert "training_args.bin" not in files and "_trainer" not in files
-    assert isinstance(smoke_generate(tmp_path / "ckpt", max_new_tokens=4), str)
-    print(f"\naccelerate launch, 2 CPU ranks: {res.train_tokens} tokens in {res.seconds:.1f}s of training = "
-          f"{res.tokens_per_s:.0f} tokens/s; launch wall {res.wall_seconds:.1f}s (test {wall:.1f}s)")
-
-
-def test_bad_accelerate_config_fails_clearly(convs, tiny_base, tmp_path):
+def test_bad_accelerate_config_fails_clearly(tiny_base, tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("compute_environment: LOCAL_MACHINE\ndistributed_type: NOT_A_TYPE\nnum_processes: 2\n")
     with pytest.raises(SFTLaunchError) as err:
-        train_sft_launched(convs[:2], tiny_base, tmp_path / "ckpt", SETTINGS,
+        train_sft_launched(CONVS, tiny_base, tmp_path / "ckpt", SETTINGS,
                            LaunchSettings(launcher="accelerate", num_processes=2, accelerate_config=str(bad)),
                            work_dir=tmp_path / "work")
     msg = str(err.value)
@@ -115,14 +88,14 @@ def test_bad_accelerate_config_fails_clearly(convs, tiny_base, tmp_path):
 
 def test_a_failing_rank_fails_clearly(tmp_path):
     with pytest.raises(SFTLaunchError) as err:
-        train_sft_launched([[{"role": "user", "content": "1+1?"}, {"role": "assistant", "content": "2"}]],
-                           tmp_path / "no-such-model", tmp_path / "ckpt", SETTINGS,
+        train_sft_launched(CONVS, tmp_path / "no-such-model", tmp_path / "ckpt", SETTINGS,
                            LaunchSettings(launcher="accelerate", num_processes=1), work_dir=tmp_path / "work")
     assert "exited with code" in str(err.value) and "no-such-model" in str(err.value)
 
 
-def test_student_checkpoints_through_accelerate(tmp_path, tiny_base):
-    """The asset with ``launcher: accelerate`` (one rank: the launcher, entry point and result file end to end)."""
+def test_student_checkpoints_on_two_cpu_ranks(tmp_path, tiny_base):
+    """The asset with ``launcher: accelerate``, 2 ranks (torchrun, DDP over gloo): both ranks train on the demo
+    teacher's corrected traces, rank 0 alone writes the result and the checkpoint, which loads and generates."""
     from dlcot_dagster.defs.dlcot.resources import DLCoTEngineResource
     from dlcot_dagster.defs.io_managers import ParquetIOManager
     from dlcot_dagster.defs.partitions import teacher_partitions
@@ -132,9 +105,9 @@ def test_student_checkpoints_through_accelerate(tmp_path, tiny_base):
 
     from .test_students_dagster import TEACHER, UPSTREAM
 
-    sft = {"base_model": str(tiny_base), "max_steps": 2, "max_seq_len": 128, "per_device_train_batch_size": 2,
-           "gradient_accumulation_steps": 1, "learning_rate": 1e-3, "warmup_steps": 0.0, "limit": 4,
-           "launcher": "accelerate", "num_processes": 1}
+    sft = {"base_model": str(tiny_base), "max_steps": 4, "max_seq_len": 192, "per_device_train_batch_size": 2,
+           "gradient_accumulation_steps": 1, "learning_rate": 3e-3, "warmup_steps": 0.0, "lr_scheduler_type": "constant",
+           "launcher": "accelerate", "num_processes": 2}
     res = {"landing_zone": LandingZoneResource(root=str(SAMPLES_LANDING)), "tokenizer": TokenizerResource(),
            "parquet_io_manager": ParquetIOManager(base_dir=str(tmp_path / "store")), "dlcot_engine": DLCoTEngineResource(),
            "blob_store": BlobStoreResource(url=str(tmp_path / "blobs"))}
@@ -142,15 +115,26 @@ def test_student_checkpoints_through_accelerate(tmp_path, tiny_base):
         warnings.simplefilter("ignore")
         instance.add_dynamic_partitions(teacher_partitions.name, [TEACHER])
         assert dg.materialize(UPSTREAM, partition_key=TEACHER, instance=instance, resources=res).success
+        t0 = time.perf_counter()
         r = dg.materialize(
             [student_checkpoints, *UPSTREAM], selection=[STUDENT_CHECKPOINTS],
             partition_key=dg.MultiPartitionKey({"teacher": TEACHER, "variant": "dlcot"}),
             instance=instance, resources=res, run_config={"ops": {"student_checkpoints": {"config": sft}}},
         )
+        step_s = time.perf_counter() - t0
         assert r.success
         logged = [e.user_message for e in instance.all_logs(r.run_id)]
-    assert any("[train_main] rank 0/1" in m for m in logged)  # the launch's output streamed into the step's log
     md = r.asset_materializations_for_node("student_checkpoints")[0].metadata
-    assert md["launcher"].value == "accelerate" and md["world_size"].value == 1 and md["steps"].value == 2
-    assert Path(md["uri"].value, "manifest.json").is_file()
-    assert {c.check_name: c for c in r.get_asset_check_evaluations()}[CHECK_CHECKPOINT_GENERATES].passed
+    assert md["launcher"].value == "accelerate" and md["world_size"].value == 2 and md["steps"].value == 4
+    assert math.isfinite(md["final_loss"].value) and md["final_loss"].value < md["first_loss"].value
+    manifest = json.loads(Path(md["uri"].value, "manifest.json").read_text())
+    assert manifest["world_size"] == 2 and manifest["ranks"] == [0, 1] and len(manifest["losses"]) == 4
+    assert "model.safetensors" in manifest["files"] and "training_args.bin" not in manifest["files"]
+    assert not any(f.startswith("_trainer") for f in manifest["files"])
+    # the ranks' output streamed into the step's log: both ranks ran, rank 0 alone wrote the result
+    assert any("rank 0/2 (DistributedType.MULTI_CPU" in m for m in logged)
+    assert any("rank 1/2 (DistributedType.MULTI_CPU" in m for m in logged)
+    assert sum("rank 0 wrote the result" in m for m in logged) == 1
+    assert {c.check_name: c for c in r.get_asset_check_evaluations()}[CHECK_CHECKPOINT_GENERATES].passed  # loads, generates
+    print(f"\nstudent_checkpoints, accelerate launch, 2 CPU ranks: {md['train_tokens'].value} tokens, "
+          f"{md['tokens_per_s'].value} tokens/s in training; step {step_s:.1f}s")
