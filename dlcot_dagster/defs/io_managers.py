@@ -1,4 +1,10 @@
-"""Parquet storage for Polars frames, one file per asset partition."""
+"""Parquet storage for Polars frames, one file per asset partition.
+
+Outputs are Polars frames, or a :class:`~dlcot_dagster.domain.stream.StagedTable` (a finished Parquet file a
+streaming stage wrote batch by batch), which is moved (local) or uploaded (S3) into place without loading it.
+An input annotated :class:`~dlcot_dagster.domain.stream.ParquetTable` is handed over unread, to be consumed in
+batches; any other input is read into a frame.
+"""
 
 from __future__ import annotations
 
@@ -12,9 +18,37 @@ import polars as pl
 from dagster_aws.s3 import S3Resource
 from pydantic import Field
 
-from ..domain.storage import S3BlobStore
-from .settings import default_storage_dir, storage_location
-from ..domain.storage import atomic_write
+import shutil
+import weakref
+
+from ..domain.storage import S3BlobStore, atomic_write
+from ..domain.stream import ParquetTable, StagedTable, StorageWriteError, place_file
+from .settings import default_storage_dir, scratch_dir, storage_location
+
+
+def _wants_table(context: dg.InputContext) -> bool:
+    try:
+        return getattr(context.dagster_type, "typing_type", None) is ParquetTable
+    except dg.DagsterInvariantViolationError:  # a hand-built context (tests, scripts) without a type
+        return False
+
+
+def _check_obj(context: dg.OutputContext, obj, who: str) -> None:
+    if not isinstance(obj, (pl.DataFrame, StagedTable)):
+        raise TypeError(
+            f"{context.asset_key.to_user_string()}: {who} stores polars DataFrames or staged Parquet tables, "
+            f"got {type(obj).__name__}"
+        )
+
+
+def _describe_write_error(context: dg.OutputContext, where: str, exc: BaseException) -> StorageWriteError:
+    what = context.asset_key.to_user_string()
+    if context.has_asset_partitions:
+        what += f" partition {context.asset_partition_key!r}"
+    return StorageWriteError(
+        getattr(exc, "errno", 0) or 0,
+        f"could not store {what} at {where}: {type(exc).__name__}: {exc}. The previous materialization is intact.",
+    )
 
 
 class ParquetIOManager(dg.ConfigurableIOManager):
@@ -33,18 +67,26 @@ class ParquetIOManager(dg.ConfigurableIOManager):
             return base / f"{context.asset_partition_key}.parquet"
         return base.with_suffix(".parquet")
 
-    def handle_output(self, context: dg.OutputContext, obj: pl.DataFrame) -> None:
-        if not isinstance(obj, pl.DataFrame):
-            raise TypeError(f"{context.asset_key.to_user_string()}: ParquetIOManager stores polars DataFrames, got {type(obj).__name__}")
-        path = atomic_write(self._path(context), lambda tmp: obj.write_parquet(tmp, compression="zstd"))
-        context.add_output_metadata({"path": dg.MetadataValue.path(str(path)), "stored_rows": obj.height})
+    def handle_output(self, context: dg.OutputContext, obj: pl.DataFrame | StagedTable) -> None:
+        _check_obj(context, obj, "ParquetIOManager")
+        dest = self._path(context)
+        try:
+            if isinstance(obj, StagedTable):
+                path, rows = place_file(obj.path, dest), obj.rows
+            else:
+                path, rows = atomic_write(dest, lambda tmp: obj.write_parquet(tmp, compression="zstd")), obj.height
+        except OSError as exc:
+            raise _describe_write_error(context, str(dest), exc) from exc
+        context.add_output_metadata({"path": dg.MetadataValue.path(str(path)), "stored_rows": rows})
 
-    def load_input(self, context: dg.InputContext) -> pl.DataFrame:
+    def load_input(self, context: dg.InputContext) -> pl.DataFrame | ParquetTable:
         path = self._path(context)
         if not path.is_file():
             raise FileNotFoundError(
                 f"{context.asset_key.to_user_string()}: no stored output at {path}; materialize it first"
             )
+        if _wants_table(context):
+            return ParquetTable(path)
         return pl.read_parquet(path)
 
 
@@ -69,15 +111,18 @@ class S3ParquetIOManager(dg.ConfigurableIOManager):
     def _store(self) -> S3BlobStore:
         return S3BlobStore.from_url(self.url, self.s3.get_client())
 
-    def handle_output(self, context: dg.OutputContext, obj: pl.DataFrame) -> None:
-        if not isinstance(obj, pl.DataFrame):
-            raise TypeError(
-                f"{context.asset_key.to_user_string()}: S3ParquetIOManager stores polars DataFrames, got {type(obj).__name__}"
-            )
+    def handle_output(self, context: dg.OutputContext, obj: pl.DataFrame | StagedTable) -> None:
+        _check_obj(context, obj, "S3ParquetIOManager")
         store, key = self._store(), _rel_key(context)
-        with tempfile.TemporaryDirectory(prefix="dlcot-parquet-") as tmp:
-            path = Path(tmp) / "out.parquet"
-            obj.write_parquet(path, compression="zstd")
+        with tempfile.TemporaryDirectory(prefix="dlcot-parquet-", dir=scratch_dir()) as tmp:
+            if isinstance(obj, StagedTable):
+                path, rows = obj.path, obj.rows
+            else:
+                path, rows = Path(tmp) / "out.parquet", obj.height
+                try:
+                    obj.write_parquet(path, compression="zstd")
+                except OSError as exc:
+                    raise _describe_write_error(context, str(path), exc) from exc
             size = path.stat().st_size
             t0 = time.perf_counter()
             uri = store.put_file(key, path)
@@ -85,19 +130,27 @@ class S3ParquetIOManager(dg.ConfigurableIOManager):
         context.add_output_metadata(
             {
                 "path": dg.MetadataValue.path(uri),
-                "stored_rows": obj.height,
+                "stored_rows": rows,
                 "stored_bytes": size,
                 "upload_seconds": round(seconds, 4),
             }
         )
 
-    def load_input(self, context: dg.InputContext) -> pl.DataFrame:
+    def load_input(self, context: dg.InputContext) -> pl.DataFrame | ParquetTable:
         store, key = self._store(), _rel_key(context)
-        with tempfile.TemporaryDirectory(prefix="dlcot-parquet-") as tmp:
-            try:
-                path = store.get_file(key, Path(tmp) / "in.parquet")
-            except FileNotFoundError as exc:
-                raise FileNotFoundError(
-                    f"{context.asset_key.to_user_string()}: no stored output at {store.uri(key)}; materialize it first"
-                ) from exc
+        tmp = tempfile.mkdtemp(prefix="dlcot-parquet-", dir=scratch_dir())
+        try:
+            path = store.get_file(key, Path(tmp) / "in.parquet")
+        except FileNotFoundError as exc:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise FileNotFoundError(
+                f"{context.asset_key.to_user_string()}: no stored output at {store.uri(key)}; materialize it first"
+            ) from exc
+        if _wants_table(context):
+            table = ParquetTable(path)  # the local copy lives as long as the handle
+            weakref.finalize(table, shutil.rmtree, tmp, True)
+            return table
+        try:
             return pl.read_parquet(path)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)

@@ -133,6 +133,7 @@ class TokenCounter:
 
     def __init__(self, spec: str = QWEN2_SPEC, cache_dir: Path | None = None):
         self.spec = spec
+        self.cache_dir = str(cache_dir) if cache_dir else None
         self._tok = _cached_tokenizer(spec, str(cache_dir) if cache_dir else None)
 
     @property

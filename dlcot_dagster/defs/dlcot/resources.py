@@ -6,6 +6,8 @@ from pydantic import Field
 from ...domain.answers import AnswerChecker
 from ...domain.dlcot import DLCoTPolicy, RulesEngine
 from ...domain.llm import LLM_STEPS, build_llm_engine
+from ...domain.budget import DEFAULT_RECORD_BUDGET_S
+from ...domain.stream import DEFAULT_BATCH_SIZE, BatchRunner, EngineSpec, choose_workers
 from ..llm.resources import LLMConfig
 
 
@@ -28,6 +30,16 @@ class DLCoTEngineResource(dg.ConfigurableResource):
     )
     llm_steps: list[str] = Field(default_factory=lambda: list(LLM_STEPS), description="steps run by the LLM in llm mode")
     llm: LLMConfig = Field(default_factory=LLMConfig, description="the LLM of llm mode")
+    record_budget_s: float | None = Field(
+        default=DEFAULT_RECORD_BUDGET_S,
+        description="per-record time budget in seconds (a slower record is dropped with reason timeout); 0 = off",
+    )
+    batch_size: int = Field(
+        default=DEFAULT_BATCH_SIZE, ge=1, description="rows per batch: peak memory grows with batch_size x workers"
+    )
+    workers: int = Field(
+        default=0, ge=0, description="worker processes per stage (rules engine): 0 = one per core, 1 = no pool"
+    )
 
     def engine(self) -> RulesEngine:
         policy = DLCoTPolicy.preset(self.policy)
@@ -37,3 +49,25 @@ class DLCoTEngineResource(dg.ConfigurableResource):
                 self.llm.client(), policy, checker, steps=self.llm_steps, step_config=self.llm.step_config()
             )
         return RulesEngine(policy, checker)
+
+    def spec(self, tokenizer: str | None = None, tokenizer_cache_dir: str | None = None, **kw) -> EngineSpec:
+        return EngineSpec(
+            policy=self.policy,
+            answer_timeout_s=self.answer_timeout_s,
+            tokenizer=tokenizer,
+            tokenizer_cache_dir=tokenizer_cache_dir,
+            record_budget_s=self.record_budget_s or None,
+            **kw,
+        )
+
+    def runner(self, rows: int | None, counter=None, **kw) -> BatchRunner:
+        """Runs a stage's batches: a process pool for the rules engine, this process for the LLM engine."""
+        spec = self.spec(
+            counter.spec if counter is not None else None,
+            getattr(counter, "cache_dir", None),
+            **kw,
+        )
+        if self.engine_kind == "llm":
+            return BatchRunner(spec, 1, engine=self.engine(), counter=counter)
+        workers = choose_workers(self.workers, rows, self.batch_size)
+        return BatchRunner(spec, workers, counter=counter if workers == 1 else None)

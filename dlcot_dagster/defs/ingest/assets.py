@@ -1,11 +1,26 @@
 """Stage 1, ingest: teacher dumps in the landing zone -> ``raw_traces`` + ``raw_trace_rejects``."""
 
 
+import shutil
+
 import dagster as dg
 import polars as pl
 from pydantic import Field
 
-from ...domain.ingest import DEFAULT_MAX_RAW_TOKENS, accounting_problems, ingest_files
+from ...domain.budget import DEFAULT_RECORD_BUDGET_S
+from ...domain.ingest import DEFAULT_MAX_RAW_TOKENS, accounting_problems
+from ...domain.schema import REJECT_SCHEMA, TRACE_SCHEMA
+from ...domain.stream import (
+    BatchRunner,
+    EngineSpec,
+    ParquetSink,
+    choose_workers,
+    finish_file_stats,
+    parsed_batches,
+    scratch_path,
+    tally_files,
+    tokenize_task,
+)
 from ...domain.quality import validate_raw_traces
 from ...domain.stats import histogram_png, markdown_table, png_markdown, token_stats
 from ..constants import (
@@ -19,6 +34,7 @@ from ..constants import (
 )
 from ..partitions import teacher_partitions
 from ..resources import LandingZoneResource, TokenizerResource
+from ..settings import scratch_dir
 
 
 class IngestConfig(dg.Config):
@@ -26,7 +42,11 @@ class IngestConfig(dg.Config):
         default=DEFAULT_MAX_RAW_TOKENS,
         description="records whose thinking + response exceed this many tokens are rejected (and checked)",
     )
-    batch_size: int = Field(default=512, description="records per tokenizer batch")
+    batch_size: int = Field(default=512, ge=1, description="records per batch (tokenizer call and Parquet row group)")
+    record_budget_s: float = Field(
+        default=DEFAULT_RECORD_BUDGET_S, ge=0, description="seconds to parse one record before it is rejected as timeout; 0 = off"
+    )
+    workers: int = Field(default=0, ge=0, description="tokenizer worker processes: 0 = one per core, 1 = no pool")
 
 
 _CHECKS = [
@@ -70,69 +90,116 @@ def raw_traces(
     files = landing.local_files(teacher)
     counter = tokenizer.counter(teacher, spec.tokenizer)
     context.log.info(f"ingesting {len(files)} file(s) for teacher {teacher!r} with tokenizer {counter.spec!r}")
-    result = ingest_files(
-        files, teacher, spec, counter, max_raw_tokens=config.max_raw_tokens, batch_size=config.batch_size
-    )
-    traces, rejects = result.traces, result.rejects
-    for row in rejects.head(20).iter_rows(named=True):
+    spec_ = EngineSpec(tokenizer=counter.spec, tokenizer_cache_dir=counter.cache_dir, max_raw_tokens=config.max_raw_tokens)
+    stats: list = []
+    counts: dict = {}
+    stage = scratch_path(scratch_dir())
+    try:
+        workers = choose_workers(config.workers)
+        with BatchRunner(spec_, workers, counter=counter if workers == 1 else None) as runner:
+            traces_sink = ParquetSink(stage / "raw.parquet", TRACE_SCHEMA, what=RAW_TRACES.to_user_string())
+            rejects_sink = ParquetSink(stage / "rejects.parquet", REJECT_SCHEMA, what=RAW_TRACE_REJECTS.to_user_string())
+            with traces_sink, rejects_sink:
+
+                def on_rejects(df: pl.DataFrame) -> None:
+                    rejects_sink.write(df)
+                    tally_files(stats, None, df, counts)
+
+                batches = parsed_batches(
+                    files, teacher, spec, config.batch_size, on_rejects, stats, config.record_budget_s or None
+                )
+                for kept_b, rejected_b in runner.map(tokenize_task, batches):
+                    traces_sink.write(kept_b)
+                    on_rejects(rejected_b)
+                    tally_files(stats, kept_b, None, counts)
+                finish_file_stats(stats, counts)
+                staged_traces = traces_sink.commit()
+                staged_rejects = rejects_sink.commit()
+        yield from _outputs_and_checks(context, config, teacher, counter, stats, staged_traces, staged_rejects, workers)
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+
+
+def _outputs_and_checks(context, config, teacher, counter, stats, staged_traces, staged_rejects, workers):
+    # metadata and checks read narrow columns of the staged files (bounded memory), before they move into place
+    lt, lr = staged_traces.scan(), staged_rejects.scan()
+    rejects_head = lr.head(20).collect()
+    for row in rejects_head.iter_rows(named=True):
         context.log.warning(
             f"rejected {row['source_file']}:{row['source_line']} field={row['field']}: {row['reason']}: {row['detail']}"
         )
-
-    stats = token_stats(traces["raw_tokens"])
-    reasons = dict(rejects.group_by("reason").len().sort("reason").iter_rows()) if rejects.height else {}
+    tokens = lt.select("thinking_tokens", "raw_tokens").collect()
+    stats_ = token_stats(tokens["raw_tokens"])
+    reasons = dict(lr.group_by("reason").len().sort("reason").collect().iter_rows()) if staged_rejects.rows else {}
     hist = histogram_png(
-        {"thinking": traces["thinking_tokens"].to_list(), "raw (thinking + response)": traces["raw_tokens"].to_list()},
+        {"thinking": tokens["thinking_tokens"].to_list(), "raw (thinking + response)": tokens["raw_tokens"].to_list()},
         title=f"{teacher}: token lengths",
     )
+    del tokens
+    unclosed = lt.select((~pl.col("thinking_closed")).sum()).collect().item() if staged_traces.rows else 0
+    layouts = dict(lt.group_by("layout").len().sort("layout").collect().iter_rows())
+    preview = lt.select("id", "problem", "reference_answer", "raw_tokens", "thinking_closed").head(20).collect()
+    # accounting: (file, line) of every row in both tables against the records read per file
+    where_t = lt.select("source_file", "source_line").collect()
+    where_r = lr.select("source_file", "source_line").collect()
+    problems = accounting_problems(where_t, where_r, stats)
+    del where_t, where_r
+    # great-expectations validates a narrow pandas frame: ids, emptiness of the texts, token counts
+    narrow = lt.select(
+        "id",
+        *(
+            pl.when(pl.col(c).fill_null("").str.strip_chars().str.len_chars() > 0).then(pl.lit("x")).otherwise(pl.lit("")).alias(c)
+            for c in ("problem", "thinking", "reference_answer")
+        ),
+        "raw_tokens",
+    ).collect()
+    outcomes = validate_raw_traces(narrow, config.max_raw_tokens)
+    del narrow
+    records_read = sum(s.records for s in stats)
     yield dg.Output(
-        traces,
+        staged_traces,
         output_name="raw_traces",
         metadata={
-            "dagster/row_count": traces.height,
-            "records_read": result.records_read,
-            "rejected": rejects.height,
-            "files": len(result.files),
-            "bytes_read": result.bytes_read,
+            "dagster/row_count": staged_traces.rows,
+            "records_read": records_read,
+            "rejected": staged_rejects.rows,
+            "files": len(stats),
+            "bytes_read": sum(s.bytes for s in stats),
             "tokenizer": counter.spec,
-            "raw_tokens": dg.MetadataValue.json(stats),
-            "tokens_min": stats["min"],
-            "tokens_median": stats["median"],
-            "tokens_p95": stats["p95"],
-            "tokens_max": stats["max"],
-            "unclosed_thinking": int((~traces["thinking_closed"]).sum()) if traces.height else 0,
-            "layouts": dg.MetadataValue.json(dict(traces.group_by("layout").len().sort("layout").iter_rows())),
-            "preview": dg.MetadataValue.md(
-                markdown_table(traces.select("id", "problem", "reference_answer", "raw_tokens", "thinking_closed"))
-            ),
+            "workers": workers,
+            "raw_tokens": dg.MetadataValue.json(stats_),
+            "tokens_min": stats_["min"],
+            "tokens_median": stats_["median"],
+            "tokens_p95": stats_["p95"],
+            "tokens_max": stats_["max"],
+            "unclosed_thinking": int(unclosed or 0),
+            "layouts": dg.MetadataValue.json(layouts),
+            "preview": dg.MetadataValue.md(markdown_table(preview)),
             "token_histogram": dg.MetadataValue.md(png_markdown(hist, f"{teacher} token histogram")),
         },
     )
     yield dg.Output(
-        rejects,
+        staged_rejects,
         output_name="raw_trace_rejects",
         metadata={
-            "dagster/row_count": rejects.height,
+            "dagster/row_count": staged_rejects.rows,
             "by_reason": dg.MetadataValue.json(reasons),
             "preview": dg.MetadataValue.md(
-                markdown_table(rejects.select("source_file", "source_line", "reason", "field", "detail"), max_rows=10)
+                markdown_table(rejects_head.select("source_file", "source_line", "reason", "field", "detail"), max_rows=10)
             ),
         },
     )
-
-    problems = accounting_problems(traces, rejects, result.files)
     yield dg.AssetCheckResult(
         check_name=CHECK_ACCOUNTING,
         asset_key=RAW_TRACES,
         passed=not problems,
         metadata={
-            "records_read": result.records_read,
-            "kept": traces.height,
-            "rejected": rejects.height,
+            "records_read": records_read,
+            "kept": staged_traces.rows,
+            "rejected": staged_rejects.rows,
             "problems": dg.MetadataValue.md("\n".join(f"- {p}" for p in problems) or "none"),
         },
     )
-    outcomes = validate_raw_traces(traces, config.max_raw_tokens)
     for check_name, key in (
         (CHECK_UNIQUE_IDS, "unique_ids"),
         (CHECK_NON_EMPTY_TEXT, "non_empty_text"),

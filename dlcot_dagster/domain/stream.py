@@ -1,0 +1,719 @@
+"""Bounded-memory streaming of a partition: Parquet row groups in, row groups out, batches on every core.
+
+A partition flows through ingestion and the three DLCoT stages in batches of ``batch_size`` rows:
+
+* :class:`ParquetSink` appends one row group per batch to a staging file and renames it into place only
+  on :meth:`~ParquetSink.commit`, so an interrupted or failed step never leaves a partial table;
+* :func:`iter_batches` / :func:`iter_aligned` read a stored table back in batches of exactly
+  ``batch_size`` rows (two tables of the same partition are read in lockstep and their ids compared);
+* :class:`BatchRunner` maps a stage over the batches on a pool of worker processes, in order, with a
+  bounded number of batches in flight, so peak memory depends on ``batch_size × workers``, not on the size
+  of the partition. With one worker (or one batch) it runs in this process, with no pool.
+
+Workers rebuild the rules engine from an :class:`EngineSpec` (a picklable recipe). Each worker keeps its own
+answer-checker cache (``bench/bench_scale.py`` measures this against a cache shared through a manager
+process). Nothing here imports dagster.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+import uuid
+from collections import deque
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator
+
+import polars as pl
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from .budget import DEFAULT_RECORD_BUDGET_S
+
+DEFAULT_BATCH_SIZE = 256
+
+
+class StorageWriteError(OSError):
+    """A table could not be written (disk full, permission, quota); names the table and the destination."""
+
+
+# --------------------------------------------------------------------------------------------- sinks
+
+
+def arrow_schema(schema: dict[str, pl.DataType]) -> pa.Schema:
+    return pl.DataFrame(schema=schema).to_arrow().schema
+
+
+@dataclass(frozen=True)
+class StagedTable:
+    """A complete Parquet file waiting to be moved into its final place (by an IO manager)."""
+
+    path: Path
+    rows: int
+    bytes: int
+    row_groups: int
+
+    def scan(self) -> pl.LazyFrame:
+        return pl.scan_parquet(self.path)
+
+
+class ParquetSink:
+    """Appends frames as row groups to a staging file; ``commit`` renames it to ``path`` (same directory).
+
+    Used as a context manager, an exception aborts: the staging file is removed and ``path`` is untouched.
+    Every write error becomes a :class:`StorageWriteError` naming ``what`` and the destination.
+    """
+
+    def __init__(self, path: str | Path, schema: dict[str, pl.DataType], *, what: str = "table", compression: str = "zstd"):
+        self.path = Path(path)
+        self.what = what
+        self.schema = schema
+        self._arrow = arrow_schema(schema)
+        self.tmp = self.path.with_name(f".{self.path.name}.{uuid.uuid4().hex[:8]}.part")
+        self._compression = compression
+        self._writer: pq.ParquetWriter | None = None
+        self.rows = 0
+        self.row_groups = 0
+        self.closed = False
+
+    def _fail(self, exc: BaseException) -> StorageWriteError:
+        self.abort()
+        return StorageWriteError(
+            getattr(exc, "errno", None) or 0,
+            f"writing {self.what} to {self.path} failed: {type(exc).__name__}: {exc}; "
+            "the previous version (if any) is intact",
+        )
+
+    def write(self, df: pl.DataFrame) -> None:
+        if df.height == 0:
+            return
+        try:
+            if self._writer is None:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                self._writer = pq.ParquetWriter(self.tmp, self._arrow, compression=self._compression)
+            table = df.select(list(self.schema)).to_arrow().cast(self._arrow)
+            self._writer.write_table(table, row_group_size=max(1, df.height))
+        except (OSError, pa.ArrowException) as exc:
+            raise self._fail(exc) from exc
+        self.rows += df.height
+        self.row_groups += 1
+
+    def commit(self) -> StagedTable:
+        try:
+            if self._writer is None:  # empty table: still a valid file with the schema
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                self._writer = pq.ParquetWriter(self.tmp, self._arrow, compression=self._compression)
+            self._writer.close()
+            self._writer = None
+            with open(self.tmp, "rb") as fh:
+                os.fsync(fh.fileno())
+            os.replace(self.tmp, self.path)
+        except (OSError, pa.ArrowException) as exc:
+            raise self._fail(exc) from exc
+        self.closed = True
+        return StagedTable(self.path, self.rows, self.path.stat().st_size, self.row_groups)
+
+    def abort(self) -> None:
+        if self._writer is not None:
+            try:
+                self._writer.close()
+            except Exception:
+                pass
+            self._writer = None
+        self.tmp.unlink(missing_ok=True)
+        self.closed = True
+
+    def __enter__(self) -> "ParquetSink":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is not None or not self.closed:
+            self.abort()
+
+
+# --------------------------------------------------------------------------------------------- readers
+
+
+def rechunk(frames: Iterable[pl.DataFrame], size: int) -> Iterator[pl.DataFrame]:
+    """Frames of exactly ``size`` rows (the last may be shorter) from frames of any sizes."""
+    buf: list[pl.DataFrame] = []
+    have = 0
+    for df in frames:
+        while df.height:
+            take = min(size - have, df.height)
+            buf.append(df.slice(0, take))
+            have += take
+            df = df.slice(take)
+            if have == size:
+                yield pl.concat(buf, how="vertical") if len(buf) > 1 else buf[0]
+                buf, have = [], 0
+    if have:
+        yield pl.concat(buf, how="vertical") if len(buf) > 1 else buf[0]
+
+
+def iter_batches(path: str | Path, batch_size: int = DEFAULT_BATCH_SIZE, columns: list[str] | None = None) -> Iterator[pl.DataFrame]:
+    """A stored Parquet table in frames of exactly ``batch_size`` rows, one row group in memory at a time."""
+    pf = pq.ParquetFile(path)
+    if pf.metadata.num_rows == 0:
+        return
+
+    def frames():
+        for rb in pf.iter_batches(batch_size=batch_size, columns=columns):
+            yield pl.from_arrow(rb)
+
+    yield from rechunk(frames(), batch_size)
+
+
+def iter_aligned(
+    left: str | Path, right: str | Path, batch_size: int = DEFAULT_BATCH_SIZE, *, what: str = "stage table"
+) -> Iterator[tuple[pl.DataFrame, pl.DataFrame]]:
+    """Two tables of one partition in lockstep; their ``id`` columns must match row for row."""
+    nl, nr = pq.ParquetFile(left).metadata.num_rows, pq.ParquetFile(right).metadata.num_rows
+    if nl != nr:
+        raise ValueError(f"{what} is out of step with raw_traces: {nr} rows vs {nl}; re-materialize it")
+    for a, b in zip(iter_batches(left, batch_size), iter_batches(right, batch_size)):
+        if a["id"].to_list() != b["id"].to_list():
+            bad = next(i for i, (x, y) in enumerate(zip(a["id"], b["id"])) if x != y)
+            raise ValueError(
+                f"{what} is out of step with raw_traces: row id {b['id'][bad]!r} where raw has {a['id'][bad]!r}; "
+                "re-materialize it"
+            )
+        yield a, b
+
+
+def num_rows(path: str | Path) -> int:
+    return pq.ParquetFile(path).metadata.num_rows
+
+
+# --------------------------------------------------------------------------------------------- workers
+
+
+@dataclass(frozen=True)
+class EngineSpec:
+    """A picklable recipe for the rules engine and token counter a worker process builds once."""
+
+    policy: str = "default"
+    answer_timeout_s: float = 2.0
+    answer_cache: bool = True
+    tokenizer: str | None = "qwen2"
+    tokenizer_cache_dir: str | None = None
+    max_seq_len: int | None = None
+    max_raw_tokens: int | None = None
+    record_budget_s: float | None = DEFAULT_RECORD_BUDGET_S  # None or 0: no per-record time budget
+    shared_cache: Any = None  # a multiprocessing manager dict, or None for a cache per process
+
+    def build_engine(self):
+        from .answers import AnswerChecker
+        from .dlcot import DLCoTPolicy, RulesEngine
+        from .dlcot.checking import MemoChecker
+
+        checker = AnswerChecker(timeout_s=self.answer_timeout_s, use_cache=self.answer_cache)
+        if self.shared_cache is not None:
+            checker = SharedCacheChecker(checker, self.shared_cache)
+        # without a cache the memo only spans a few traces (the same pair is asked repeatedly inside one trace)
+        memo = MemoChecker(checker, max_entries=200_000 if self.answer_cache else 256)
+        return RulesEngine(DLCoTPolicy.preset(self.policy), memo)
+
+    def build_counter(self):
+        if not self.tokenizer:
+            return None
+        from .tokens import TokenCounter
+
+        return TokenCounter(self.tokenizer, Path(self.tokenizer_cache_dir) if self.tokenizer_cache_dir else None)
+
+
+class SharedCacheChecker:
+    """An answer checker that consults a cache shared by all worker processes (a manager dict) first."""
+
+    def __init__(self, inner: Any, shared: Any):
+        self.inner = inner
+        self.shared = shared
+
+    def compare(self, gold: str, pred: str):
+        from .answers.verdict import Verdict
+
+        key = f"{len(gold)}:{gold}{pred}"
+        hit = self.shared.get(key)
+        if hit is not None:
+            return Verdict(**hit)
+        verdict = self.inner.compare(gold, pred)
+        if "timeout" not in str(verdict.reason):  # a timed-out verdict depends on load: do not share it
+            self.shared[key] = verdict_dict(verdict)
+        return verdict
+
+
+def verdict_dict(verdict: Any) -> dict:
+    from dataclasses import asdict, is_dataclass
+
+    if is_dataclass(verdict):
+        return asdict(verdict)
+    return verdict.model_dump()
+
+
+@dataclass
+class WorkerState:
+    spec: EngineSpec
+    engine: Any = None
+    counter: Any = None
+    built: bool = False
+
+    def ensure(self) -> "WorkerState":
+        if not self.built:
+            self.engine = self.engine or self.spec.build_engine()
+            self.counter = self.counter if self.counter is not None else self.spec.build_counter()
+            self.built = True
+        return self
+
+
+_STATE: WorkerState | None = None
+
+
+def _init_worker(spec: EngineSpec) -> None:
+    global _STATE
+    os.environ["TOKENIZERS_PARALLELISM"] = "false"  # one core per worker; the pool is the parallelism
+    os.environ.setdefault("RAYON_NUM_THREADS", "1")
+    _STATE = WorkerState(spec)
+
+
+def _call(task: Callable, item: Any) -> Any:
+    assert _STATE is not None, "worker not initialized"
+    return task(_STATE.ensure(), item)
+
+
+class BatchRunner:
+    """Ordered map of a stage task over batches: in this process, or on ``workers`` processes.
+
+    At most ``workers * 2`` batches are in flight, so memory stays bounded. Results come back in input order,
+    so a parallel run writes exactly the same table as a serial one. ``engine``/``counter`` (in-process only)
+    replace the ones built from ``spec``, e.g. an LLM engine that cannot be rebuilt in a worker.
+    """
+
+    def __init__(self, spec: EngineSpec, workers: int = 1, *, engine: Any = None, counter: Any = None, mp_context: str = "spawn"):
+        if workers > 1 and engine is not None:
+            raise ValueError("a prebuilt engine runs in this process only: use workers=1")
+        self.spec = spec
+        self.workers = max(1, int(workers))
+        self.mp_context = mp_context
+        self._local = WorkerState(spec, engine=engine, counter=counter)
+        self._pool: ProcessPoolExecutor | None = None
+        self.busy_s = 0.0
+
+    @property
+    def local(self) -> WorkerState:
+        return self._local.ensure()
+
+    def _ensure_pool(self) -> ProcessPoolExecutor:
+        if self._pool is None:
+            self._pool = ProcessPoolExecutor(
+                max_workers=self.workers, mp_context=get_context(self.mp_context),
+                initializer=_init_worker, initargs=(self.spec,),
+            )
+        return self._pool
+
+    def map(self, task: Callable[[WorkerState, Any], Any], items: Iterable[Any]) -> Iterator[Any]:
+        if self.workers == 1:
+            for item in items:
+                t0 = time.perf_counter()
+                out = task(self.local, item)
+                self.busy_s += time.perf_counter() - t0
+                yield out
+            return
+        it = iter(items)
+        try:
+            first = next(it)
+        except StopIteration:
+            return
+        try:
+            second = next(it)
+        except StopIteration:  # a single batch: a pool would only add its start-up time
+            t0 = time.perf_counter()
+            out = task(self.local, first)
+            self.busy_s += time.perf_counter() - t0
+            yield out
+            return
+        import itertools
+
+        pool = self._ensure_pool()
+        window: deque = deque()
+        try:
+            for item in itertools.chain((first, second), it):
+                window.append(pool.submit(_call, task, item))
+                if len(window) >= self.workers * 2:
+                    yield window.popleft().result()
+            while window:
+                yield window.popleft().result()
+        finally:
+            for fut in window:
+                fut.cancel()
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+
+    def __enter__(self) -> "BatchRunner":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def choose_workers(requested: int, rows: int | None = None, batch_size: int = DEFAULT_BATCH_SIZE) -> int:
+    """``requested`` > 0 is taken as is; 0 means one per usable core. Never more than there are batches."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        cores = os.cpu_count() or 1
+    n = requested if requested > 0 else cores
+    if rows is not None:
+        n = min(n, max(1, -(-rows // max(1, batch_size))))
+    return max(1, n)
+
+
+# --------------------------------------------------------------------------------------------- stage tasks
+
+
+def segment_task(st: WorkerState, raw: pl.DataFrame) -> tuple[pl.DataFrame, list[str]]:
+    from .pipeline import coverage_problems, segment_frame
+
+    seg = segment_frame(raw, st.engine, **_budget(st))
+    return seg, coverage_problems(raw, seg)
+
+
+def prune_task(st: WorkerState, pair: tuple[pl.DataFrame, pl.DataFrame]) -> pl.DataFrame:
+    from .pipeline import prune_frame
+
+    raw, seg = pair
+    return prune_frame(raw, seg, st.engine, **_budget(st))
+
+
+@dataclass
+class CorrectOut:
+    kept: pl.DataFrame
+    dropped: pl.DataFrame
+    answer_failures: list[str]
+
+
+def recheck_answers(kept: pl.DataFrame, timeout_s: float) -> list[str]:
+    """Independent re-check of kept rows: a fresh, uncached checker on the answer extracted from the emitted text."""
+    from .answers import AnswerChecker, extract_final_answer
+
+    checker = AnswerChecker(timeout_s=timeout_s, use_cache=False)
+    bad = []
+    for row in kept.select("id", "reference_answer", "final_text").iter_rows(named=True):
+        fa = extract_final_answer(row["final_text"] or "")
+        verdict = checker.compare(row["reference_answer"], fa.text) if fa else None
+        if verdict is None or verdict.equivalent is not True:
+            bad.append(f"{row['id']}: {verdict.reason if verdict else 'no final answer'}")
+    return bad
+
+
+def correct_task(st: WorkerState, pair: tuple[pl.DataFrame, pl.DataFrame]) -> CorrectOut:
+    from .pipeline import correct_frame
+
+    raw, pruned = pair
+    tables = correct_frame(raw, pruned, st.engine, st.counter, max_seq_len=st.spec.max_seq_len, **_budget(st))
+    return CorrectOut(tables.kept, tables.dropped, recheck_answers(tables.kept, st.spec.answer_timeout_s))
+
+
+def _budget(st: WorkerState) -> dict:
+    return {"record_budget_s": st.spec.record_budget_s}
+
+
+def apply_token_counts(batch: pl.DataFrame, counter: Any, max_raw_tokens: int | None) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Fill the token columns of parsed traces; rows above ``max_raw_tokens`` become ``too_many_tokens`` rejects."""
+    from .schema import REJECT_SCHEMA, RejectReason
+
+    n = batch.height
+    if counter is None or n == 0:
+        return batch, pl.DataFrame(schema=REJECT_SCHEMA)
+    counts = counter.count(batch["problem"].to_list() + batch["thinking"].to_list() + batch["final_response"].to_list())
+    prob, think, resp = counts[:n], counts[n : 2 * n], counts[2 * n :]
+    batch = batch.with_columns(
+        problem_tokens=pl.Series(prob, dtype=pl.Int64),
+        thinking_tokens=pl.Series(think, dtype=pl.Int64),
+        response_tokens=pl.Series(resp, dtype=pl.Int64),
+        raw_tokens=pl.Series([a + b for a, b in zip(think, resp)], dtype=pl.Int64),
+    )
+    if max_raw_tokens is None:
+        return batch, pl.DataFrame(schema=REJECT_SCHEMA)
+    over = pl.col("raw_tokens") > max_raw_tokens
+    rejects = batch.filter(over).select(
+        "teacher",
+        "source_file",
+        "source_line",
+        pl.col("id").alias("record_id"),
+        pl.lit(RejectReason.TOO_MANY_TOKENS.value).alias("reason"),
+        pl.lit("thinking").alias("field"),
+        pl.format("{} raw tokens exceed the ceiling of {}", "raw_tokens", pl.lit(max_raw_tokens)).alias("detail"),
+        pl.lit(None, dtype=pl.String).alias("excerpt"),
+    )
+    return batch.filter(~over), rejects
+
+
+def tokenize_task(st: WorkerState, batch: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Count tokens of a batch of parsed traces; rows above the ceiling move to rejects."""
+    return apply_token_counts(batch, st.counter, st.spec.max_raw_tokens)
+
+
+@dataclass
+class FusedOut:
+    raw: pl.DataFrame
+    rejects: pl.DataFrame
+    segmented: pl.DataFrame
+    pruned: pl.DataFrame
+    kept: pl.DataFrame
+    dropped: pl.DataFrame
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+def fused_task(st: WorkerState, batch: pl.DataFrame) -> FusedOut:
+    """Tokenize → segment → prune → correct one batch (the end-to-end benchmark's unit of work)."""
+    from .pipeline import correct_frame, prune_frame, segment_frame
+
+    t = {}
+    t0 = time.perf_counter()
+    raw, rejects = tokenize_task(st, batch)
+    t["tokenize"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    seg = segment_frame(raw, st.engine, **_budget(st))
+    t["segment"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    pruned = prune_frame(raw, seg, st.engine, **_budget(st))
+    t["prune"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    tables = correct_frame(raw, pruned, st.engine, st.counter, max_seq_len=st.spec.max_seq_len, **_budget(st))
+    t["correct"] = time.perf_counter() - t0
+    return FusedOut(raw, rejects, seg, pruned, tables.kept, tables.dropped, t)
+
+
+# --------------------------------------------------------------------------------------------- ingestion
+
+
+@dataclass
+class IngestSummary:
+    files: list = field(default_factory=list)  # FileStats
+    records_read: int = 0
+    kept: int = 0
+    rejected: int = 0
+    bytes_read: int = 0
+    seconds: float = 0.0
+
+
+def parsed_batches(
+    files: Iterable[tuple[Path, str]],
+    teacher: str,
+    spec: Any,
+    batch_size: int,
+    rejects: Callable[[pl.DataFrame], None],
+    stats: list,
+    record_budget_s: float | None = DEFAULT_RECORD_BUDGET_S,
+) -> Iterator[pl.DataFrame]:
+    """Parse and normalize records (no tokens yet) into frames of ``batch_size`` traces, in input order.
+
+    Parse-time rejects go to ``rejects`` as they appear; ``stats`` collects one ``FileStats`` per file.
+    """
+    from .ingest import iter_outcomes
+    from .schema import RejectRecord, rejects_frame, traces_frame
+
+    pending, bad = [], []
+    outcomes = iter_outcomes(
+        files, teacher, spec, None, max_raw_tokens=None, batch_size=batch_size, stats=stats, record_budget_s=record_budget_s
+    )
+    for outcome in outcomes:
+        if isinstance(outcome, RejectRecord):
+            bad.append(outcome)
+            if len(bad) >= batch_size:
+                rejects(rejects_frame(bad))
+                bad = []
+            continue
+        pending.append(outcome)
+        if len(pending) >= batch_size:
+            yield traces_frame(pending)
+            pending = []
+    if bad:
+        rejects(rejects_frame(bad))
+    if pending:
+        yield traces_frame(pending)
+
+
+def tally_files(stats: list, kept: pl.DataFrame | None, rejected: pl.DataFrame | None, counts: dict) -> None:
+    """Accumulate kept/rejected per source file into ``counts`` ({file: [kept, rejected]})."""
+    for df, j in ((kept, 0), (rejected, 1)):
+        if df is None or df.height == 0:
+            continue
+        for name, n in df.group_by("source_file").len().iter_rows():
+            counts.setdefault(name, [0, 0])[j] += n
+
+
+def finish_file_stats(stats: list, counts: dict) -> None:
+    for s in stats:
+        k, r = counts.get(s.file, (0, 0))
+        s.kept, s.rejected = k, r
+
+
+# --------------------------------------------------------------------------------------------- end to end
+
+
+@dataclass
+class RunReport:
+    rows_in: int = 0
+    kept: int = 0
+    dropped: int = 0
+    rejected: int = 0
+    bytes_in: int = 0
+    seconds: float = 0.0
+    stage_seconds: dict[str, float] = field(default_factory=dict)
+    workers: int = 1
+    batch_size: int = DEFAULT_BATCH_SIZE
+    outputs: dict[str, str] = field(default_factory=dict)
+
+    def as_dict(self) -> dict:
+        d = self.__dict__.copy()
+        d["traces_per_s"] = self.rows_in / self.seconds if self.seconds else 0.0
+        d["mb_per_s"] = self.bytes_in / 1e6 / self.seconds if self.seconds else 0.0
+        return d
+
+
+def run_partition(
+    files: list[tuple[Path, str]],
+    teacher: str,
+    out_dir: str | Path,
+    *,
+    spec: EngineSpec | None = None,
+    source_spec: Any = None,
+    workers: int = 1,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    mp_context: str = "spawn",
+    runner: BatchRunner | None = None,
+) -> RunReport:
+    """Ingest → segment → prune → correct one partition in bounded batches, writing the six tables to
+    ``out_dir`` (raw_traces, raw_trace_rejects, segmented_traces, pruned_solutions, corrected_traces,
+    dropped_traces), each as incremental Parquet row groups committed at the end."""
+    from .pipeline import CORRECTED_SCHEMA, DROPPED_SCHEMA, PRUNED_SCHEMA, SEGMENTED_SCHEMA
+    from .schema import REJECT_SCHEMA, TRACE_SCHEMA
+
+    spec = spec or EngineSpec()
+    out = Path(out_dir)
+    t_start = time.perf_counter()
+    report = RunReport(workers=workers, batch_size=batch_size)
+    stage = {"parse": 0.0, "write": 0.0}
+    names = {
+        "raw": ("raw_traces", TRACE_SCHEMA), "rejects": ("raw_trace_rejects", REJECT_SCHEMA),
+        "segmented": ("segmented_traces", SEGMENTED_SCHEMA), "pruned": ("pruned_solutions", PRUNED_SCHEMA),
+        "kept": ("corrected_traces", CORRECTED_SCHEMA), "dropped": ("dropped_traces", DROPPED_SCHEMA),
+    }
+    sinks = {k: ParquetSink(out / f"{n}.parquet", s, what=n) for k, (n, s) in names.items()}
+    stats: list = []
+    counts: dict = {}
+    own_runner = runner is None
+    runner = runner or BatchRunner(spec, workers, mp_context=mp_context)
+    try:
+        def on_rejects(df: pl.DataFrame) -> None:
+            sinks["rejects"].write(df)
+            tally_files(stats, None, df, counts)
+
+        def timed_parse() -> Iterator[pl.DataFrame]:
+            it = parsed_batches(files, teacher, source_spec, batch_size, on_rejects, stats, spec.record_budget_s)
+            while True:
+                t0 = time.perf_counter()
+                try:
+                    b = next(it)
+                except StopIteration:
+                    stage["parse"] += time.perf_counter() - t0
+                    return
+                stage["parse"] += time.perf_counter() - t0
+                report.rows_in += b.height
+                yield b
+
+        for res in runner.map(fused_task, timed_parse()):
+            t0 = time.perf_counter()
+            for k in ("raw", "rejects", "segmented", "pruned", "kept", "dropped"):
+                sinks[k].write(getattr(res, k))
+            tally_files(stats, res.raw, res.rejects, counts)
+            stage["write"] += time.perf_counter() - t0
+            for k, v in res.seconds.items():
+                stage[k] = stage.get(k, 0.0) + v
+            report.kept += res.kept.height
+            report.dropped += res.dropped.height
+        finish_file_stats(stats, counts)
+        t0 = time.perf_counter()
+        for k, sink in sinks.items():
+            report.outputs[k] = str(sink.commit().path)
+        stage["write"] += time.perf_counter() - t0
+    finally:
+        for sink in sinks.values():
+            if not sink.closed:
+                sink.abort()
+        if own_runner:
+            runner.close()
+    report.rows_in = sum(s.records for s in stats)  # every record read, kept or rejected
+    report.rejected = sum(s.rejected for s in stats)
+    report.bytes_in = sum(s.bytes for s in stats)
+    report.stage_seconds = stage
+    report.seconds = time.perf_counter() - t_start
+    return report
+
+
+def scratch_path(base: str | None = None, prefix: str = "dlcot-stage-") -> Path:
+    """A fresh private directory for staging files (``DLCOT_SCRATCH_DIR`` or the system temp dir)."""
+    return Path(tempfile.mkdtemp(prefix=prefix, dir=base or os.environ.get("DLCOT_SCRATCH_DIR") or None))
+
+
+def dumps_problems(problems: list[str]) -> str:
+    return json.dumps(problems[:10])
+
+
+@dataclass(frozen=True)
+class ParquetTable:
+    """A stored table handed to a stage without loading it: read it in batches or scan it lazily."""
+
+    path: Path
+
+    @property
+    def num_rows(self) -> int:
+        return num_rows(self.path)
+
+    def batches(self, batch_size: int = DEFAULT_BATCH_SIZE, columns: list[str] | None = None) -> Iterator[pl.DataFrame]:
+        return iter_batches(self.path, batch_size, columns)
+
+    def scan(self) -> pl.LazyFrame:
+        return pl.scan_parquet(self.path)
+
+    def read(self, columns: list[str] | None = None) -> pl.DataFrame:
+        return pl.read_parquet(self.path, columns=columns)
+
+
+def place_file(src: str | Path, dest: str | Path) -> Path:
+    """Move a finished file into ``dest`` atomically: a rename on the same file system, else a copy to a
+    temporary file beside ``dest`` and a rename. On failure ``dest`` keeps its previous content."""
+    import shutil
+
+    src, dest = Path(src), Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        if os.stat(src).st_dev == os.stat(dest.parent).st_dev:
+            os.replace(src, dest)
+            return dest
+    except OSError as exc:
+        raise StorageWriteError(getattr(exc, "errno", 0) or 0, f"moving {src} to {dest} failed: {exc}") from exc
+    tmp = dest.with_name(f".{dest.name}.{uuid.uuid4().hex[:8]}.part")
+    try:
+        shutil.copyfile(src, tmp)
+        with open(tmp, "rb") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, dest)
+    except OSError as exc:
+        raise StorageWriteError(
+            getattr(exc, "errno", 0) or 0,
+            f"copying {src} to {dest} failed: {type(exc).__name__}: {exc}; the previous version (if any) is intact",
+        ) from exc
+    finally:
+        tmp.unlink(missing_ok=True)
+    src.unlink(missing_ok=True)
+    return dest
