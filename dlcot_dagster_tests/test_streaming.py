@@ -180,3 +180,14 @@ def test_dagster_stages_on_a_pool_write_what_a_serial_run_writes(tmp_path, share
         b = pl.read_parquet(tmp_path / "two" / name / "r1.parquet")
         assert a.equals(b), name
         assert pq.ParquetFile(tmp_path / "two" / name / "r1.parquet").metadata.num_row_groups >= min(3, b.height)
+
+
+def test_seq_tokens_bound_the_joined_sft_text(tmp_path, trace_files, token_counter):
+    """seq_tokens (sum of counted parts + tags) is never below the joined text's count, and at most 2 above."""
+    run_partition(trace_files, "t", tmp_path, spec=EngineSpec(max_raw_tokens=32_768), workers=1, batch_size=32)
+    kept = pl.read_parquet(tmp_path / "corrected_traces.parquet", columns=["messages", "seq_tokens"])
+    assert kept.height > 20
+    joined = ["".join(m["content"] for m in msgs) for msgs in kept["messages"].to_list()]
+    exact = token_counter.count(joined)
+    gaps = [s - e for s, e in zip(kept["seq_tokens"].to_list(), exact)]
+    assert min(gaps) >= 0 and max(gaps) <= 2, sorted(set(gaps))

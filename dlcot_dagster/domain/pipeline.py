@@ -355,8 +355,9 @@ def correct_frame(
     ]  # role tokens of a chat template are not counted
     if counter is not None:
         n = len(kept_idx)
-        counts = counter.count(texts_think + texts_final + texts_seq)
-        think, final, seq = counts[:n], counts[n : 2 * n], counts[2 * n :]
+        counts = counter.count(texts_think + texts_final)
+        think, final = counts[:n], counts[n:]
+        seq = _seq_tokens(counter, [raws[i] for i in kept_idx], [results[i] for i in kept_idx], think, final)
     else:
         think = [len(t) for t in texts_think]
         final = [len(t) for t in texts_final]
@@ -428,6 +429,36 @@ def _timeout_result(engine: RulesEngine, trace: SegmentedTrace) -> DLCoTResult:
         segments=trace.segments,
         raw_chars=len(rec.thinking),
     )
+
+
+_WRAP_HEAD, _WRAP_MID = "<think>\n", "\n</think>\n\n"
+
+
+def _seq_tokens(counter: TokenCounter, raws: list[dict], results: list[DLCoTResult], think: list[int], final: list[int]) -> list[int]:
+    """Tokens of problem + assistant turn, without tokenizing them a second time.
+
+    When the messages are the usual ``[problem, <think>\\n{thinking}\\n</think>\\n\\n{final}]`` the count is the
+    sum of the parts already counted (problem at ingestion, thinking and final text here) plus the fixed tags:
+    an upper bound of the joined text's count (BPE merges across a seam only remove tokens; on real traces the
+    two agree or the sum is 1 higher), so the ``max_seq_len`` cut stays safe. Other messages are counted whole.
+    """
+    wrap = getattr(counter, "_dlcot_wrap_tokens", None)
+    if wrap is None:
+        wrap = sum(counter.count([_WRAP_HEAD, _WRAP_MID]))
+        counter._dlcot_wrap_tokens = wrap
+    out: list[int | None] = []
+    todo: list[tuple[int, str]] = []
+    for j, (r, res) in enumerate(zip(raws, results)):
+        contents = [m["content"] for m in (res.messages or [])]
+        usual = [r["problem"], f"{_WRAP_HEAD}{res.corrected_thinking or ''}{_WRAP_MID}{res.final_text or ''}"]
+        if contents == usual and r.get("problem_tokens"):
+            out.append(r["problem_tokens"] + think[j] + final[j] + wrap)
+        else:
+            out.append(None)
+            todo.append((j, "".join(contents)))
+    for (j, _), c in zip(todo, counter.count([t for _, t in todo])):
+        out[j] = c
+    return [int(x or 0) for x in out]
 
 
 def dlcot_accounting_problems(raw: pl.DataFrame, kept: pl.DataFrame, dropped: pl.DataFrame) -> list[str]:
