@@ -2,16 +2,25 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import dagster as dg
 from dagster_aws.s3 import S3Resource
 from pydantic import Field
 
 from ..domain.landing import LocalLanding
 from ..domain.s3_landing import S3Landing
-from ..domain.sharding import ShardedLanding
+from ..domain.sharding import SHARD_SEP, ShardedLanding
 from ..domain.storage import LocalBlobStore, S3BlobStore, is_s3_url
 from ..domain.tokens import QWEN2_SPEC, TokenCounter
-from .settings import blob_location, default_landing_dir, default_shards, landing_location, scratch_dir
+from .settings import (
+    blob_location,
+    default_landing_dir,
+    default_shard_above_bytes,
+    default_shards,
+    landing_location,
+    scratch_dir,
+)
 
 
 class LandingZoneResource(dg.ConfigurableResource):
@@ -22,17 +31,29 @@ class LandingZoneResource(dg.ConfigurableResource):
         default_factory=default_shards,
         description="teacher -> number of shards (> 1: partitions <teacher>~shard-NNN, one run each); DLCOT_SHARDS",
     )
+    shard_above_bytes: int | None = Field(
+        default_factory=default_shard_above_bytes,
+        description=(
+            "a teacher whose data files total more bytes is split into the smallest power of two of shards with "
+            "<= this many bytes each (at least `shards`; N never shrinks); None or 0 = off; DLCOT_SHARD_ABOVE_BYTES"
+        ),
+    )
 
-    def _sharded(self, landing):
-        return ShardedLanding(landing, self.shards) if any(n > 1 for n in self.shards.values()) else landing
+    def _sharded(self, landing, registered: Iterable[str]):
+        """Wrap in :class:`ShardedLanding` when anything can be sharded; ``registered``: the known partition keys."""
+        registered = list(registered)
+        if any(n > 1 for n in self.shards.values()) or self.shard_above_bytes or any(SHARD_SEP in k for k in registered):
+            return ShardedLanding(landing, self.shards, self.shard_above_bytes, registered)
+        return landing
 
-    def landing(self) -> LocalLanding | ShardedLanding:
+    def landing(self, registered: Iterable[str] = ()) -> LocalLanding | ShardedLanding:
+        """``registered``: the teacher partition keys already known (they keep a shard count from shrinking)."""
         if is_s3_url(self.root):
             raise ValueError(
                 f"landing_zone.root is {self.root!r}: an s3:// landing zone needs S3LandingZoneResource "
                 "(set DLCOT_LANDING_URL and build_definitions() picks it)"
             )
-        return self._sharded(LocalLanding(self.root))
+        return self._sharded(LocalLanding(self.root), registered)
 
 
 class S3LandingZoneResource(LandingZoneResource):
@@ -48,8 +69,8 @@ class S3LandingZoneResource(LandingZoneResource):
         default_factory=scratch_dir, description="where dumps are downloaded for ingestion (default: system temp)"
     )
 
-    def landing(self) -> S3Landing | ShardedLanding:  # type: ignore[override]
-        return self._sharded(S3Landing.from_url(self.root, self.s3.get_client(), self.scratch_dir))
+    def landing(self, registered: Iterable[str] = ()) -> S3Landing | ShardedLanding:  # type: ignore[override]
+        return self._sharded(S3Landing.from_url(self.root, self.s3.get_client(), self.scratch_dir), registered)
 
 
 class BlobStoreResource(dg.ConfigurableResource):

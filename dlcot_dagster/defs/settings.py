@@ -80,3 +80,25 @@ def default_shards() -> dict[str, int]:
             except ValueError:
                 raise ValueError(f"DLCOT_SHARDS: {item!r} is not <teacher>=<number of shards>") from None
     return out
+
+
+_BYTE_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+
+
+def parse_bytes(text: str, what: str = "size") -> int:
+    """``"50G"`` -> 53687091200: an integer with an optional K/M/G/T suffix (powers of 1024, ``B``/``iB`` allowed)."""
+    raw = text.strip().upper().removesuffix("B").removesuffix("I")
+    unit = raw[-1:] if raw[-1:] in _BYTE_UNITS else ""
+    try:
+        value = float(raw[: len(raw) - len(unit)]) * _BYTE_UNITS[unit]
+    except ValueError:
+        raise ValueError(f"{what}: {text!r} is not a size such as 5000000000, 512M or 50G") from None
+    if value < 1:
+        raise ValueError(f"{what}: {text!r} must be at least one byte")
+    return int(value)
+
+
+def default_shard_above_bytes() -> int | None:
+    """``DLCOT_SHARD_ABOVE_BYTES="50G"``: a teacher whose data files total more is split into shards; unset = off."""
+    text = (os.environ.get("DLCOT_SHARD_ABOVE_BYTES") or "").strip()
+    return parse_bytes(text, "DLCOT_SHARD_ABOVE_BYTES") if text else None

@@ -136,9 +136,13 @@ def plan_changes(landing: Landing, cursor: dict[str, dict]) -> tuple[list[str], 
 
     Returns (teachers present, changed teachers to run, new cursor). The cursor
     maps teacher -> {"sig": listing signature, "hash": content hash}. A teacher
-    folder without data files is listed but never run.
+    folder without data files is listed but never run, unless the landing says
+    ``runs_when_empty(key)`` (a sharded landing, for shard keys emptied by a split
+    or by deletions): such a key runs once each time it becomes empty, with no
+    files, so its tables stop holding rows that now live in other partitions.
     """
     teachers = landing.teachers()
+    runs_when_empty = getattr(landing, "runs_when_empty", None)
     changes: list[LandingChange] = []
     new_cursor: dict[str, dict] = {}
     for teacher in teachers:
@@ -149,6 +153,15 @@ def plan_changes(landing: Landing, cursor: dict[str, dict]) -> tuple[list[str], 
             new_cursor[teacher] = prev
             continue
         has_data = any(not f.name.endswith(SPEC_FILENAME) for f in listing)
+        if not has_data and runs_when_empty is not None and runs_when_empty(teacher):
+            if prev.get("empty"):  # already emptied: nothing to run
+                new_cursor[teacher] = {**prev, "sig": sig}
+                continue
+            # unique per emptying (after content X), so a later emptying is not deduplicated away by the run key
+            digest = hashlib.sha256(f"empty\0{prev.get('hash', '')}".encode()).hexdigest()
+            new_cursor[teacher] = {"sig": sig, "hash": digest, "empty": True}
+            changes.append(LandingChange(teacher, digest))
+            continue
         digest = landing.content_hash(teacher) if has_data else ""
         new_cursor[teacher] = {"sig": sig, "hash": digest}
         if has_data and digest != prev.get("hash"):

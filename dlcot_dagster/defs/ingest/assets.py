@@ -85,7 +85,7 @@ def raw_traces(
     tokenizer: TokenizerResource,
 ):
     teacher = context.partition_key
-    landing = landing_zone.landing()
+    landing = landing_zone.landing(context.instance.get_dynamic_partitions(teacher_partitions.name))
     spec = landing.spec(teacher)
     files = landing.local_files(teacher)
     counter = tokenizer.counter(teacher, spec.tokenizer)
