@@ -96,7 +96,7 @@ def test_students_materialize_with_checks(tmp_path, tiny_base, small_llm):
             assert Path(md["uri"].value, "manifest.json").is_file()
             checks = {c.check_name: c for c in r.get_asset_check_evaluations()}
             assert checks[CHECK_CHECKPOINT_GENERATES].passed
-        ev = {"benchmarks": [{"name": "gsm8k", "path": gsm8k}], "limit": 2, "max_tokens": 16}
+        ev = {"benchmarks": [{"name": "gsm8k", "path": gsm8k}], "limit": 2, "max_tokens": 16, "include_base_model": True}
         r = dg.materialize(
             [benchmark_scores, student_checkpoints, *UPSTREAM], selection=[BENCHMARK_SCORES], partition_key=TEACHER,
             instance=instance, resources=res, run_config={"ops": {"benchmark_scores": {"config": ev}}},
@@ -106,9 +106,9 @@ def test_students_materialize_with_checks(tmp_path, tiny_base, small_llm):
         assert checks[CHECK_SCORES_IN_RANGE].passed and checks[CHECK_PROBLEM_COUNTS].passed
         assert CHECK_DLCOT_NOT_BELOW_RAW in checks
         records = pl.read_parquet(tmp_path / "store" / "benchmark_scores" / f"{TEACHER}.parquet")
-        assert records.height == 4 and sorted(set(records["variant"])) == ["dlcot", "raw"]
+        assert records.height == 6 and sorted(set(records["variant"])) == ["base", "dlcot", "raw"]  # base: real vLLM
         table = json.loads((tmp_path / "blobs" / "scores" / TEACHER / "per_benchmark.json").read_text())
-        assert {(t["variant"], t["problems"]) for t in table} == {("dlcot", 2), ("raw", 2)}
+        assert {(t["variant"], t["problems"]) for t in table} == {("dlcot", 2), ("raw", 2), ("base", 2)}
 
 
 
