@@ -12,7 +12,7 @@ export HF_HUB_OFFLINE := 1
 export GX_ANALYTICS_ENABLED := false
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: install demo test dev bench bench-llm clean
+.PHONY: install demo test dev bench bench-llm bench-scale clean
 
 $(VENV)/.stamp-main: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -49,6 +49,12 @@ dev: $(VENV)/.stamp-main
 
 bench: $(VENV)/.stamp-test
 	$(PY) bench/bench_ingest.py
+
+# streaming runner end to end on a generated corpus (bench/make_corpus.py, written under /tmp/dlcot-corpus):
+# 1 core vs all cores, peak RSS, stage split, tokenizer floor; bigger: SIZES=10000,100000 LIMIT=600
+SIZES ?= 10000
+bench-scale: $(VENV)/.stamp-main
+	$(PY) bench/bench_scale.py --sizes $(SIZES) $(if $(LIMIT),--limit-seconds $(LIMIT))
 
 bench-llm: $(VENV)/.stamp-test
 	VLLM_ENABLE_V1_MULTIPROCESSING=0 $(PY) bench/bench_llm.py
