@@ -342,7 +342,8 @@ def correct_frame(
         try:
             res = _Clock(record_budget_s).run(engine.finalize, trace)
         except RecordTimeout:
-            res = _timeout_result(engine, trace)
+            # finalizing a sample already dropped only fills in the result, with no rewriting: nothing left to time
+            res = engine.finalize(trace.model_copy(update={"status": SampleStatus.DROPPED, "reason": TIMEOUT_REASON}))
         results.append(res)
         raws.append(r)
         drop_stage.append((p.get("drop_stage") or "prune") if p["status"] == SampleStatus.DROPPED.value else None)
@@ -415,22 +416,6 @@ def correct_frame(
     )
 
 
-def _timeout_result(engine: RulesEngine, trace: SegmentedTrace) -> DLCoTResult:
-    rec = trace.record
-    return DLCoTResult(
-        id=rec.id,
-        teacher=rec.teacher,
-        engine_version=engine.engine_version,
-        config_hash=engine.config_hash,
-        policy=engine.policy.name,
-        status=SampleStatus.DROPPED,
-        reason=TIMEOUT_REASON,
-        reference_answer=rec.reference_answer,
-        segments=trace.segments,
-        raw_chars=len(rec.thinking),
-    )
-
-
 _WRAP_HEAD, _WRAP_MID = "<think>\n", "\n</think>\n\n"
 
 
@@ -442,10 +427,7 @@ def _seq_tokens(counter: TokenCounter, raws: list[dict], results: list[DLCoTResu
     an upper bound of the joined text's count (BPE merges across a seam only remove tokens; on real traces the
     two agree or the sum is 1 higher), so the ``max_seq_len`` cut stays safe. Other messages are counted whole.
     """
-    wrap = getattr(counter, "_dlcot_wrap_tokens", None)
-    if wrap is None:
-        wrap = sum(counter.count([_WRAP_HEAD, _WRAP_MID]))
-        counter._dlcot_wrap_tokens = wrap
+    wrap = sum(counter.count([_WRAP_HEAD, _WRAP_MID]))  # two short tags, once per batch
     out: list[int | None] = []
     todo: list[tuple[int, str]] = []
     for j, (r, res) in enumerate(zip(raws, results)):

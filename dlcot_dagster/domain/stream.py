@@ -23,8 +23,9 @@ import tempfile
 import time
 import uuid
 from collections import deque
+from contextlib import contextmanager
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from multiprocessing import get_context
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
@@ -243,16 +244,8 @@ class SharedCacheChecker:
             return Verdict(**hit)
         verdict = self.inner.compare(gold, pred)
         if "timeout" not in str(verdict.reason):  # a timed-out verdict depends on load: do not share it
-            self.shared[key] = verdict_dict(verdict)
+            self.shared[key] = asdict(verdict)
         return verdict
-
-
-def verdict_dict(verdict: Any) -> dict:
-    from dataclasses import asdict, is_dataclass
-
-    if is_dataclass(verdict):
-        return asdict(verdict)
-    return verdict.model_dump()
 
 
 @dataclass
@@ -378,18 +371,42 @@ def choose_workers(requested: int, rows: int | None = None, batch_size: int = DE
 # --------------------------------------------------------------------------------------------- stage tasks
 
 
-def segment_task(st: WorkerState, raw: pl.DataFrame) -> tuple[pl.DataFrame, list[str]]:
+@dataclass
+class SegmentOut:
+    segmented: pl.DataFrame
+    coverage_problems: list[str]
+    kinds: dict[str, int]  # segments per kind
+
+
+def segment_task(st: WorkerState, raw: pl.DataFrame) -> SegmentOut:
     from .pipeline import coverage_problems, segment_frame
 
-    seg = segment_frame(raw, st.engine, **_budget(st))
-    return seg, coverage_problems(raw, seg)
+    seg = segment_frame(raw, st.engine, record_budget_s=st.spec.record_budget_s)
+    kinds: dict[str, int] = {}
+    for blob in seg["segments"].to_list():
+        for item in json.loads(blob):
+            kinds[item["kind"]] = kinds.get(item["kind"], 0) + 1
+    return SegmentOut(seg, coverage_problems(raw, seg), kinds)
 
 
-def prune_task(st: WorkerState, pair: tuple[pl.DataFrame, pl.DataFrame]) -> pl.DataFrame:
+@dataclass
+class PruneOut:
+    pruned: pl.DataFrame
+    segment_drop_reasons: dict[str, int]  # dropped segments per reason (the part before ":")
+
+
+def prune_task(st: WorkerState, pair: tuple[pl.DataFrame, pl.DataFrame]) -> PruneOut:
     from .pipeline import prune_frame
 
     raw, seg = pair
-    return prune_frame(raw, seg, st.engine, **_budget(st))
+    pruned = prune_frame(raw, seg, st.engine, record_budget_s=st.spec.record_budget_s)
+    reasons: dict[str, int] = {}
+    for blob in pruned["segments"].to_list():
+        for item in json.loads(blob):
+            if item.get("drop_reason"):
+                key = item["drop_reason"].split(":")[0]
+                reasons[key] = reasons.get(key, 0) + 1
+    return PruneOut(pruned, reasons)
 
 
 @dataclass
@@ -397,6 +414,7 @@ class CorrectOut:
     kept: pl.DataFrame
     dropped: pl.DataFrame
     answer_failures: list[str]
+    accounting_problems: list[str]  # the batch's raw rows against kept + dropped
 
 
 def recheck_answers(kept: pl.DataFrame, timeout_s: float) -> list[str]:
@@ -414,15 +432,18 @@ def recheck_answers(kept: pl.DataFrame, timeout_s: float) -> list[str]:
 
 
 def correct_task(st: WorkerState, pair: tuple[pl.DataFrame, pl.DataFrame]) -> CorrectOut:
-    from .pipeline import correct_frame
+    from .pipeline import correct_frame, dlcot_accounting_problems
 
     raw, pruned = pair
-    tables = correct_frame(raw, pruned, st.engine, st.counter, max_seq_len=st.spec.max_seq_len, **_budget(st))
-    return CorrectOut(tables.kept, tables.dropped, recheck_answers(tables.kept, st.spec.answer_timeout_s))
-
-
-def _budget(st: WorkerState) -> dict:
-    return {"record_budget_s": st.spec.record_budget_s}
+    tables = correct_frame(
+        raw, pruned, st.engine, st.counter, max_seq_len=st.spec.max_seq_len, record_budget_s=st.spec.record_budget_s
+    )
+    return CorrectOut(
+        tables.kept,
+        tables.dropped,
+        recheck_answers(tables.kept, st.spec.answer_timeout_s),
+        dlcot_accounting_problems(raw, tables.kept, tables.dropped),
+    )
 
 
 def apply_token_counts(batch: pl.DataFrame, counter: Any, max_raw_tokens: int | None) -> tuple[pl.DataFrame, pl.DataFrame]:
@@ -481,13 +502,14 @@ def fused_task(st: WorkerState, batch: pl.DataFrame) -> FusedOut:
     raw, rejects = tokenize_task(st, batch)
     t["tokenize"] = time.perf_counter() - t0
     t0 = time.perf_counter()
-    seg = segment_frame(raw, st.engine, **_budget(st))
+    budget = st.spec.record_budget_s
+    seg = segment_frame(raw, st.engine, record_budget_s=budget)
     t["segment"] = time.perf_counter() - t0
     t0 = time.perf_counter()
-    pruned = prune_frame(raw, seg, st.engine, **_budget(st))
+    pruned = prune_frame(raw, seg, st.engine, record_budget_s=budget)
     t["prune"] = time.perf_counter() - t0
     t0 = time.perf_counter()
-    tables = correct_frame(raw, pruned, st.engine, st.counter, max_seq_len=st.spec.max_seq_len, **_budget(st))
+    tables = correct_frame(raw, pruned, st.engine, st.counter, max_seq_len=st.spec.max_seq_len, record_budget_s=budget)
     t["correct"] = time.perf_counter() - t0
     return FusedOut(raw, rejects, seg, pruned, tables.kept, tables.dropped, t)
 
@@ -542,19 +564,49 @@ def parsed_batches(
         yield traces_frame(pending)
 
 
-def tally_files(stats: list, kept: pl.DataFrame | None, rejected: pl.DataFrame | None, counts: dict) -> None:
-    """Accumulate kept/rejected per source file into ``counts`` ({file: [kept, rejected]})."""
-    for df, j in ((kept, 0), (rejected, 1)):
-        if df is None or df.height == 0:
-            continue
+class FileCounts:
+    """Kept / rejected rows per source file, added up batch by batch and written into the ``FileStats`` at the end
+    (a file's stats exist only once it is fully read, its batches may come back later)."""
+
+    def __init__(self) -> None:
+        self._counts: dict[str, list[int]] = {}
+
+    def add(self, df: pl.DataFrame, *, kept: bool) -> None:
         for name, n in df.group_by("source_file").len().iter_rows():
-            counts.setdefault(name, [0, 0])[j] += n
+            self._counts.setdefault(name, [0, 0])[0 if kept else 1] += n
+
+    def apply(self, stats: list) -> None:
+        for s in stats:
+            s.kept, s.rejected = self._counts.get(s.file, (0, 0))
 
 
-def finish_file_stats(stats: list, counts: dict) -> None:
-    for s in stats:
-        k, r = counts.get(s.file, (0, 0))
-        s.kept, s.rejected = k, r
+def stream_ingest(
+    files: Iterable[tuple[Path, str]],
+    teacher: str,
+    source_spec: Any,
+    runner: BatchRunner,
+    traces: ParquetSink,
+    rejects: ParquetSink,
+    *,
+    batch_size: int,
+    record_budget_s: float | None = DEFAULT_RECORD_BUDGET_S,
+) -> list:
+    """Parse in this process, count tokens on the runner, append traces and rejects to the two sinks (not
+    committed). Returns one ``FileStats`` per file, with records read, kept and rejected."""
+    stats: list = []
+    counts = FileCounts()
+
+    def on_rejects(df: pl.DataFrame) -> None:
+        rejects.write(df)
+        counts.add(df, kept=False)
+
+    batches = parsed_batches(files, teacher, source_spec, batch_size, on_rejects, stats, record_budget_s)
+    for kept_b, rejected_b in runner.map(tokenize_task, batches):
+        traces.write(kept_b)
+        counts.add(kept_b, kept=True)
+        on_rejects(rejected_b)
+    counts.apply(stats)
+    return stats
 
 
 # --------------------------------------------------------------------------------------------- end to end
@@ -610,13 +662,13 @@ def run_partition(
     }
     sinks = {k: ParquetSink(out / f"{n}.parquet", s, what=n) for k, (n, s) in names.items()}
     stats: list = []
-    counts: dict = {}
+    counts = FileCounts()
     own_runner = runner is None
     runner = runner or BatchRunner(spec, workers, mp_context=mp_context)
     try:
         def on_rejects(df: pl.DataFrame) -> None:
             sinks["rejects"].write(df)
-            tally_files(stats, None, df, counts)
+            counts.add(df, kept=False)
 
         def timed_parse() -> Iterator[pl.DataFrame]:
             it = parsed_batches(files, teacher, source_spec, batch_size, on_rejects, stats, spec.record_budget_s)
@@ -628,20 +680,20 @@ def run_partition(
                     stage["parse"] += time.perf_counter() - t0
                     return
                 stage["parse"] += time.perf_counter() - t0
-                report.rows_in += b.height
                 yield b
 
         for res in runner.map(fused_task, timed_parse()):
             t0 = time.perf_counter()
             for k in ("raw", "rejects", "segmented", "pruned", "kept", "dropped"):
                 sinks[k].write(getattr(res, k))
-            tally_files(stats, res.raw, res.rejects, counts)
+            counts.add(res.raw, kept=True)
+            counts.add(res.rejects, kept=False)
             stage["write"] += time.perf_counter() - t0
             for k, v in res.seconds.items():
                 stage[k] = stage.get(k, 0.0) + v
             report.kept += res.kept.height
             report.dropped += res.dropped.height
-        finish_file_stats(stats, counts)
+        counts.apply(stats)
         t0 = time.perf_counter()
         for k, sink in sinks.items():
             report.outputs[k] = str(sink.commit().path)
@@ -660,13 +712,17 @@ def run_partition(
     return report
 
 
-def scratch_path(base: str | None = None, prefix: str = "dlcot-stage-") -> Path:
-    """A fresh private directory for staging files (``DLCOT_SCRATCH_DIR`` or the system temp dir)."""
-    return Path(tempfile.mkdtemp(prefix=prefix, dir=base or os.environ.get("DLCOT_SCRATCH_DIR") or None))
+@contextmanager
+def staging_dir(base: str | None = None, prefix: str = "dlcot-stage-") -> Iterator[Path]:
+    """A fresh private folder for a step's staging files (under ``base``, else the system temp dir), removed at
+    the end: whatever an IO manager has not moved into place by then is discarded."""
+    import shutil
 
-
-def dumps_problems(problems: list[str]) -> str:
-    return json.dumps(problems[:10])
+    path = Path(tempfile.mkdtemp(prefix=prefix, dir=base or None))
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
 
 
 @dataclass(frozen=True)
@@ -690,30 +746,23 @@ class ParquetTable:
 
 
 def place_file(src: str | Path, dest: str | Path) -> Path:
-    """Move a finished file into ``dest`` atomically: a rename on the same file system, else a copy to a
-    temporary file beside ``dest`` and a rename. On failure ``dest`` keeps its previous content."""
+    """Move a finished file into ``dest`` atomically: a rename on the same file system, else a copy through
+    :func:`~.storage.atomic_write`. On failure ``dest`` keeps its previous content."""
     import shutil
 
+    from .storage import atomic_write
+
     src, dest = Path(src), Path(dest)
-    dest.parent.mkdir(parents=True, exist_ok=True)
     try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
         if os.stat(src).st_dev == os.stat(dest.parent).st_dev:
             os.replace(src, dest)
-            return dest
-    except OSError as exc:
-        raise StorageWriteError(getattr(exc, "errno", 0) or 0, f"moving {src} to {dest} failed: {exc}") from exc
-    tmp = dest.with_name(f".{dest.name}.{uuid.uuid4().hex[:8]}.part")
-    try:
-        shutil.copyfile(src, tmp)
-        with open(tmp, "rb") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, dest)
+        else:
+            atomic_write(dest, lambda tmp: shutil.copyfile(src, tmp))
+            src.unlink(missing_ok=True)
     except OSError as exc:
         raise StorageWriteError(
             getattr(exc, "errno", 0) or 0,
-            f"copying {src} to {dest} failed: {type(exc).__name__}: {exc}; the previous version (if any) is intact",
+            f"moving {src} to {dest} failed: {type(exc).__name__}: {exc}; the previous version (if any) is intact",
         ) from exc
-    finally:
-        tmp.unlink(missing_ok=True)
-    src.unlink(missing_ok=True)
     return dest

@@ -1,8 +1,6 @@
 """Stage 2, DLCoT: raw_traces -> segmented_traces -> pruned_solutions -> corrected_traces (+ dropped_traces)."""
 
 import json
-import shutil
-from contextlib import contextmanager
 
 import dagster as dg
 import polars as pl
@@ -15,7 +13,6 @@ from ...domain.pipeline import (
     DROPPED_SCHEMA,
     PRUNED_SCHEMA,
     SEGMENTED_SCHEMA,
-    dlcot_accounting_problems,
     render_removed,
 )
 from ...domain.stream import (
@@ -24,8 +21,8 @@ from ...domain.stream import (
     correct_task,
     iter_aligned,
     prune_task,
-    scratch_path,
     segment_task,
+    staging_dir,
 )
 from ...domain.stats import histogram_png, markdown_table, png_markdown, token_stats
 from ..constants import (
@@ -56,19 +53,16 @@ CODE_VERSION = engine_code_version()
 GPU_STEP = gpu_step_kwargs()
 
 
-@contextmanager
 def staging():
-    """A private scratch folder for a step's staged tables, removed when the step is done (the IO manager
-    moves or uploads each staged file when its output is yielded, before this folder goes)."""
-    path = scratch_path(scratch_dir())
-    try:
-        yield path
-    finally:
-        shutil.rmtree(path, ignore_errors=True)
+    """The step's staging folder; each staged file is moved or uploaded by the IO manager when its output is
+    yielded, so outputs are yielded inside this block."""
+    return staging_dir(scratch_dir())
 
 
-def _runner_metadata(runner, dlcot_engine: DLCoTEngineResource) -> dict:
-    return {"workers": runner.workers, "batch_size": dlcot_engine.batch_size}
+def _run_metadata(runner, dlcot_engine: DLCoTEngineResource) -> dict:
+    """Workers, batch size and the engine mode (in llm mode, the in-process engine's LLM step report)."""
+    engine = runner.local.engine if dlcot_engine.engine_kind == "llm" else None
+    return {"workers": runner.workers, "batch_size": dlcot_engine.batch_size, **_llm_metadata(engine, dlcot_engine)}
 
 
 def _llm_metadata(engine, dlcot_engine: DLCoTEngineResource) -> dict:
@@ -111,12 +105,11 @@ def segmented_traces(context: dg.AssetExecutionContext, raw_traces: ParquetTable
     problems: list[str] = []
     with staging() as stage, dlcot_engine.runner(raw_traces.num_rows) as runner:
         with ParquetSink(stage / "segmented.parquet", SEGMENTED_SCHEMA, what=SEGMENTED_TRACES.to_user_string()) as sink:
-            for seg, probs in runner.map(segment_task, raw_traces.batches(bs)):
-                sink.write(seg)
-                problems.extend(probs[: max(0, 10 - len(problems))])
-                for blob in seg["segments"].to_list():
-                    for item in json.loads(blob):
-                        kinds[item["kind"]] = kinds.get(item["kind"], 0) + 1
+            for out in runner.map(segment_task, raw_traces.batches(bs)):
+                sink.write(out.segmented)
+                problems.extend(out.coverage_problems[: max(0, 10 - len(problems))])
+                for kind, n in out.kinds.items():
+                    kinds[kind] = kinds.get(kind, 0) + n
             staged = sink.commit()
         means = staged.scan().select(pl.col("n_solutions").mean(), pl.col("n_verifications").mean()).collect()
         yield dg.Output(
@@ -126,8 +119,7 @@ def segmented_traces(context: dg.AssetExecutionContext, raw_traces: ParquetTable
                 "segments_by_kind": dg.MetadataValue.json(kinds),
                 "solutions_per_trace": float(means["n_solutions"][0] or 0),
                 "verifications_per_trace": float(means["n_verifications"][0] or 0),
-                **_runner_metadata(runner, dlcot_engine),
-                **_llm_metadata(runner.local.engine if runner.workers == 1 else None, dlcot_engine),
+                **_run_metadata(runner, dlcot_engine),
             },
         )
     yield dg.AssetCheckResult(
@@ -160,12 +152,9 @@ def pruned_solutions(
         pairs = iter_aligned(raw_traces.path, segmented_traces.path, bs, what=SEGMENTED_TRACES.to_user_string())
         with ParquetSink(stage / "pruned.parquet", PRUNED_SCHEMA, what=PRUNED_SOLUTIONS.to_user_string()) as sink:
             for out in runner.map(prune_task, pairs):
-                sink.write(out)
-                for blob in out["segments"].to_list():
-                    for seg in json.loads(blob):
-                        if seg.get("drop_reason"):
-                            key = seg["drop_reason"].split(":")[0]
-                            seg_reasons[key] = seg_reasons.get(key, 0) + 1
+                sink.write(out.pruned)
+                for reason, n in out.segment_drop_reasons.items():
+                    seg_reasons[reason] = seg_reasons.get(reason, 0) + n
             staged = sink.commit()
         lf = staged.scan()
         dropped = lf.filter(pl.col("status") == "dropped").group_by("reason").len().sort("reason").collect()
@@ -187,8 +176,7 @@ def pruned_solutions(
                 "sample_drop_reasons": dg.MetadataValue.json(dict(dropped.iter_rows()) if dropped.height else {}),
                 "segment_drop_reasons": dg.MetadataValue.json(dict(sorted(seg_reasons.items()))),
                 "clusters_per_trace": float(sums["n_clusters"][0] or 0),
-                **_runner_metadata(runner, dlcot_engine),
-                **_llm_metadata(runner.local.engine if runner.workers == 1 else None, dlcot_engine),
+                **_run_metadata(runner, dlcot_engine),
             },
         )
 
@@ -250,14 +238,12 @@ def corrected_traces(
         kept_sink = ParquetSink(stage / "kept.parquet", CORRECTED_SCHEMA, what=CORRECTED_TRACES.to_user_string())
         dropped_sink = ParquetSink(stage / "dropped.parquet", DROPPED_SCHEMA, what=DROPPED_TRACES.to_user_string())
         with kept_sink, dropped_sink:
-            raw_ids = raw_traces.batches(bs, columns=["id"])
-            for out, ids in zip(runner.map(correct_task, pairs), raw_ids):
+            for out in runner.map(correct_task, pairs):
                 kept_sink.write(out.kept)
                 dropped_sink.write(out.dropped)
                 n_bad_answers += len(out.answer_failures)
                 bad_answers.extend(out.answer_failures[: max(0, 10 - len(bad_answers))])
-                if len(problems) < 10:  # every raw row of the batch is kept or dropped (with a reason), once
-                    problems.extend(dlcot_accounting_problems(ids, out.kept, out.dropped))
+                problems.extend(out.accounting_problems[: max(0, 10 - len(problems))])
             kept = kept_sink.commit()
             dropped = dropped_sink.commit()
 
@@ -321,8 +307,7 @@ def corrected_traces(
                 "before_after_histogram": dg.MetadataValue.md(png_markdown(hist, "tokens before/after")),
                 "examples": dg.MetadataValue.md("\n\n".join(examples) or "_(none kept)_"),
                 "preview": dg.MetadataValue.md(markdown_table(preview)),
-                **_runner_metadata(runner, dlcot_engine),
-                **_llm_metadata(runner.local.engine if runner.workers == 1 else None, dlcot_engine),
+                **_run_metadata(runner, dlcot_engine),
             },
         )
         yield dg.Output(

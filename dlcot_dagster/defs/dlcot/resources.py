@@ -42,13 +42,15 @@ class DLCoTEngineResource(dg.ConfigurableResource):
     )
 
     def engine(self) -> RulesEngine:
-        policy = DLCoTPolicy.preset(self.policy)
-        checker = AnswerChecker(timeout_s=self.answer_timeout_s)
         if self.engine_kind == "llm":
             return build_llm_engine(
-                self.llm.client(), policy, checker, steps=self.llm_steps, step_config=self.llm.step_config()
+                self.llm.client(),
+                DLCoTPolicy.preset(self.policy),
+                AnswerChecker(timeout_s=self.answer_timeout_s),
+                steps=self.llm_steps,
+                step_config=self.llm.step_config(),
             )
-        return RulesEngine(policy, checker)
+        return self.spec().build_engine()  # the same recipe the worker processes use
 
     def spec(self, tokenizer: str | None = None, tokenizer_cache_dir: str | None = None, **kw) -> EngineSpec:
         return EngineSpec(

@@ -1,8 +1,6 @@
 """Stage 1, ingest: teacher dumps in the landing zone -> ``raw_traces`` + ``raw_trace_rejects``."""
 
 
-import shutil
-
 import dagster as dg
 import polars as pl
 from pydantic import Field
@@ -10,17 +8,7 @@ from pydantic import Field
 from ...domain.budget import DEFAULT_RECORD_BUDGET_S
 from ...domain.ingest import DEFAULT_MAX_RAW_TOKENS, accounting_problems
 from ...domain.schema import REJECT_SCHEMA, TRACE_SCHEMA
-from ...domain.stream import (
-    BatchRunner,
-    EngineSpec,
-    ParquetSink,
-    choose_workers,
-    finish_file_stats,
-    parsed_batches,
-    scratch_path,
-    tally_files,
-    tokenize_task,
-)
+from ...domain.stream import BatchRunner, EngineSpec, ParquetSink, choose_workers, staging_dir, stream_ingest
 from ...domain.quality import validate_raw_traces
 from ...domain.stats import histogram_png, markdown_table, png_markdown, token_stats
 from ..constants import (
@@ -90,34 +78,20 @@ def raw_traces(
     files = landing.local_files(teacher)
     counter = tokenizer.counter(teacher, spec.tokenizer)
     context.log.info(f"ingesting {len(files)} file(s) for teacher {teacher!r} with tokenizer {counter.spec!r}")
-    spec_ = EngineSpec(tokenizer=counter.spec, tokenizer_cache_dir=counter.cache_dir, max_raw_tokens=config.max_raw_tokens)
-    stats: list = []
-    counts: dict = {}
-    stage = scratch_path(scratch_dir())
-    try:
-        workers = choose_workers(config.workers)
-        with BatchRunner(spec_, workers, counter=counter if workers == 1 else None) as runner:
-            traces_sink = ParquetSink(stage / "raw.parquet", TRACE_SCHEMA, what=RAW_TRACES.to_user_string())
-            rejects_sink = ParquetSink(stage / "rejects.parquet", REJECT_SCHEMA, what=RAW_TRACE_REJECTS.to_user_string())
-            with traces_sink, rejects_sink:
-
-                def on_rejects(df: pl.DataFrame) -> None:
-                    rejects_sink.write(df)
-                    tally_files(stats, None, df, counts)
-
-                batches = parsed_batches(
-                    files, teacher, spec, config.batch_size, on_rejects, stats, config.record_budget_s or None
-                )
-                for kept_b, rejected_b in runner.map(tokenize_task, batches):
-                    traces_sink.write(kept_b)
-                    on_rejects(rejected_b)
-                    tally_files(stats, kept_b, None, counts)
-                finish_file_stats(stats, counts)
-                staged_traces = traces_sink.commit()
-                staged_rejects = rejects_sink.commit()
+    engine_spec = EngineSpec(tokenizer=counter.spec, tokenizer_cache_dir=counter.cache_dir, max_raw_tokens=config.max_raw_tokens)
+    workers = choose_workers(config.workers)
+    with staging_dir(scratch_dir()) as stage, BatchRunner(engine_spec, workers, counter=counter if workers == 1 else None) as runner:
+        traces_sink = ParquetSink(stage / "raw.parquet", TRACE_SCHEMA, what=RAW_TRACES.to_user_string())
+        rejects_sink = ParquetSink(stage / "rejects.parquet", REJECT_SCHEMA, what=RAW_TRACE_REJECTS.to_user_string())
+        with traces_sink, rejects_sink:
+            stats = stream_ingest(
+                files, teacher, spec, runner, traces_sink, rejects_sink,
+                batch_size=config.batch_size, record_budget_s=config.record_budget_s or None,
+            )
+            staged_traces = traces_sink.commit()
+            staged_rejects = rejects_sink.commit()
+        runner.close()  # the pool is not needed while the staged files are checked and moved into place
         yield from _outputs_and_checks(context, config, teacher, counter, stats, staged_traces, staged_rejects, workers)
-    finally:
-        shutil.rmtree(stage, ignore_errors=True)
 
 
 def _outputs_and_checks(context, config, teacher, counter, stats, staged_traces, staged_rejects, workers):
