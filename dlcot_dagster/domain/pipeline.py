@@ -32,7 +32,7 @@ import polars as pl
 from .budget import DEFAULT_RECORD_BUDGET_S, TIMEOUT_REASON, RecordTimeout, record_budget
 from .dlcot import AnswerSpan, DLCoTResult, RulesEngine, Segment, SegmentedTrace, TraceInput
 from .dlcot.types import SampleStatus, SegmentKind
-from .tokens import TokenCounter
+from .tokens import TokenCounter, TokenMemo
 
 SEGMENTED_SCHEMA = {
     "id": pl.String(),
@@ -326,7 +326,7 @@ def correct_frame(
     raw: pl.DataFrame,
     pruned: pl.DataFrame,
     engine: RulesEngine,
-    counter: TokenCounter | None,
+    counter: TokenCounter | TokenMemo | None,
     *,
     max_seq_len: int | None = None,
     record_budget_s: float | None = DEFAULT_RECORD_BUDGET_S,
@@ -419,7 +419,7 @@ def correct_frame(
 _WRAP_HEAD, _WRAP_MID = "<think>\n", "\n</think>\n\n"
 
 
-def _seq_tokens(counter: TokenCounter, raws: list[dict], results: list[DLCoTResult], think: list[int], final: list[int]) -> list[int]:
+def _seq_tokens(counter: TokenCounter | TokenMemo, raws: list[dict], results: list[DLCoTResult], think: list[int], final: list[int]) -> list[int]:
     """Tokens of problem + assistant turn, without tokenizing them a second time.
 
     When the messages are the usual ``[problem, <think>\\n{thinking}\\n</think>\\n\\n{final}]`` the count is the

@@ -435,8 +435,9 @@ def correct_task(st: WorkerState, pair: tuple[pl.DataFrame, pl.DataFrame]) -> Co
     from .pipeline import correct_frame, dlcot_accounting_problems
 
     raw, pruned = pair
+    counter = st.counter.memo() if st.counter is not None else None  # shared pieces of one batch's texts count once
     tables = correct_frame(
-        raw, pruned, st.engine, st.counter, max_seq_len=st.spec.max_seq_len, record_budget_s=st.spec.record_budget_s
+        raw, pruned, st.engine, counter, max_seq_len=st.spec.max_seq_len, record_budget_s=st.spec.record_budget_s
     )
     return CorrectOut(
         tables.kept,
@@ -499,7 +500,9 @@ def fused_task(st: WorkerState, batch: pl.DataFrame) -> FusedOut:
 
     t = {}
     t0 = time.perf_counter()
-    raw, rejects = tokenize_task(st, batch)
+    # one piece memo for the batch: the corrected texts re-use the piece counts of their raw texts
+    counter = st.counter.memo() if st.counter is not None else None
+    raw, rejects = apply_token_counts(batch, counter, st.spec.max_raw_tokens)
     t["tokenize"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     budget = st.spec.record_budget_s
@@ -509,7 +512,7 @@ def fused_task(st: WorkerState, batch: pl.DataFrame) -> FusedOut:
     pruned = prune_frame(raw, seg, st.engine, record_budget_s=budget)
     t["prune"] = time.perf_counter() - t0
     t0 = time.perf_counter()
-    tables = correct_frame(raw, pruned, st.engine, st.counter, max_seq_len=st.spec.max_seq_len, record_budget_s=budget)
+    tables = correct_frame(raw, pruned, st.engine, counter, max_seq_len=st.spec.max_seq_len, record_budget_s=budget)
     t["correct"] = time.perf_counter() - t0
     return FusedOut(raw, rejects, seg, pruned, tables.kept, tables.dropped, t)
 
