@@ -23,6 +23,7 @@ import polars as pl
 from .budget import DEFAULT_RECORD_BUDGET_S, RecordTimeout, record_budget
 from .normalize import Normalized, RecordError, clean_text, normalize_record, record_id
 from .readers import Unit, is_data_file, iter_units
+from .seen_ids import SeenIds
 from .schema import RejectReason, RejectRecord, TraceRecord, rejects_frame, traces_frame
 from .sources import ID_FIELDS, SourceSpec, find_field
 from .tokens import TokenCounter
@@ -190,7 +191,7 @@ def iter_outcomes(
     budget); an overrun is a ``timeout`` reject.
     """
     spec = spec or SourceSpec()
-    seen: dict[str, tuple[str, int]] = {}
+    seen = SeenIds()  # 48-96 bytes per id: the one part of ingestion that grows with the partition
     batcher = _Batcher(counter, max_raw_tokens)
     for path, name in files:
         fstats = FileStats(file=name)
@@ -216,8 +217,9 @@ def iter_outcomes(
                 yield _reject(teacher, name, unit, err, _raw_id(unit.obj, spec))
                 continue
             rid = record_id(norm.raw_id, stem, unit.line, spec.id_scope)
-            if rid in seen:
-                first_file, first_line = seen[rid]
+            first = seen.first_seen(rid, name, unit.line)
+            if first is not None:
+                first_file, first_line = first
                 yield from batcher.flush(teacher)
                 yield _reject(
                     teacher,
@@ -231,7 +233,6 @@ def iter_outcomes(
                     rid,
                 )
                 continue
-            seen[rid] = (name, unit.line)
             batcher.pending.append((name, stem, unit, rid, norm))
             if len(batcher.pending) >= batch_size:
                 yield from batcher.flush(teacher)
