@@ -36,7 +36,8 @@ def landing(tmp_path_factory, shared_data):
 def child(landing: Path, store: Path, scratch: Path, *args: str) -> subprocess.Popen:
     """Runs in its own empty ``scratch`` (a killed run leaves its staging files behind, never in the store)."""
     assert not scratch.exists() or not any(scratch.iterdir()), "use a fresh scratch folder per child"
-    env = {**os.environ, "DLCOT_SCRATCH_DIR": str(scratch), "HF_HUB_OFFLINE": "1"}
+    # one row group per batch, so the kill lands while row groups are being appended
+    env = {**os.environ, "DLCOT_SCRATCH_DIR": str(scratch), "HF_HUB_OFFLINE": "1", "DLCOT_ROW_GROUP_BYTES": "0"}
     scratch.mkdir(parents=True, exist_ok=True)
     return subprocess.Popen(
         [sys.executable, "-m", "dlcot_dagster_tests.fault_child", str(landing), str(store), TEACHER, *args],

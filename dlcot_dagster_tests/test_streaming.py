@@ -41,7 +41,7 @@ def frame(lo: int, hi: int) -> pl.DataFrame:
 
 def test_sink_writes_one_row_group_per_batch_and_commits_atomically(tmp_path):
     dest = tmp_path / "t.parquet"
-    with ParquetSink(dest, SCHEMA) as sink:
+    with ParquetSink(dest, SCHEMA, row_group_bytes=0) as sink:
         for lo in range(0, 100, 30):
             sink.write(frame(lo, min(lo + 30, 100)))
             assert not dest.exists()  # nothing visible before commit
@@ -50,6 +50,28 @@ def test_sink_writes_one_row_group_per_batch_and_commits_atomically(tmp_path):
     assert pq.ParquetFile(dest).metadata.num_row_groups == 4
     assert pl.read_parquet(dest).equals(frame(0, 100))
     assert [p.name for p in tmp_path.iterdir()] == ["t.parquet"]  # no staging file left
+
+
+def test_sink_coalesces_batches_into_bounded_row_groups(tmp_path, monkeypatch):
+    dest = tmp_path / "t.parquet"
+    with ParquetSink(dest, SCHEMA, row_group_rows=50) as sink:  # 30-row frames: 60 | 40 (flushed at commit)
+        for lo in range(0, 100, 30):
+            sink.write(frame(lo, min(lo + 30, 100)))
+        assert sink.row_groups == 1 and not dest.exists()
+        staged = sink.commit()
+    assert staged.row_groups == 2
+    assert [pq.ParquetFile(dest).metadata.row_group(i).num_rows for i in range(2)] == [60, 40]
+    assert pl.read_parquet(dest).equals(frame(0, 100))
+    # a byte limit: every frame of 30 rows is well over 64 bytes, so each is its own row group
+    with ParquetSink(tmp_path / "b.parquet", SCHEMA, row_group_bytes=64) as sink:
+        for lo in range(0, 90, 30):
+            sink.write(frame(lo, lo + 30))
+        assert sink.commit().row_groups == 3
+    monkeypatch.setenv("DLCOT_ROW_GROUP_BYTES", "0")
+    assert ParquetSink(tmp_path / "c.parquet", SCHEMA).row_group_bytes == 0
+    monkeypatch.setenv("DLCOT_ROW_GROUP_BYTES", "lots")
+    with pytest.raises(ValueError, match="DLCOT_ROW_GROUP_BYTES"):
+        ParquetSink(tmp_path / "c.parquet", SCHEMA)
 
 
 def test_sink_failure_keeps_previous_version(tmp_path):
@@ -130,7 +152,8 @@ def trace_files(shared_data):
             (t / "sky-t1-students" / "Sky-T1-math-wrong-5K-27B__amc23.jsonl", "sky.jsonl")]
 
 
-def test_run_partition_pool_equals_serial(tmp_path, trace_files):
+def test_run_partition_pool_equals_serial(tmp_path, trace_files, monkeypatch):
+    monkeypatch.setenv("DLCOT_ROW_GROUP_BYTES", "0")  # one row group per batch
     spec = EngineSpec(max_raw_tokens=32_768)
     serial = run_partition(trace_files, "t", tmp_path / "serial", spec=spec, workers=1, batch_size=8)
     pooled = run_partition(trace_files, "t", tmp_path / "pooled", spec=spec, workers=2, batch_size=8)
@@ -163,7 +186,8 @@ def _materialize(landing, store, instance, workers: int, batch_size: int):
     )
 
 
-def test_dagster_stages_on_a_pool_write_what_a_serial_run_writes(tmp_path, shared_data):
+def test_dagster_stages_on_a_pool_write_what_a_serial_run_writes(tmp_path, shared_data, monkeypatch):
+    monkeypatch.setenv("DLCOT_ROW_GROUP_BYTES", "0")  # one row group per batch
     landing = tmp_path / "landing"
     link(landing, "r1", shared_data_dir() / "traces" / "math500_deepseek-r1.jsonl")
     with dg.instance_for_test() as instance:

@@ -2,8 +2,11 @@
 
 A partition flows through ingestion and the three DLCoT stages in batches of ``batch_size`` rows:
 
-* :class:`ParquetSink` appends one row group per batch to a staging file and renames it into place only
-  on :meth:`~ParquetSink.commit`, so an interrupted or failed step never leaves a partial table;
+* :class:`ParquetSink` appends batches to a staging file and renames it into place only on
+  :meth:`~ParquetSink.commit`, so an interrupted or failed step never leaves a partial table. Consecutive
+  batches are coalesced into row groups of about ``DLCOT_ROW_GROUP_BYTES`` (16 MB) or 65,536 rows: the
+  writer keeps the metadata of every row group until it closes (about 1 KB per column chunk), so one row
+  group per 256-row batch would grow by some 300 MB over a million traces and six tables;
 * :func:`iter_batches` / :func:`iter_aligned` read a stored table back in batches of exactly
   ``batch_size`` rows (two tables of the same partition are read in lockstep and their ids compared);
 * :class:`BatchRunner` maps a stage over the batches on a pool of worker processes, in order, with a
@@ -37,6 +40,22 @@ import pyarrow.parquet as pq
 from .budget import DEFAULT_RECORD_BUDGET_S
 
 DEFAULT_BATCH_SIZE = 256
+DEFAULT_ROW_GROUP_BYTES = 16 << 20
+DEFAULT_ROW_GROUP_ROWS = 65_536
+
+
+def default_row_group_bytes() -> int:
+    """``DLCOT_ROW_GROUP_BYTES`` (0: one row group per written batch), else 16 MB."""
+    raw = os.environ.get("DLCOT_ROW_GROUP_BYTES", "").strip()
+    if not raw:
+        return DEFAULT_ROW_GROUP_BYTES
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ValueError(f"DLCOT_ROW_GROUP_BYTES must be a whole number of bytes, got {raw!r}") from None
+    if value < 0:
+        raise ValueError(f"DLCOT_ROW_GROUP_BYTES must be >= 0, got {value}")
+    return value
 
 
 class StorageWriteError(OSError):
@@ -64,13 +83,27 @@ class StagedTable:
 
 
 class ParquetSink:
-    """Appends frames as row groups to a staging file; ``commit`` renames it to ``path`` (same directory).
+    """Appends frames to a staging file; ``commit`` renames it to ``path`` (same directory).
+
+    Written frames are buffered (as Arrow tables) until they hold ``row_group_bytes`` or ``row_group_rows``, then
+    written as one row group, so the buffer is bounded by those limits plus one frame and the number of row groups
+    (whose metadata the writer keeps in memory) grows by one per ~``row_group_bytes`` of data, not per batch.
+    ``row_group_bytes=0`` writes one row group per frame. ``row_group_bytes=None`` takes ``DLCOT_ROW_GROUP_BYTES``.
 
     Used as a context manager, an exception aborts: the staging file is removed and ``path`` is untouched.
     Every write error becomes a :class:`StorageWriteError` naming ``what`` and the destination.
     """
 
-    def __init__(self, path: str | Path, schema: dict[str, pl.DataType], *, what: str = "table", compression: str = "zstd"):
+    def __init__(
+        self,
+        path: str | Path,
+        schema: dict[str, pl.DataType],
+        *,
+        what: str = "table",
+        compression: str = "zstd",
+        row_group_bytes: int | None = None,
+        row_group_rows: int = DEFAULT_ROW_GROUP_ROWS,
+    ):
         self.path = Path(path)
         self.what = what
         self.schema = schema
@@ -78,6 +111,11 @@ class ParquetSink:
         self.tmp = self.path.with_name(f".{self.path.name}.{uuid.uuid4().hex[:8]}.part")
         self._compression = compression
         self._writer: pq.ParquetWriter | None = None
+        self.row_group_bytes = default_row_group_bytes() if row_group_bytes is None else int(row_group_bytes)
+        self.row_group_rows = max(1, int(row_group_rows))
+        self._buf: list[pa.Table] = []
+        self._buf_rows = 0
+        self._buf_bytes = 0
         self.rows = 0
         self.row_groups = 0
         self.closed = False
@@ -90,25 +128,38 @@ class ParquetSink:
             "the previous version (if any) is intact",
         )
 
+    def _open(self) -> pq.ParquetWriter:
+        if self._writer is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._writer = pq.ParquetWriter(self.tmp, self._arrow, compression=self._compression)
+        return self._writer
+
+    def _flush(self) -> None:
+        if not self._buf:
+            return
+        table = pa.concat_tables(self._buf) if len(self._buf) > 1 else self._buf[0]
+        self._buf, self._buf_rows, self._buf_bytes = [], 0, 0
+        self._open().write_table(table, row_group_size=max(1, table.num_rows))
+        self.row_groups += 1
+
     def write(self, df: pl.DataFrame) -> None:
         if df.height == 0:
             return
         try:
-            if self._writer is None:
-                self.path.parent.mkdir(parents=True, exist_ok=True)
-                self._writer = pq.ParquetWriter(self.tmp, self._arrow, compression=self._compression)
             table = df.select(list(self.schema)).to_arrow().cast(self._arrow)
-            self._writer.write_table(table, row_group_size=max(1, df.height))
+            self._buf.append(table)
+            self._buf_rows += table.num_rows
+            self._buf_bytes += table.nbytes
+            if self._buf_bytes >= self.row_group_bytes or self._buf_rows >= self.row_group_rows:
+                self._flush()
         except (OSError, pa.ArrowException) as exc:
             raise self._fail(exc) from exc
         self.rows += df.height
-        self.row_groups += 1
 
     def commit(self) -> StagedTable:
         try:
-            if self._writer is None:  # empty table: still a valid file with the schema
-                self.path.parent.mkdir(parents=True, exist_ok=True)
-                self._writer = pq.ParquetWriter(self.tmp, self._arrow, compression=self._compression)
+            self._flush()
+            self._open()  # an empty table is still a valid file with the schema
             self._writer.close()
             self._writer = None
             with open(self.tmp, "rb") as fh:
@@ -120,6 +171,7 @@ class ParquetSink:
         return StagedTable(self.path, self.rows, self.path.stat().st_size, self.row_groups)
 
     def abort(self) -> None:
+        self._buf, self._buf_rows, self._buf_bytes = [], 0, 0
         if self._writer is not None:
             try:
                 self._writer.close()
