@@ -6,7 +6,13 @@ the six Parquet tables to a scratch folder (deleted afterwards). Each run is its
 
 * ``rss_max_mb``: the largest max RSS of any one process of the run (the child or one of its pool workers), from
   ``wait4`` of the child (Linux folds in the descendants the child reaped);
-* ``rss_sum_peak_mb``: the peak of VmRSS summed over the child and all its descendants, sampled every 0.5 s.
+* ``rss_sum_peak_mb``: the peak of VmRSS summed over the child and all its descendants, sampled every 0.5 s;
+* ``rss_sum_by_quarter_mb`` / ``rss_main_by_quarter_mb``: the peak of that sum, and of the child's own VmRSS (parsing,
+  id index, Parquet writers; not the pool), in each quarter of the run: flat quarters mean no growth with rows read.
+
+``--stages ingest`` runs only what the raw_traces step runs (``stream_ingest``: parse, id dedup and writing in the
+child, token counting on the pool), the one stage with per-partition state (the id index, ``domain/seen_ids.py``):
+fast enough to read a whole million-trace corpus.
 
 ``workers=1`` is pinned to one CPU (``sched_setaffinity``; no pool: everything runs in the child); ``workers>1``
 uses every CPU. A tokenizer-only floor is measured in the same invocation on the same texts: the corpus is parsed
@@ -138,6 +144,45 @@ def child_run(a: argparse.Namespace) -> dict:
     return d
 
 
+def child_ingest(a: argparse.Namespace) -> dict:
+    """Ingestion only, as the raw_traces step runs it (``stream_ingest``: parse, dedup ids and write in this
+    process, count tokens on the pool): the one stage that keeps per-partition state (the id index)."""
+    cpus = pin(a.workers)
+    from make_corpus import corpus_files
+
+    from dlcot_dagster.domain.schema import REJECT_SCHEMA, TRACE_SCHEMA
+    from dlcot_dagster.domain.stream import BatchRunner, EngineSpec, ParquetSink, stream_ingest
+
+    corpus = Path(a.corpus)
+    manifest = json.loads((corpus / "manifest.json").read_text())
+    out = Path(tempfile.mkdtemp(prefix="dlcot-bench-ingest-", dir=a.scratch))
+    wrap_files, lim = limit_input(a.limit_seconds)
+    try:
+        t0 = time.perf_counter()
+        with BatchRunner(EngineSpec(), a.workers) as runner:
+            traces = ParquetSink(out / "raw_traces.parquet", TRACE_SCHEMA, what="raw_traces")
+            rejects = ParquetSink(out / "raw_trace_rejects.parquet", REJECT_SCHEMA, what="raw_trace_rejects")
+            stats = stream_ingest(wrap_files(corpus_files(corpus)), "bench", None, runner, traces, rejects,
+                                  batch_size=a.batch_size)
+            staged = traces.commit()
+            rejects.commit()
+        wall = time.perf_counter() - t0
+        row_groups = staged.row_groups
+    finally:
+        shutil.rmtree(out, ignore_errors=True)
+    rows = sum(s.records for s in stats)
+    partial = bool(lim["hit"]) or rows < manifest["records"]
+    bytes_in = int(rows * manifest["bytes"] / manifest["records"]) if partial else sum(s.bytes for s in stats)
+    return {
+        "stages": "ingest", "size": manifest["records"], "rows_in": rows, "kept": sum(s.kept for s in stats),
+        "rejected": sum(s.rejected for s in stats), "workers": a.workers, "batch_size": a.batch_size, "cache": "-",
+        "partial": partial, "cpus": cpus, "seconds": wall, "wall_s": wall, "traces_per_s": rows / wall,
+        "mb_per_s": bytes_in / 1e6 / wall, "raw_row_groups": row_groups, "stage_seconds": {},
+        "self_maxrss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "workers_maxrss_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024,
+    }
+
+
 def child_floor(a: argparse.Namespace) -> dict:
     """Tokenizer-only floor on one core: the same texts the runner tokenizes, parse timed apart."""
     pin(1)
@@ -239,6 +284,7 @@ def run_child(args: list[str]) -> dict:
         proc = subprocess.Popen([sys.executable, __file__, *args], stdout=out, stderr=err, env=env, cwd=REPO)
         peak = {"sum_kb": 0, "procs": 0}
         series: list[tuple[float, int]] = []
+        main_series: list[tuple[float, int]] = []  # the child alone: parsing, id index, sinks (not the pool)
         stop = threading.Event()
         t_start = time.perf_counter()
 
@@ -247,6 +293,7 @@ def run_child(args: list[str]) -> dict:
                 pids = descendants(proc.pid)
                 total = sum(vmrss_kb(p) for p in pids)
                 series.append((time.perf_counter() - t_start, total))
+                main_series.append((time.perf_counter() - t_start, vmrss_kb(proc.pid)))
                 if total > peak["sum_kb"]:
                     peak["sum_kb"] = total
                 peak["procs"] = max(peak["procs"], len(pids))
@@ -270,6 +317,9 @@ def run_child(args: list[str]) -> dict:
     end = series[-1][0] if series else 0.0
     d["rss_sum_by_quarter_mb"] = [
         round(max([kb for t, kb in series if q * end / 4 <= t <= (q + 1) * end / 4] or [0]) / 1024) for q in range(4)
+    ]
+    d["rss_main_by_quarter_mb"] = [
+        round(max([kb for t, kb in main_series if q * end / 4 <= t <= (q + 1) * end / 4] or [0]) / 1024) for q in range(4)
     ]
     d["procs"] = peak["procs"]
     d["cpu_s"] = ru.ru_utime + ru.ru_stime  # the child and the descendants it reaped (pool workers, manager)
@@ -315,7 +365,9 @@ def main() -> None:
     ap.add_argument("--per-file", type=int, default=50_000, help="records per corpus file when generating")
     ap.add_argument("--scratch", default=None, help="where the runs write their tables (default: system temp)")
     # child mode
-    ap.add_argument("--child", choices=["run", "floor"])
+    ap.add_argument("--stages", default="all", choices=["all", "ingest"],
+                    help="all: ingest → corrected (default); ingest: the raw_traces step alone (parse, ids, tokens)")
+    ap.add_argument("--child", choices=["run", "ingest", "floor"])
     ap.add_argument("--corpus")
     ap.add_argument("--cache", default="process", choices=["process", "none", "shared"])
     ap.add_argument("--workers-n", type=int, default=1)
@@ -323,7 +375,8 @@ def main() -> None:
 
     if a.child:
         a.workers = a.workers_n
-        print(json.dumps(child_run(a) if a.child == "run" else child_floor(a)), flush=True)
+        child = {"run": child_run, "ingest": child_ingest, "floor": child_floor}[a.child]
+        print(json.dumps(child(a)), flush=True)
         return
 
     single = (a.corpus_dir / "manifest.json").is_file()
@@ -345,7 +398,8 @@ def main() -> None:
         if a.shared_cache:
             plan += [(w, "shared") for w in workers if w > 1]
         for w, c in plan:
-            args = ["--child", "run", "--corpus", str(corpus), "--workers-n", str(w), "--cache", c, *common]
+            kind = "run" if a.stages == "all" else "ingest"
+            args = ["--child", kind, "--corpus", str(corpus), "--workers-n", str(w), "--cache", c, *common]
             if a.limit_seconds:
                 args += ["--limit-seconds", str(a.limit_seconds)]
             la0 = loadavg()
