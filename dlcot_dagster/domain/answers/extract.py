@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Iterator
 
 __all__ = ["AnswerMatch", "find_answers", "extract_final_answer", "KINDS"]
 
@@ -75,6 +76,13 @@ _ANCHOR_RE = re.compile(
     r"|(?P<hash>^[ \t]*\#\#\#\#(?!\#))"
     r"|(?P<answer>\banswer(?:s)?\b)",
     re.IGNORECASE | re.MULTILINE,
+)
+# Where an _ANCHOR_RE match can start: "\b" / "\f" (boxed), "**" (final), "answer" (any case), and line starts
+# (the "\n" before one that may hold "final answer:" / "####"; plus position 0). Every branch starts with a plain
+# character, so the regex engine jumps between candidates instead of trying all of _ANCHOR_RE at every position;
+# letters are spelled out with every character IGNORECASE equates with them ("s" also matches "ſ", U+017F).
+_ANCHOR_HINT_RE = re.compile(
+    r"\\(?=[bBfF])|\*(?=\*)|a(?=[nN][sSſ][wW][eE][rR])|A(?=[nN][sSſ][wW][eE][rR])|\n(?=[ \t>#]*[fF#])"
 )
 _BOXED_AT_RE = re.compile(r"\\(?:boxed|fbox)\s*\{")
 _BRACE_TOKEN_RE = re.compile(r"\\.|[{}]", re.DOTALL)
@@ -400,6 +408,24 @@ def _hash_line(text: str, m: re.Match) -> AnswerMatch | None:
     return AnswerMatch(content, m.start(), m.end() + len(raw.rstrip()), "hash")
 
 
+def _anchors(text: str) -> Iterator[re.Match]:
+    """The matches of ``_ANCHOR_RE.finditer(text)``: ``_ANCHOR_RE`` tried only where it can match (see
+    ``_ANCHOR_HINT_RE``), in order, resuming after each match like ``finditer``."""
+    pos = 0  # where finditer would resume
+    m = _ANCHOR_RE.match(text, 0)
+    if m is not None:
+        yield m
+        pos = m.end()
+    for h in _ANCHOR_HINT_RE.finditer(text):
+        at = h.end() if h.group() == "\n" else h.start()  # a line start, or the hinted character
+        if at < pos:
+            continue
+        m = _ANCHOR_RE.match(text, at)
+        if m is not None:
+            yield m
+            pos = m.end()
+
+
 def find_answers(text: str) -> list[AnswerMatch]:
     """Every answer statement in ``text``, ordered by position and
     non-overlapping; no last-line fallback."""
@@ -408,7 +434,7 @@ def find_answers(text: str) -> list[AnswerMatch]:
     braces: _Braces | None = None
     found: list[AnswerMatch] = []
     last_end = 0
-    for m in _ANCHOR_RE.finditer(text):
+    for m in _anchors(text):
         if m.start() < last_end:
             continue
         if braces is None:

@@ -59,14 +59,19 @@ _CONCLUSIVE_RE = re.compile(
     r"the result is|the total is|the sum is|the value is|in total|altogether|finally|this gives|that gives)\b",
     re.IGNORECASE,
 )
-# the value after the last "=" / "is" / "equals" / ":" of a sentence
-_VALUE_SPLIT_RE = re.compile(r"(?:=|\bis\b|\bequals\b|\bare\b|\bgives\b|\bget\b|:)", re.IGNORECASE)
+# The value follows the last "=" / "is" / "equals" / "are" / "gives" / "get" / ":" of a sentence (case-insensitive,
+# whole words). These never overlap ("=", ":" or a whole word), so the last one is the first match of the reversed
+# words in the reversed sentence, found without scanning the whole sentence.
+_VALUE_SPLIT_REV_RE = re.compile(r"[=:]|\b(?:si|slauqe|era|sevig|teg)\b", re.IGNORECASE)
 _TRAIL_PUNCT = " \t\r\n.,;:!*_`\"'"
 _NUM_RE = re.compile(r"^[-+]?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?$")
 _FRAC_RE = re.compile(r"^[-+]?\d+\s*/\s*\d+$")
 _LATEX_FRAC_RE = re.compile(r"^([-+]?)\\[dt]?frac\{(\d+)\}\{(\d+)\}$")
 _UNIT_TAIL_RE = re.compile(r"^(.*?\d)\s*(?:\\?%|\\text\{[^{}]*\}|\\mathrm\{[^{}]*\}|[a-zA-Z°²³µ][\w°²³µ/.^]*(?:\s+[a-zA-Z][\w/]*){0,3})$")
 _DIGITS_RE = re.compile(r"\d")
+# a candidate value has a digit only if its sentence has one, or a "²" / "³" that unicode_math_to_latex rewrites
+_DIGIT_SOURCE_RE = re.compile(r"[\d²³]")
+_BOXED_RE = re.compile(r"\\boxed\{(.*)\}")
 
 
 def _strip_wrappers(v: str) -> str:
@@ -79,7 +84,7 @@ def _strip_wrappers(v: str) -> str:
             v = v[2:-2].strip()
         if v.startswith("\\[") and v.endswith("\\]"):
             v = v[2:-2].strip()
-        m = re.fullmatch(r"\\boxed\{(.*)\}", v)
+        m = _BOXED_RE.fullmatch(v)
         if m:
             v = m.group(1).strip()
         v = v.strip(_TRAIL_PUNCT)
@@ -112,13 +117,12 @@ def parse_number(s: str) -> Fraction | None:
 def candidate_value(sentence: str, max_chars: int = 80) -> tuple[str, int] | None:
     """(value, offset in sentence) stated at the end of ``sentence``, if any."""
     body = sentence.rstrip(_TRAIL_PUNCT)
-    last = None
-    for last in _VALUE_SPLIT_RE.finditer(body):
-        pass
+    last = _VALUE_SPLIT_REV_RE.search(body[::-1])
     if last is None:
         return None
-    raw = body[last.end() :]
-    off = last.end() + (len(raw) - len(raw.lstrip()))
+    cut = len(body) - last.start()  # end of the last "=" / "is" / ... in body
+    raw = body[cut:]
+    off = cut + (len(raw) - len(raw.lstrip()))
     v = _strip_wrappers(raw.replace("$", " ").replace("\\(", " ").replace("\\)", " "))
     if not v or len(v) > max_chars:
         return None
@@ -151,6 +155,7 @@ def unicode_math_to_latex(v: str) -> str:
 
 
 _WORD3_RE = re.compile(r"(?<![\\a-zA-Z])[a-zA-Z]{3,}")
+_LHS_MATH_RE = re.compile(r"\\[a-zA-Z]+|\$[^$]*\$|\\\(.*?\\\)")
 
 
 def _descriptive_assignment(sent: str, off: int) -> bool:
@@ -158,7 +163,7 @@ def _descriptive_assignment(sent: str, off: int) -> bool:
     eq = sent.find("=")
     if eq == -1 or eq >= off:
         return False
-    lhs = re.sub(r"\\[a-zA-Z]+|\$[^$]*\$|\\\(.*?\\\)", " ", sent[:eq])
+    lhs = _LHS_MATH_RE.sub(" ", sent[:eq])
     return len(_WORD3_RE.findall(lhs)) >= 2
 
 
@@ -178,6 +183,7 @@ class ImplicitAnswerFinder:
         self.ref_number = parse_number(ref)
         self.ref_digits = _digits(ref)
         self.enabled = True
+        self._prefiltered: dict[str, bool] = {}  # value -> _prefilter(value): values repeat within a trace
         compact = re.sub(r"\s+", "", ref)
         if len(compact) <= 1:
             self.enabled = False
@@ -189,9 +195,14 @@ class ImplicitAnswerFinder:
             self.enabled = False
 
     def _prefilter(self, value: str) -> bool:
-        if self.ref_number is not None:
-            return parse_number(value) == self.ref_number
-        return _digits(value) == self.ref_digits
+        ok = self._prefiltered.get(value)
+        if ok is None:
+            if self.ref_number is not None:
+                ok = parse_number(value) == self.ref_number
+            else:
+                ok = _digits(value) == self.ref_digits
+            self._prefiltered[value] = ok
+        return ok
 
     def find(self, text: str, start: int = 0, end: int | None = None) -> list[AnswerSpan]:
         if not self.enabled or not self.reference:
@@ -199,18 +210,19 @@ class ImplicitAnswerFinder:
         out: list[AnswerSpan] = []
         tried: dict[str, bool] = {}
         for a, b in sentence_spans(text, start, end):
-            if b - a > 600:
+            # The tests before the checker are pure functions of the sentence, so their order does not change which
+            # values reach the checker, nor in which order: cheap ones that reject most sentences come first. The
+            # prefilter needs a digit in the value (see _DIGIT_SOURCE_RE).
+            if b - a > 600 or text.find("?", a, b) != -1 or _DIGIT_SOURCE_RE.search(text, a, b) is None:
                 continue
             sent = text[a:b]
-            if "?" in sent:
-                continue
             cv = candidate_value(sent, self.max_chars)
             if cv is None:
                 continue
             value, off = cv
-            if _CONCLUSIVE_RE.search(sent) is None and not _descriptive_assignment(sent, off):
-                continue
             if not self._prefilter(value):
+                continue
+            if _CONCLUSIVE_RE.search(sent) is None and not _descriptive_assignment(sent, off):
                 continue
             if hedged(sent, 0, off):
                 continue

@@ -18,6 +18,7 @@ cheap.
 from __future__ import annotations
 
 import re
+import string
 from dataclasses import dataclass
 from typing import Iterator
 
@@ -221,6 +222,30 @@ def hedged(text: str, start: int, end: int) -> bool:
     return HEDGE_RE.search(clause) is not None
 
 
+def _ascii_lower_twin(rx: re.Pattern) -> re.Pattern:
+    """A case-sensitive copy of the IGNORECASE pattern ``rx``, for ``s.lower()`` of an ASCII string ``s``.
+
+    ``rx`` must spell its letters in lower case and hold no non-ASCII character that IGNORECASE equates with an
+    ASCII one (such as "ſ", "K" Kelvin sign; both checked here). Then the copy matches ``s.lower()`` exactly where
+    ``rx`` matches ``s`` (same spans), only faster: the regex engine can test literal letters directly. Not for
+    non-ASCII text, where IGNORECASE also equates "ſ" with "s", "K" with "k", ...
+    """
+    chars = re.sub(r"\\.", "", rx.pattern)  # escapes (\b, \s, \S, ...) mean the same on lowered text
+    non_ascii = "".join(sorted({c for c in rx.pattern if not c.isascii()}))
+    if (
+        not rx.flags & re.IGNORECASE
+        or any(c.isupper() for c in chars)
+        or (non_ascii and re.search(f"[{re.escape(non_ascii)}]", string.ascii_letters, re.IGNORECASE))
+    ):
+        raise ValueError(f"not an IGNORECASE pattern in lower case: {rx.pattern[:60]!r}")
+    return re.compile(rx.pattern, rx.flags & ~re.IGNORECASE)
+
+
+# in priority order: switch > verify > conclude > reflect
+_CUES = (("switch", SWITCH_RE), ("verify", VERIFY_RE), ("conclude", CONCLUDE_RE), ("reflect", REFLECT_RE))
+_CUES_ASCII = tuple((name, _ascii_lower_twin(rx)) for name, rx in _CUES)
+
+
 def cue_of(text: str, pos: int = 0) -> str | None:
     """Class of the cue opening ``text[pos:]``: ``switch``, ``verify``, ``conclude``, ``reflect`` or None.
 
@@ -228,22 +253,24 @@ def cue_of(text: str, pos: int = 0) -> str | None:
     is a verification cue and "Wait, another approach" a switch.
     """
     head = text[pos : pos + 200]
-    if SWITCH_RE.match(head):
-        return "switch"
-    if VERIFY_RE.match(head):
-        return "verify"
-    if CONCLUDE_RE.match(head):
-        return "conclude"
-    if REFLECT_RE.match(head):
-        return "reflect"
+    cues = _CUES
+    if head.isascii():  # most units: match the lowered text with the case-sensitive twins (same result, faster)
+        head = head.lower()
+        cues = _CUES_ASCII
+    for name, rx in cues:
+        if rx.match(head):
+            return name
     return None
 
 
 # --------------------------------------------------------------------------- units
 
 # Cue words that may start a new unit in the middle of a line, after a sentence end.
+# Only the match end (the cut) is used. The sentence end is matched rather than looked behind for, so that the regex
+# engine can jump from one ".!?:)]" to the next instead of trying the whole pattern at every position; the ends are
+# the same (the spaces are always right after such a character, which no other match contains).
 _MIDLINE_CUE = re.compile(
-    r"(?<=[.!?:)\]])[ \t]+(?=(?:\*\*)?(?:Wait\b|But wait\b|Hmm+\b|Hold on\b|Alternatively\b|Let me (?:verify|check|"
+    r"[.!?:)\]][ \t]+(?=(?:\*\*)?(?:Wait\b|But wait\b|Hmm+\b|Hold on\b|Alternatively\b|Let me (?:verify|check|"
     r"double[- ]?check|confirm|try|re-?check)|Let's (?:verify|check|double[- ]?check|confirm|try)|Another (?:approach|way|"
     r"method)|Actually,|Oh,|Oops|No,|So,? the (?:final )?answer|Therefore,? the (?:final )?answer|Thus,? the "
     r"(?:final )?answer|Hence,? the (?:final )?answer|The (?:final )?answer is|Final Answer|To verify|To check|To confirm|"
@@ -270,13 +297,10 @@ def split_units(text: str) -> list[Unit]:
     n = len(text)
     if n == 0:
         return []
-    cuts: set[int] = set()
-    for m in _NEWLINE_RUN.finditer(text):
-        if m.end() < n:
-            cuts.add(m.end())
-    for m in _MIDLINE_CUE.finditer(text):
-        if 0 < m.end() < n:
-            cuts.add(m.end())
+    # every cut lies strictly inside (0, n): both patterns consume at least one character before their end
+    cuts = {m.end() for m in _NEWLINE_RUN.finditer(text)}
+    cuts.update(m.end() for m in _MIDLINE_CUE.finditer(text))
+    cuts.discard(n)
     if cuts:
         prot = _protected(text)
         if prot:
@@ -293,16 +317,17 @@ def split_units(text: str) -> list[Unit]:
                     k += 1
             cuts -= inside
     bounds = [0, *sorted(cuts), n]
-    units = []
-    for a, b in zip(bounds, bounds[1:]):
-        if b > a:
-            units.append(Unit(a, b, cue_of(text, a)))
-    return units
+    return [Unit(a, b, cue_of(text, a)) for a, b in zip(bounds, bounds[1:])]
 
 
 # --------------------------------------------------------------------------- sentences
 
-_SENT_END = re.compile(r"(?:(?<=[.!?])[\"')\]*_]*[ \t]+)|\n[ \t\r\n\u2028\u2029]*")
+# A sentence ends after "." / "!" / "?" (plus closing quotes, brackets, emphasis) and spaces, or at a newline run.
+# Only match ends are used. The end character is matched rather than looked behind for, so that the regex engine can
+# jump from one ".!?\n" to the next instead of trying the whole pattern at every position; the ends are the same,
+# except that a ".!?" right before the start of the scanned range is out of reach: see _SENT_END_AFTER_START.
+_SENT_END = re.compile(r"[.!?\n](?:(?<=\n)[ \t\r\n\u2028\u2029]*|(?<=[.!?])[\"')\]*_]*[ \t]+)")
+_SENT_END_AFTER_START = re.compile(r"[\"')\]*_]*[ \t]+")
 
 
 def sentence_spans(text: str, start: int = 0, end: int | None = None) -> list[tuple[int, int]]:
@@ -310,15 +335,19 @@ def sentence_spans(text: str, start: int = 0, end: int | None = None) -> list[tu
     end = len(text) if end is None else end
     if end <= start:
         return []
-    out = []
-    pos = start
-    for m in _SENT_END.finditer(text, start, end):
-        # do not cut decimals such as "1. 5" are rare; "e.g. " is accepted as a cut
-        if m.end() > pos and m.end() < end:
-            out.append((pos, m.end()))
-            pos = m.end()
-    out.append((pos, end))
-    return [(a, b) for a, b in out if b > a]
+    # do not cut decimals such as "1. 5" are rare; "e.g. " is accepted as a cut
+    ends = [m.end() for m in _SENT_END.finditer(text, start, end)]
+    if 0 < start <= len(text) and text[start - 1] in ".!?":
+        # the spaces right after a sentence end just before ``start`` form a sentence of their own; no _SENT_END
+        # match starts inside them, so this end comes first
+        m = _SENT_END_AFTER_START.match(text, start, end)
+        if m is not None:
+            ends.insert(0, m.end())
+    # matches are non-empty and do not overlap: the ends increase strictly; one at ``end`` is no cut
+    if ends and ends[-1] == end:
+        ends.pop()
+    bounds = [start, *ends, end]
+    return list(zip(bounds, bounds[1:]))
 
 
 def iter_sentences(text: str, start: int = 0, end: int | None = None) -> Iterator[tuple[int, int]]:
