@@ -38,8 +38,9 @@ cluster id is the leader's segment idx. Candidate leaders come from a
 bottom-k sketch index (the ``k = 8`` smallest shingle hashes of each leader):
 two sets with Jaccard J miss each other with probability about (1 - J)^8
 (< 0.4 % at J = 0.5). Only candidates are compared exactly, so the cost is
-near-linear even on 1 MB traces with thousands of segments. Deterministic:
-no randomness, ties broken by segment order.
+near-linear even on 1 MB traces with thousands of segments. A clusterer
+shingles each distinct text once (looping traces repeat segments verbatim).
+Deterministic: no randomness, ties broken by segment order.
 """
 
 from __future__ import annotations
@@ -49,14 +50,28 @@ import re
 import zlib
 from collections import defaultdict
 from dataclasses import dataclass, field
+from itertools import filterfalse
 
-_SUB = str.maketrans(
-    "₀₁₂₃₄₅₆₇₈₉⁰¹²³⁴⁵⁶⁷⁸⁹₊₋₌₍₎⁺⁻⁼⁽⁾",
-    "0123456789" "0123456789" "+-=()" "+-=()",
+# sub/superscript digits and signs -> plain ones; replaced match by match (they are rare, and
+# ``str.translate`` walks a non-ASCII text character by character)
+_SUB = dict(zip("₀₁₂₃₄₅₆₇₈₉⁰¹²³⁴⁵⁶⁷⁸⁹₊₋₌₍₎⁺⁻⁼⁽⁾", "0123456789" "0123456789" "+-=()" "+-=()"))
+_SUB_RE = re.compile(f"[{re.escape(''.join(_SUB))}]")
+
+# "double-check" -> "double check": a hyphen between a letter and two letters. Written to start with the
+# literal "-" (the look-behind re-checks the hyphen and the letter before it), so that ``re`` can jump from
+# hyphen to hyphen instead of trying the look-behind at every position.
+_WORD_HYPHEN = re.compile(r"-(?<=[^\W\d_]-)(?=[^\W\d_]{2})")
+
+# A token is one of: a word (``[^\W\d_]+``), a number (``\d+(?:\.\d+)?``), a LaTeX command
+# (``\\[a-zA-Z]+``), a single math symbol. The four kinds have disjoint first characters (``π`` is a
+# letter, so it is always part of a word), so the pattern reads the first character from their union (a
+# character set, which ``re`` scans for quickly) and a look-behind on that character picks the kind; the
+# matches are exactly those of ``\\[a-zA-Z]+|\d+(?:\.\d+)?|[^\W\d_]+|[=+\-*/^<>≤≥≠≈×÷·√∑∏∫π∞!|]``.
+_SYMBOLS = "=+\\-*/^<>≤≥≠≈×÷·√∑∏∫∞!|"
+_TOKEN_RE = re.compile(
+    rf"[\\\w{_SYMBOLS}]"
+    rf"(?:(?<=[^\W\d_])[^\W\d_]*+|(?<=[{_SYMBOLS}])|(?<=\d)\d*+(?:\.\d+)?|(?<=\\)[a-zA-Z]++)"
 )
-
-_WORD_HYPHEN = re.compile(r"(?<=[^\W\d_])-(?=[^\W\d_]{2})")  # "double-check" -> "double check"
-_TOKEN_RE = re.compile(r"\\[a-zA-Z]+|\d+(?:\.\d+)?|[^\W\d_]+|[=+\-*/^<>≤≥≠≈×÷·√∑∏∫π∞!|]")
 
 FILLERS = frozenset(
     """
@@ -65,26 +80,42 @@ FILLERS = frozenset(
     minute moment sure see look make really thus therefore hence the a an of to is it that this
     """.split()
 )
+_is_filler = FILLERS.__contains__
+
+
+def _plain(m: re.Match[str]) -> str:
+    return _SUB[m.group()]
 
 
 def tokens(text: str) -> list[str]:
     """Normalized content tokens of ``text``."""
-    low = _WORD_HYPHEN.sub(" ", text.translate(_SUB).lower())
-    return [t for t in _TOKEN_RE.findall(low) if t not in FILLERS]
+    if not text.isascii():  # sub/superscripts are never ASCII
+        text = _SUB_RE.sub(_plain, text)
+    low = _WORD_HYPHEN.sub(" ", text.lower())
+    return list(filterfalse(_is_filler, _TOKEN_RE.findall(low)))
 
 
 def shingles(toks: list[str], k: int = 3) -> frozenset[int]:
-    """CRC-32 hashes of the k-shingles of a token list."""
+    """CRC-32 hashes of the k-shingles of a token list.
+
+    A shingle's hash is ``crc32`` of the UTF-8 of ``"\x1f".join(toks[i : i + k])``; the windows come from
+    ``zip`` over shifted lists and join, encode and hash are chained with ``map``, so the loop runs in C.
+    """
     if not toks:
         return frozenset()
     if len(toks) < k:
         return frozenset((zlib.crc32("\x1f".join(toks).encode()),))
-    ids = ["\x1f".join(toks[i : i + k]) for i in range(len(toks) - k + 1)]
-    return frozenset(zlib.crc32(s.encode()) for s in ids)
+    if k == 3:  # the default, spelled out (no set-up cost on short lists)
+        windows = zip(toks, toks[1:], toks[2:])
+    elif k >= 1:
+        windows = zip(*[toks[i:] for i in range(k)])
+    else:  # degenerate k: every window is empty
+        windows = (toks[i : i + k] for i in range(len(toks) - k + 1))
+    return frozenset(map(zlib.crc32, map(str.encode, map("\x1f".join, windows))))
 
 
 def jaccard(a: frozenset[int], b: frozenset[int]) -> float:
-    if not a and not b:
+    if a is b or (not a and not b):
         return 1.0
     if not a or not b:
         return 0.0
@@ -94,6 +125,12 @@ def jaccard(a: frozenset[int], b: frozenset[int]) -> float:
 
 def text_jaccard(x: str, y: str, k: int = 3) -> float:
     return jaccard(shingles(tokens(x), k), shingles(tokens(y), k))
+
+
+#: largest shingle set whose bottom-k sketch is taken with ``sorted`` (larger ones: ``heapq.nsmallest``)
+_SORT_MAX = 192
+#: a clusterer's memo of shingled texts is emptied when it reaches this many entries
+_MEMO_MAX = 8192
 
 
 @dataclass
@@ -115,25 +152,45 @@ class LeaderClusterer:
         self.sketch_k = sketch_k
         self.max_candidates = max_candidates
         self._groups: dict[str, _Group] = {}
+        # text -> (shingle set, bottom-k sketch): loops repeat segments verbatim (about half of the
+        # solutions/checks of the shared traces repeat an earlier one of their trace exactly)
+        self._memo: dict[str, tuple[frozenset[int], list[int]]] = {}
+
+    def _sketched(self, text: str) -> tuple[frozenset[int], list[int]]:
+        hit = self._memo.get(text)
+        if hit is not None:
+            return hit
+        sh = shingles(tokens(text), self.k)
+        # bottom-k sketch: one C sort beats heapq's Python loop until the set is a few hundred hashes large
+        if len(sh) <= _SORT_MAX and self.sketch_k >= 0:
+            sketch = sorted(sh)[: self.sketch_k]
+        else:
+            sketch = heapq.nsmallest(self.sketch_k, sh)
+        if len(self._memo) >= _MEMO_MAX:
+            self._memo.clear()
+        self._memo[text] = sh, sketch
+        return sh, sketch
 
     def add(self, item: int, text: str, key: str) -> tuple[int, float]:
         """Add item ``item`` (its text, its answer key); return (cluster leader, similarity to leader)."""
         group = self._groups.setdefault(key, _Group())
-        sh = shingles(tokens(text), self.k)
+        sh, sketch = self._sketched(text)
         if not sh:
             if group.empty_leader is None:
                 group.empty_leader = item
                 return item, 1.0
             return group.empty_leader, 1.0
-        sketch = heapq.nsmallest(self.sketch_k, sh)
         counts: dict[int, int] = {}
         for h in sketch:
             for leader in group.index.get(h, ()):
                 counts[leader] = counts.get(leader, 0) + 1
         best, best_sim = None, -1.0
         if counts:
-            # most shared sketch entries first, then earliest leader: deterministic
-            cands = sorted(counts, key=lambda ld: (-counts[ld], ld))[: self.max_candidates]
+            cands = counts
+            if len(counts) > self.max_candidates:
+                # most shared sketch entries first, then earliest leader: deterministic. (With no cut the
+                # order does not matter: the best is the highest similarity, then the earliest leader.)
+                cands = sorted(counts, key=lambda ld: (-counts[ld], ld))[: self.max_candidates]
             for leader in cands:
                 sim = jaccard(sh, group.sets[leader])
                 if sim >= self.threshold and (sim > best_sim or (sim == best_sim and leader < best)):
