@@ -66,6 +66,7 @@ from __future__ import annotations
 
 import bisect
 import re
+import string
 from dataclasses import dataclass, field
 
 from .policy import CorrectorConfig, DLCoTPolicy
@@ -117,6 +118,65 @@ _EARLIER_RE = re.compile(r"\b(?:earlier|before|previously|above|at first|initial
                          re.IGNORECASE)
 _LOWER_WORD_RE = re.compile(r"[a-z][a-z']+\b")
 
+# Prefilters (see _candidate_sentences): a NECESSARY condition for an exact per-sentence pattern, looked for once in a
+# whole piece instead of once per sentence; the exact pattern then runs on the candidate sentences only. They work
+# on the case-folded text (_fold): the re docs say IGNORECASE equates ASCII letters only with their capitals and
+# "İ", "ı", "ſ", "K"; all map to the ASCII letter, length kept, so every IGNORECASE match of an ASCII lower-case
+# pattern in the text is a case-sensitive match at the same place in the folded text (\b too: letters stay letters).
+_FOLD = str.maketrans(string.ascii_uppercase + "\u0130\u0131\u017f\u212a", string.ascii_lowercase + "iisk")
+
+# Every RETRACT_RE match holds one of these words (no \b or look-around: found wherever they lie in a sentence) ...
+_RETRACT_WORDS = (
+    "wrong", "not right", "not correct", "incorrect", "correction:", "mis", "error", "typo", "slip", "my bad",
+    "messed up", "oops", "scratch that", "strike that",
+)
+# ... and every WEAK_RETRACT_RE match holds "wait"
+_RETRACT_OR_WEAK_WORDS = (*_RETRACT_WORDS, "wait")
+# _CORRECTION_MARK_RE, case-sensitive, for the folded text
+_CORRECTION_MARK_FOLDED_RE = re.compile(_CORRECTION_MARK_RE.pattern)
+
+
+def _fold(text: str) -> str:
+    """``text`` with the letters IGNORECASE equates with an ASCII letter replaced by it (same length, see _FOLD)."""
+    low = text.lower()  # maps "K" to "k"; changes the length only for "İ" (its lower case is two characters)
+    if len(low) != len(text) or "\u0131" in low or "\u017f" in low:
+        return text.translate(_FOLD)  # slower on non-ASCII text, rarely needed
+    return low
+
+
+def _word_hits(folded: str, words: tuple[str, ...], a: int, b: int) -> list[tuple[int, int]]:
+    """Spans of all occurrences of ``words`` inside ``folded[a:b]``."""
+    out = []
+    for w in words:
+        k = folded.find(w, a, b)
+        while k >= 0:
+            out.append((k, k + len(w)))
+            k = folded.find(w, k + 1, b)
+    return out
+
+
+def _candidate_sentences(hits: list[tuple[int, int]], sents: list[tuple[int, int]], window: int | None = None) -> list[int]:
+    """Indices of the sentences of ``sents`` (the spans of one piece) that a prefilter hit overlaps.
+
+    A sentence is a candidate when a span of ``hits`` overlaps its first ``window`` characters (the whole sentence
+    when None); the first and the last sentence of the piece are always candidates (there, ``\b`` or ``^`` of a
+    per-sentence pattern may see the sentence edge differently from the whole text: inside a piece, every sentence
+    but the last ends with whitespace). ``hits`` must overlap every occurrence of the condition they stand for: all
+    occurrences, or the matches of a finditer (which reports a match at an occurrence's start or one that started
+    earlier and runs into it).
+    """
+    starts = [sa for sa, _sb in sents]
+    last = len(sents) - 1
+    out = {0, last}
+    for hs, he in hits:
+        i = max(0, bisect.bisect_right(starts, hs) - 1)
+        while i <= last and sents[i][0] < he:
+            sa, sb = sents[i]
+            if hs < (sb if window is None else min(sb, sa + window)):
+                out.add(i)
+            i += 1
+    return sorted(out)
+
 
 @dataclass
 class Rewrite:
@@ -135,6 +195,13 @@ class _State:
         self.kept = [list(k) for k in kept]
         self.removed = list(removed)
         self.protected = sorted(protected)
+        self._folded: str | None = None
+
+    def folded(self) -> str:
+        """``_fold(text)``, computed once."""
+        if self._folded is None:
+            self._folded = _fold(self.text)
+        return self._folded
 
     def is_protected(self, a: int, b: int) -> bool:
         return any(pa < b and a < pb for pa, pb in self.protected)
@@ -206,10 +273,16 @@ def _protected_spans(trace: SegmentedTrace) -> list[tuple[int, int]]:
 def _retractions(st: _State, trace: SegmentedTrace, cfg: CorrectorConfig) -> None:
     text = st.text
     seg_at = _segment_lookup(trace)
+    # only sentences holding a retraction word in their first 160 characters can match (see _RETRACT_WORDS)
+    words = _RETRACT_OR_WEAK_WORDS if cfg.weak_retractions else _RETRACT_WORDS
+    folded = st.folded()
     for pa, pb in st.pieces():
         sents = sentence_spans(text, pa, pb)
+        if not sents:
+            continue
         done_upto = pa
-        for i, (sa, sb) in enumerate(sents):
+        for i in _candidate_sentences(_word_hits(folded, words, pa, pb), sents, 160):
+            sa, sb = sents[i]
             if sa < done_upto:
                 continue
             seg = seg_at(sa)
@@ -254,10 +327,17 @@ def _retractions(st: _State, trace: SegmentedTrace, cfg: CorrectorConfig) -> Non
 
 def _contradictions(st: _State, trace: SegmentedTrace, cfg: CorrectorConfig) -> None:
     text = st.text
+    folded = st.folded()
     seg_at = _segment_lookup(trace)
     for pa, pb in st.pieces():
         sents = sentence_spans(text, pa, pb)
-        for i, (sa, sb) in enumerate(sents):
+        if not sents:
+            continue
+        # a sentence without a whole-text marker match cannot match on its own, except at the piece's edges (\b):
+        # see _candidate_sentences; the exact test below runs on the candidates
+        hits = [m.span() for m in _CORRECTION_MARK_FOLDED_RE.finditer(folded, pa, pb)]
+        for i in _candidate_sentences(hits, sents):
+            sa, sb = sents[i]
             sent = text[sa:sb]
             if seg_at(sa).kind not in _BODY or not _CORRECTION_MARK_RE.search(sent):
                 continue
