@@ -220,13 +220,6 @@ class TokenMemo:
         self.max_pieces = max_pieces
         self._pieces: dict[str, int] = {}
 
-    @property
-    def tokenizer(self) -> Tokenizer:
-        return self.counter.tokenizer
-
-    def encode(self, text: str) -> list[int]:
-        return self.counter.encode(text)
-
     def __len__(self) -> int:
         return len(self._pieces)
 

@@ -78,6 +78,7 @@ from .text import (
     RETRACT_LEAD_RE,
     RETRACT_RE,
     WEAK_RETRACT_RE,
+    lower_case_twin,
     sentence_spans,
 )
 from .types import Edit, Label, SegmentedTrace, SegmentKind, Span
@@ -133,7 +134,7 @@ _RETRACT_WORDS = (
 # ... and every WEAK_RETRACT_RE match holds "wait"
 _RETRACT_OR_WEAK_WORDS = (*_RETRACT_WORDS, "wait")
 # _CORRECTION_MARK_RE, case-sensitive, for the folded text
-_CORRECTION_MARK_FOLDED_RE = re.compile(_CORRECTION_MARK_RE.pattern)
+_CORRECTION_MARK_FOLDED_RE = lower_case_twin(_CORRECTION_MARK_RE)
 
 
 def _fold(text: str) -> str:

@@ -222,8 +222,9 @@ def hedged(text: str, start: int, end: int) -> bool:
     return HEDGE_RE.search(clause) is not None
 
 
-def _ascii_lower_twin(rx: re.Pattern) -> re.Pattern:
-    """A case-sensitive copy of the IGNORECASE pattern ``rx``, for ``s.lower()`` of an ASCII string ``s``.
+def lower_case_twin(rx: re.Pattern) -> re.Pattern:
+    """A case-sensitive copy of the IGNORECASE pattern ``rx``, for ``s.lower()`` of an ASCII string ``s`` (or for
+    a text folded like ``correct._fold``, which maps every letter IGNORECASE equates with an ASCII one to it).
 
     ``rx`` must spell its letters in lower case and hold no non-ASCII character that IGNORECASE equates with an
     ASCII one (such as "ſ", "K" Kelvin sign; both checked here). Then the copy matches ``s.lower()`` exactly where
@@ -243,7 +244,7 @@ def _ascii_lower_twin(rx: re.Pattern) -> re.Pattern:
 
 # in priority order: switch > verify > conclude > reflect
 _CUES = (("switch", SWITCH_RE), ("verify", VERIFY_RE), ("conclude", CONCLUDE_RE), ("reflect", REFLECT_RE))
-_CUES_ASCII = tuple((name, _ascii_lower_twin(rx)) for name, rx in _CUES)
+_CUES_ASCII = tuple((name, lower_case_twin(rx)) for name, rx in _CUES)
 
 
 def cue_of(text: str, pos: int = 0) -> str | None:
