@@ -1,0 +1,202 @@
+"""Hand-annotation helper for the DLCoT labelled set (dlcot_dagster_tests/fixtures/dlcot_annotations.jsonl).
+
+    python bench/annotate.py pick                      # the traces chosen for annotation (deterministic)
+    python bench/annotate.py show FILE ID [--from I] [--to J]   # problem, reference and numbered sentences
+    python bench/annotate.py add ANNOT.json [--out F]  # sentence-level annotation -> offsets, validated, appended
+
+FILE is relative to ../shared/data/traces (e.g. sat_deepseek-r1.json, sky-t1-students/X.jsonl); ID is the
+ingested id (``<file stem>/<record id>``). ``show`` prints the thinking as ingested, one sentence per line:
+``[i @offset] text`` (newlines shown as ⏎). ``add`` takes a sentence-level annotation::
+
+    {"file": "...", "id": "...",
+     "first_answer": {"sentence": 41, "quote": "the answer is 5"} | null,
+     "checks": [{"start_sentence": 42, "type": "recompute", "redundant": true}, ...],
+     "conclusion_start_sentence": 97 | null,
+     "notes": "..."}
+
+and writes offsets: the first answer ends where ``quote`` ends inside its sentence; a check runs from its start
+sentence to the next check (or the conclusion, or the end of the thinking). The split (tune/test) is fixed by
+the id's hash, not by the annotator.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import random
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from dlcot_dagster.domain.dlcot.annotations import (  # noqa: E402
+    Annotation,
+    annotation_sentences,
+    sha256,
+    validate,
+)
+from dlcot_dagster.domain.dlcot.testing import read_trace_file, traces_dir  # noqa: E402
+
+FIXTURE = REPO / "dlcot_dagster_tests" / "fixtures" / "dlcot_annotations.jsonl"
+
+# how many traces of each source, and the longest thinking (chars) we ask a person to annotate
+PLAN = [
+    ("sat_deepseek-r1.json", 10, 12000),
+    ("math500_deepseek-r1.jsonl", 6, 14000),
+    ("math500_deepseek-r1-distill-llama-8b.jsonl", 2, 14000),
+    ("math500_deepseek-r1-distill-qwen-7b.jsonl", 2, 14000),
+    ("limo_deepseek-r1-distill-qwen-32b.jsonl", 10, 14000),
+    ("aime2024_gemini-2.0-flash-thinking.jsonl", 8, 16000),
+    ("sky-t1-students/Sky-T1-math-correct-5K-27B__math500.jsonl", 4, 12000),
+    ("sky-t1-students/Sky-T1-math-wrong-5K-27B__minerva_math.jsonl", 2, 12000),
+    ("sky-t1-students/Sky-T1-math-correct-5K-27B__amc23.jsonl", 2, 14000),
+    ("sky-t1-students/Sky-T1-math-wrong-5K-27B__aime24.jsonl", 2, 14000),
+]
+
+
+def split_of(trace_id: str) -> str:
+    return "test" if int(hashlib.sha1(trace_id.encode()).hexdigest(), 16) % 5 < 2 else "tune"
+
+
+_cache: dict[str, list] = {}
+
+
+def records(file: str):
+    if file not in _cache:
+        _cache[file] = read_trace_file(traces_dir() / file)
+    return _cache[file]
+
+
+def record(file: str, rid: str):
+    for r in records(file):
+        if r.id == rid:
+            return r
+    raise SystemExit(f"{file}: no record with id {rid!r}")
+
+
+def pick() -> list[tuple[str, str]]:
+    out = []
+    for file, n, max_chars in PLAN:
+        recs = [r for r in records(file) if 500 < len(r.thinking) <= max_chars and r.reference_answer.strip()]
+        rng = random.Random(f"dlcot-annotations:{file}")
+        rng.shuffle(recs)
+        out += [(file, r.id) for r in recs[:n]]
+    return out
+
+
+def show(file: str, rid: str, lo: int, hi: int | None) -> None:
+    r = record(file, rid)
+    print(f"# {file} :: {rid}   split={split_of(rid)}   chars={len(r.thinking)}   closed={r.thinking_closed}")
+    print(f"## PROBLEM\n{r.problem}\n## REFERENCE ANSWER\n{r.reference_answer}")
+    if r.final_response:
+        fr = r.final_response.strip()
+        print(f"## FINAL RESPONSE (after the thinking; {len(fr)} chars)\n{fr[:600]}{' …' if len(fr) > 600 else ''}")
+    spans = annotation_sentences(r.thinking)
+    print(f"## THINKING: {len(spans)} sentences")
+    for i, (a, b) in enumerate(spans):
+        if i < lo or (hi is not None and i >= hi):
+            continue
+        t = r.thinking[a:b].replace("\n", "⏎")
+        print(f"[{i} @{a}] {t}")
+
+
+def convert(d: dict) -> dict:
+    file, rid = d["file"], d["id"]
+    r = record(file, rid)
+    text = r.thinking
+    spans = annotation_sentences(text)
+    n = len(text)
+
+    def sent(i: int) -> tuple[int, int]:
+        if not 0 <= i < len(spans):
+            raise SystemExit(f"{rid}: sentence {i} out of range (0..{len(spans) - 1})")
+        return spans[i]
+
+    fa = None
+    if d.get("first_answer"):
+        i = int(d["first_answer"]["sentence"])
+        q = d["first_answer"]["quote"]
+        a, b = sent(i)
+        k = text.find(q, a, b)
+        if k < 0:
+            raise SystemExit(f"{rid}: first-answer quote {q!r} not in sentence {i}: {text[a:b]!r}")
+        fa = {"sentence": i, "offset": k + len(q), "quote": q}
+    concl = d.get("conclusion_start_sentence")
+    concl_off = sent(int(concl))[0] if concl is not None else None
+    checks = []
+    raw_checks = sorted(d.get("checks") or [], key=lambda c: int(c["start_sentence"]))
+    for k, c in enumerate(raw_checks):
+        i = int(c["start_sentence"])
+        start = sent(i)[0]
+        if k + 1 < len(raw_checks):
+            end = sent(int(raw_checks[k + 1]["start_sentence"]))[0]
+        else:
+            end = concl_off if concl_off is not None and concl_off > start else n
+        quote = text[start:end].strip()[:40]
+        checks.append({
+            "start": start,
+            "end": end,
+            "start_sentence": i,
+            "type": c["type"],
+            "redundant": bool(c["redundant"]),
+            "quote": quote,
+        })
+    return {
+        "file": file,
+        "id": rid,
+        "split": split_of(rid),
+        "thinking_sha256": sha256(text),
+        "n_sentences": len(spans),
+        "first_answer": fa,
+        "checks": checks,
+        "conclusion_start": concl_off,
+        "notes": d.get("notes", ""),
+    }
+
+
+def add(path: Path, out: Path) -> None:
+    raw = json.loads(Path(path).read_text(encoding="utf-8"))
+    items = raw if isinstance(raw, list) else [raw]
+    existing = []
+    if out.exists():
+        existing = [json.loads(x) for x in out.read_text(encoding="utf-8").split("\n") if x.strip()]
+    for d in items:
+        ann = convert(d)
+        probs = validate(Annotation.from_dict(ann), record(ann["file"], ann["id"]).thinking)
+        if probs:
+            raise SystemExit(f"{ann['id']}: " + "; ".join(probs))
+        existing = [e for e in existing if not (e["file"] == ann["file"] and e["id"] == ann["id"])]
+        existing.append(ann)
+        print(f"ok {ann['id']}: first answer at {ann['first_answer'] and ann['first_answer']['offset']}, "
+              f"{len(ann['checks'])} checks, split={ann['split']}")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text("".join(json.dumps(e, ensure_ascii=False, sort_keys=True) + "\n" for e in existing), encoding="utf-8")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    sub.add_parser("pick")
+    s = sub.add_parser("show")
+    s.add_argument("file")
+    s.add_argument("id")
+    s.add_argument("--from", dest="lo", type=int, default=0)
+    s.add_argument("--to", dest="hi", type=int, default=None)
+    a = sub.add_parser("add")
+    a.add_argument("annotation")
+    a.add_argument("--out", type=Path, default=FIXTURE)
+    args = ap.parse_args()
+    if args.cmd == "pick":
+        for file, rid in pick():
+            r = record(file, rid)
+            print(f"{file}\t{rid}\t{len(r.thinking)}\t{split_of(rid)}")
+    elif args.cmd == "show":
+        show(args.file, args.id, args.lo, args.hi)
+    else:
+        add(Path(args.annotation), args.out)
+
+
+if __name__ == "__main__":
+    main()
