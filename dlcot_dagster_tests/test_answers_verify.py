@@ -142,12 +142,46 @@ CASES_FALSE = [
     ("5x-7y+11z+4=0", "0", "equation vs number"),
     ("-2 + 7i", "-2 - 7i", "conjugate"),
     ("1 - \\frac{1}{\\mathrm{e}}", "1 + \\frac{1}{\\mathrm{e}}", "sign (plain math-verify gets this wrong)"),
+    # an empty prediction against a real reference is wrong, not undecided
+    ("5", "   ", "empty pred"),
+    ("5", "", "empty pred, no characters"),
+    ("\\emptyset", "", "empty pred vs the empty set"),
+    # sets of reals
+    ("\\emptyset", "5", "empty set vs number"),
+    ("\\varnothing", "\\{1, 2\\}", "empty set vs listed set"),
+    ("(3,\\infty)", "x \\geq 3", "interval vs inequality, closure"),
+    ("(3,\\infty)", "x > 4", "interval vs inequality, endpoint"),
+    ("(-\\infty,1]\\cup[3,\\infty)", "x \\le 1 \\text{ or } x \\ge 2", "union vs inequalities, endpoint"),
+    ("[-2, 5)", "-2 < x < 5", "chain, closure"),
+]
+
+# the same set of reals in other notations (see domain/answers/sets.py)
+CASES_SETS = [
+    ("\\emptyset", "\\varnothing", "emptyset vs varnothing"),
+    ("\\emptyset", "\\{\\}", "emptyset vs empty braces"),
+    ("\\emptyset", "\\{ \\}", "emptyset vs spaced braces"),
+    ("\\varnothing", "\\text{no solution}", "varnothing vs no solution"),
+    ("\\emptyset", "∅", "emptyset vs unicode"),
+    ("\\O", "\\text{no real solutions}", "O vs no real solutions"),
+    ("(3,\\infty)", "x>3", "interval gold, inequality pred"),
+    ("x > 3", "(3, \\infty)", "inequality gold, interval pred"),
+    ("[-2,5)", "-2 \\le x < 5", "chain"),
+    ("(5, -1]", "(5, -1]", "identical text"),
+    ("(-\\infty,1]\\cup[3,\\infty)", "x \\le 1 \\text{ or } x \\ge 3", "union vs or"),
+    ("x<-1 \\text{ or } x>2", "(-\\infty,-1)\\cup(2,\\infty)", "or vs union"),
+    ("(-\\infty, 0) \\cup (0, \\infty)", "x \\neq 0", "not equal"),
+    ("[\\frac{1}{2}, \\sqrt{2})", "\\frac12 \\le x < \\sqrt 2", "closed-form endpoints"),
+    ("1<x<3", "x>1 \\text{ and } x<3", "and"),
+    ("x \\in (-2, 7]", "-2 < x \\le 7", "membership"),
+    ("-3 < x < 3", "|x|<3", "absolute value"),
+    ("(-\\infty,-2]\\cup[2,\\infty)", "|x| \\ge 2", "absolute value, outside"),
+    ("3 > x \\geq -1", "[-1, 3)", "decreasing chain"),
+    ("(-\\infty, 1) \\cup [1, 4]", "x \\le 4", "touching intervals merge"),
 ]
 
 CASES_NONE = [
     ("5", "\\frac{1}{0}", "division by zero"),
     ("", "5", "empty gold"),
-    ("5", "   ", "empty pred"),
     ("B", "42", "choice letter gold, value pred"),
 ]
 
@@ -167,6 +201,12 @@ def test_equivalent(checker, gold, pred, why):
 def test_not_equivalent(checker, gold, pred, why):
     v = checker.compare(gold, pred)
     assert v.equivalent is False, (why, v)
+
+
+@pytest.mark.parametrize("gold, pred, why", CASES_SETS, ids=[c[2] for c in CASES_SETS])
+def test_sets_of_reals_equivalent(checker, gold, pred, why):
+    assert checker.compare(gold, pred).equivalent is True, why
+    assert checker.compare(pred, gold).equivalent is True, ("swapped", why)
 
 
 @pytest.mark.parametrize("gold, pred, why", CASES_NONE, ids=[c[2] for c in CASES_NONE])

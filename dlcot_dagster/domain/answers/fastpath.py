@@ -23,6 +23,7 @@ from fractions import Fraction
 from .normalize import canonical, clean_latex, text_key
 from .numeric import Num, numbers_equal, parse_number
 from .probe import probe_compare
+from .sets import compare_sets, looks_like_set
 from .structure import Shape, shape_of
 from .verdict import Verdict
 
@@ -305,6 +306,11 @@ def fast_compare(gold: str, pred: str) -> Verdict | None:
     """Verdict from the cheap checks, or ``None`` to ask math-verify."""
     if canonical(gold) == canonical(pred):
         return Verdict(True, "fast:string")
+    # sets of reals: the empty set's spellings, inequalities vs intervals (see .sets)
+    if looks_like_set(gold) or looks_like_set(pred):
+        same = compare_sets(gold, pred)
+        if same is not None:
+            return Verdict(same, "fast:real_set")
     alts = gold_alternatives(gold)
     if alts is not None:
         verdicts = [_compare_any(a, pred) for a in alts]

@@ -114,7 +114,8 @@ class AnswerChecker:
         if g.empty:
             return Verdict(None, "empty_gold")
         if p.empty:
-            return Verdict(None, "empty_pred")
+            # nothing predicted against a real reference: not the answer (an empty answer is never equivalent)
+            return Verdict(False, "empty_pred")
         if gold.strip() == pred.strip() or g.answer == p.answer:
             return Verdict(True, "fast:identical")
         if g.too_long or p.too_long:

@@ -1,0 +1,97 @@
+"""Segmentation and redundancy quality against the hand-annotated labelled set.
+
+Reads dlcot_dagster_tests/fixtures/dlcot_annotations.jsonl (offsets into real traces of ../shared/data/traces),
+runs the rules engine (``default`` policy unless --policy) on each annotated trace and reports, per split
+(tune: what the rules were tuned on; test: held out) and overall:
+
+* first-answer boundary error in sentences (share within 2 sentences, median error, traces where one side has
+  no first answer);
+* check-boundary precision / recall / F1 (a predicted verification segment start matches an annotated check start
+  within 1 sentence, one to one);
+* traces with annotated checks that get at least one verification segment;
+* redundancy precision / recall (an annotated check is predicted redundant when the verification segment that
+  overlaps it most is dropped as ``redundant_repeat_of:*``).
+
+    python bench/bench_segmentation.py [--policy default] [--split test] [--per-trace] [--json out.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from dlcot_dagster.domain.dlcot import RulesEngine  # noqa: E402
+from dlcot_dagster.domain.dlcot.annotations import load_annotations, score_trace, summarize, validate  # noqa: E402
+from dlcot_dagster.domain.dlcot.testing import read_trace_file, traces_dir  # noqa: E402
+
+FIXTURE = REPO / "dlcot_dagster_tests" / "fixtures" / "dlcot_annotations.jsonl"
+
+
+def evaluate(policy: str = "default", fixture: Path = FIXTURE, engine: RulesEngine | None = None):
+    anns = load_annotations(fixture)
+    engine = engine or RulesEngine(policy)
+    by_file: dict[str, dict] = {}
+    scores = []
+    for ann in anns:
+        if ann.file not in by_file:
+            by_file[ann.file] = {r.id: r for r in read_trace_file(traces_dir() / ann.file)}
+        rec = by_file[ann.file][ann.id]
+        probs = validate(ann, rec.thinking)
+        if probs:
+            raise SystemExit(f"{ann.file} {ann.id}: {'; '.join(probs)}")
+        trace = engine.analyze(rec)
+        scores.append((score_trace(ann, rec.thinking, trace.segments), trace))
+    return scores
+
+
+def fmt(s: dict) -> str:
+    med = s["first_answer_median_error"]
+    return (
+        f"traces {s['traces']:3d} | first answer within 2 sent. {100 * s['first_answer_ok_share']:5.1f} % "
+        f"(median err {med if med is not None else '-'}, one side missing {s['first_answer_missing']}) | "
+        f"check bounds P {s['check_boundary_precision']:.2f} R {s['check_boundary_recall']:.2f} "
+        f"F1 {s['check_boundary_f1']:.2f} | verification where checks "
+        f"{s['traces_with_checks_and_predicted_verification']}/{s['traces_with_checks']} | "
+        f"redundancy P {s['redundancy_precision']:.2f} R {s['redundancy_recall']:.2f} "
+        f"(tp {s['redundancy_counts']['tp']} fp {s['redundancy_counts']['fp']} fn {s['redundancy_counts']['fn']})"
+    )
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--policy", default="default")
+    ap.add_argument("--split", default=None, help="only this split (tune/test)")
+    ap.add_argument("--per-trace", action="store_true")
+    ap.add_argument("--json", type=Path, default=None)
+    args = ap.parse_args()
+    scored = evaluate(args.policy)
+    groups: dict[str, list] = defaultdict(list)
+    for sc, _tr in scored:
+        if args.split and sc.split != args.split:
+            continue
+        groups[sc.split].append(sc)
+        groups["all"].append(sc)
+        groups["source:" + sc.file.split("/")[-1].split("_")[0].split("-")[0]].append(sc)
+    out = {}
+    for name in sorted(groups, key=lambda g: (g.startswith("source:"), g)):
+        s = summarize(groups[name])
+        out[name] = s
+        print(f"{name:16s} {fmt(s)}")
+    if args.per_trace:
+        for sc, _tr in scored:
+            print(
+                f"  {sc.split:4s} {sc.id:60s} fa_err={sc.first_answer_error} missing={sc.first_answer_missing} "
+                f"checks tp/fp/fn={sc.check_tp}/{sc.check_fp}/{sc.check_fn} red tp/fp/fn={sc.red_tp}/{sc.red_fp}/{sc.red_fn}"
+            )
+    if args.json:
+        args.json.write_text(json.dumps(out, indent=2))
+
+
+if __name__ == "__main__":
+    main()
