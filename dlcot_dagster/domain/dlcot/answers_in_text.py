@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any, Protocol
 
@@ -59,10 +60,6 @@ _CONCLUSIVE_RE = re.compile(
     r"the result is|the total is|the sum is|the value is|in total|altogether|finally|this gives|that gives)\b",
     re.IGNORECASE,
 )
-# The value follows the last "=" / "is" / "equals" / "are" / "gives" / "get" / ":" of a sentence (case-insensitive,
-# whole words). These never overlap ("=", ":" or a whole word), so the last one is the first match of the reversed
-# words in the reversed sentence, found without scanning the whole sentence.
-_VALUE_SPLIT_REV_RE = re.compile(r"[=:]|\b(?:si|slauqe|era|sevig|teg)\b", re.IGNORECASE)
 _TRAIL_PUNCT = " \t\r\n.,;:!*_`\"'"
 _NUM_RE = re.compile(r"^[-+]?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?$")
 _FRAC_RE = re.compile(r"^[-+]?\d+\s*/\s*\d+$")
@@ -114,24 +111,6 @@ def parse_number(s: str) -> Fraction | None:
     return None
 
 
-def candidate_value(sentence: str, max_chars: int = 80) -> tuple[str, int] | None:
-    """(value, offset in sentence) stated at the end of ``sentence``, if any."""
-    body = sentence.rstrip(_TRAIL_PUNCT)
-    last = _VALUE_SPLIT_REV_RE.search(body[::-1])
-    if last is None:
-        return None
-    cut = len(body) - last.start()  # end of the last "=" / "is" / ... in body
-    raw = body[cut:]
-    off = cut + (len(raw) - len(raw.lstrip()))
-    v = _strip_wrappers(raw.replace("$", " ").replace("\\(", " ").replace("\\)", " "))
-    if not v or len(v) > max_chars:
-        return None
-    m = _UNIT_TAIL_RE.match(v)
-    if m and parse_number(m.group(1).strip("$ ")) is not None:
-        v = m.group(1).strip("$ ")
-    return unicode_math_to_latex(v), off
-
-
 _UNICODE_SUBS = (
     (re.compile(r"√\s*\(([^()]{1,40})\)"), r"\\sqrt{\1}"),
     (re.compile(r"√\s*(\d+(?:\.\d+)?|[A-Za-z])"), r"\\sqrt{\1}"),
@@ -171,72 +150,264 @@ def _digits(s: str) -> Counter:
     return Counter(_DIGITS_RE.findall(s))
 
 
-class ImplicitAnswerFinder:
-    """Find sentences that state a value equivalent to the reference (see module docstring)."""
+_VALUE_INTRO_RE = re.compile(
+    r"=|:|\b(?:is|equals|are|gives|giving|gave|get|got|obtain|becomes|be|"
+    r"(?:simplifies|reduces|comes|amounts|equal|evaluates|works out|adds up|sums|totals|boils down|rounds|leads)\s+to)\b",
+    re.IGNORECASE,
+)
+# "So 2220 seems the smallest." / "Therefore 42 is the answer.": the value as the subject of a concluding predicate
+_SUBJECT_VALUE_RE = re.compile(
+    r"^[\W_]*(?:(?:so|thus|therefore|hence|then|and|which means|this means)[\s,]+)*\$?\s*"
+    r"(?P<v>[-+]?(?:\d[\d,]*(?:\.\d+)?(?:\s*/\s*\d+)?|\\[dt]?frac\{\d+\}\{\d+\}))\s*\$?\s+"
+    r"(?:is|seems|must be|should be|would be|appears to be|is indeed|seems to be)\s+(?:indeed\s+)?(?:the\s+|our\s+)?"
+    r"(?:smallest|largest|least|greatest|minimum|maximum|minimal|maximal|answer|solution|result|correct|right|only|"
+    r"desired|required|final)\b",
+    re.IGNORECASE,
+)
+# an arithmetic step right before the value: "504 - 220 = 284", "7 + 16 = 23", "3 \times 5 = 15"
+_COMPUTE_RE = re.compile(r"[\w)}\]]\s*(?:[-+*/×÷·^]|\\times|\\cdot|\\div)\s*[\w(\\{\[]|\\[dt]?frac|\\sqrt")
+_BARE_VAR_RE = re.compile(r"\s*\\?[A-Za-z](?:_\{?\w+\}?)?\s*")
+# "If I take ..., that would give ... = 14": a conditional sentence states a hypothesis, not an answer
+_CONDITIONAL_RE = re.compile(r"[\W_]*(?:(?:so|and|but|now|then|well|okay|ok)[\s,]+)*(?:if|suppose|supposing|assuming|assume|"
+                             r"let'?s say|say)\b", re.IGNORECASE)
+_NORM_EXPR_RE = re.compile(r"\s+|\\left|\\right|\\,|\\!|\$|\\displaystyle")
+_ASKED_RE = re.compile(
+    r"(?:find|compute|determine|evaluate|calculate|what is|what's|what are|give|express|how many|how much|"
+    r"value of|sum of|find the value of)\b[^.?!\n]{0,200}",
+    re.IGNORECASE,
+)
+_PLAIN_VAR_RE = re.compile(r"\b(?:of|for|find|is|compute|determine)\s+([a-zA-Z])(?![\w'])")
+_MATH_SNIPPET_RE = re.compile(r"\$([^$]{1,60})\$|\\\((.{1,60}?)\\\)")
 
-    def __init__(self, reference: str, problem: str, checker: CheckerLike, max_chars: int = 80, max_checks: int = 24):
+
+def _norm_expr(s: str) -> str:
+    return _NORM_EXPR_RE.sub("", s).replace("\\dfrac", "\\frac").replace("\\tfrac", "\\frac").strip("{}.,").lower()
+
+
+def asked_expressions(problem: str) -> set[str]:
+    """Normalized math snippets of the problem's question ("Find $m+n$." -> "m+n"), to recognise a statement of the
+    asked quantity ("p + q = 7 + 16 = 23")."""
+    out = set()
+    for m in _ASKED_RE.finditer(problem[-1500:]):
+        for sm in _MATH_SNIPPET_RE.finditer(m.group(0)):
+            e = _norm_expr(sm.group(1) or sm.group(2) or "")
+            if e and not _DIGITS_RE.fullmatch(e) and len(e) <= 40:
+                out.add(e)
+        # "What is the value of x?", "solve for y" without math delimiters
+        for vm in _PLAIN_VAR_RE.finditer(m.group(0)):
+            out.add(vm.group(1).lower())
+    return out
+
+
+def _lhs_of(sent: str, off: int) -> str:
+    """The first member of the equation chain that ends at ``off`` ("p+q" in "So $p+q = 7 + 16 = 23$")."""
+    head = sent[:off]
+    eq = head.find("=")
+    if eq == -1:
+        return ""
+    lhs = head[:eq]
+    cut = max(lhs.rfind(","), lhs.rfind(";"), lhs.rfind(":"), lhs.rfind("$"), lhs.rfind("("), lhs.rfind(" so "),
+              lhs.rfind(" is "))
+    return lhs[cut + 1:] if cut >= 0 else lhs
+
+
+def candidate_value(sentence: str, max_chars: int = 80) -> tuple[str, int] | None:
+    """(value, offset in sentence) stated at the end of ``sentence``, if any."""
+    body = sentence.rstrip(_TRAIL_PUNCT)
+    sm = _SUBJECT_VALUE_RE.match(body)
+    if sm is not None:
+        return sm.group("v").replace(",", "") if "," in sm.group("v") and "." not in sm.group("v") else sm.group("v"), sm.start("v")
+    last = None
+    for last in _VALUE_INTRO_RE.finditer(body):
+        pass
+    if last is None:
+        return None
+    cut = last.end()
+    raw = body[cut:]
+    off = cut + (len(raw) - len(raw.lstrip()))
+    v = _strip_wrappers(raw.replace("$", " ").replace("\\(", " ").replace("\\)", " "))
+    if not v or len(v) > max_chars:
+        return None
+    m = _UNIT_TAIL_RE.match(v)
+    if m and parse_number(m.group(1).strip("$ ")) is not None:
+        v = m.group(1).strip("$ ")
+    return unicode_math_to_latex(v), off
+
+
+@dataclass(frozen=True)
+class Target:
+    """A value whose statement counts as reaching an answer.
+
+    ``weak``: the value also occurs in the problem (outside its options) or is a single character, so a sentence
+    stating it needs more context (a computation leading to it, or the asked expression on its left).
+    ``answer``: the answer text to record (the option letter for an option's value), else the stated value.
+    """
+
+    value: str
+    weak: bool = False
+    answer: str | None = None
+
+
+def _problem_numbers(problem: str) -> set[Fraction]:
+    out = set()
+    for x in re.findall(r"\d+(?:\.\d+)?", problem.translate(_SUBDIGITS)):
+        n = parse_number(x)
+        if n is not None:
+            out.add(n)
+    return out
+
+
+def make_targets(values: list[tuple[str, str | None]], problem_stem: str) -> list[Target]:
+    """Targets for (value, answer text) pairs; weak when the value occurs in ``problem_stem`` or is one character."""
+    nums = _problem_numbers(problem_stem)
+    out: list[Target] = []
+    seen = set()
+    for value, answer in values:
+        v = _strip_wrappers(value.strip())
+        key = (re.sub(r"\s+", "", v), answer)
+        if not v or key in seen or len(v) > 200:
+            continue
+        seen.add(key)
+        n = parse_number(v)
+        compact = re.sub(r"\s+", "", v)
+        weak = len(compact) <= 1 or (n is not None and n in nums)
+        if n is None and not _DIGITS_RE.search(v) and len(compact) <= 1:
+            continue  # a lone letter ("B", "x"): nothing to look for
+        out.append(Target(value=v, weak=weak, answer=answer))
+    return out
+
+
+_SUBDIGITS = str.maketrans("₀₁₂₃₄₅₆₇₈₉⁰¹²³⁴⁵⁶⁷⁸⁹", "01234567890123456789")
+
+
+class _Prepared:
+    __slots__ = ("target", "number", "digits", "needles")
+
+    def __init__(self, t: Target):
+        self.target = t
+        self.number = parse_number(t.value)
+        self.digits = _digits(t.value)
+        # a target without digits ("\pi", "\sqrt{x}"): sentences must hold one of these strings
+        self.needles: tuple[str, ...] = ()
+        if not self.digits and self.number is None:
+            base = re.sub(r"\s+", "", t.value)
+            uni = base.replace("\\pi", "π").replace("\\infty", "∞").replace("\\sqrt", "√")
+            self.needles = tuple({base, uni, base.replace("\\", "")} - {""})
+
+
+class ImplicitAnswerFinder:
+    """Find sentences that state one of the target values (see module docstring)."""
+
+    def __init__(
+        self,
+        reference: str | list[Target],
+        problem: str,
+        checker: CheckerLike,
+        max_chars: int = 80,
+        max_checks: int = 24,
+        problem_stem: str | None = None,
+    ):
         self.max_checks = max_checks
-        self.reference = reference.strip()
         self.checker = checker
         self.max_chars = max_chars
-        ref = _strip_wrappers(self.reference)
-        self.ref_number = parse_number(ref)
-        self.ref_digits = _digits(ref)
-        self.enabled = True
-        self._prefiltered: dict[str, bool] = {}  # value -> _prefilter(value): values repeat within a trace
-        compact = re.sub(r"\s+", "", ref)
-        if len(compact) <= 1:
-            self.enabled = False
-        elif self.ref_number is not None:
-            nums = {parse_number(x) for x in re.findall(r"\d+(?:\.\d+)?", problem)}
-            if self.ref_number in nums:
-                self.enabled = False
-        elif not self.ref_digits:
-            self.enabled = False
+        stem = problem if problem_stem is None else problem_stem
+        if isinstance(reference, str):
+            targets = make_targets([(a, None) for a in _alternatives(reference)], stem) if reference.strip() else []
+        else:
+            targets = list(reference)
+        self.targets = [_Prepared(t) for t in targets]
+        self.enabled = bool(self.targets)
+        self.asked = asked_expressions(problem)
+        self._stem_words = None
+        self._problem = stem
+        self._need_digits = all(p.digits or p.number is not None for p in self.targets)
 
-    def _prefilter(self, value: str) -> bool:
-        ok = self._prefiltered.get(value)
-        if ok is None:
-            if self.ref_number is not None:
-                ok = parse_number(value) == self.ref_number
-            else:
-                ok = _digits(value) == self.ref_digits
-            self._prefiltered[value] = ok
-        return ok
+    def _prefilter(self, value: str) -> list[_Prepared]:
+        out = []
+        vn = None
+        vd = None
+        for p in self.targets:
+            if p.number is not None:
+                if vn is None:
+                    vn = parse_number(value) or False
+                if vn is not False and vn == p.number:
+                    out.append(p)
+            elif p.digits:
+                if vd is None:
+                    vd = _digits(value)
+                if vd == p.digits:
+                    out.append(p)
+            elif any(n in value.replace(" ", "") for n in p.needles):
+                out.append(p)
+        return out
+
+    def _restates_problem(self, sent: str) -> bool:
+        if self._stem_words is None:
+            self._stem_words = set(_WORD3_RE.findall(self._problem.lower()))
+        words = _WORD3_RE.findall(sent.lower())
+        return len(words) >= 4 and sum(w in self._stem_words for w in words) / len(words) >= 0.7
 
     def find(self, text: str, start: int = 0, end: int | None = None) -> list[AnswerSpan]:
-        if not self.enabled or not self.reference:
+        if not self.enabled:
             return []
         out: list[AnswerSpan] = []
-        tried: dict[str, bool] = {}
+        tried: dict[tuple[str, str], bool] = {}
         for a, b in sentence_spans(text, start, end):
-            # The tests before the checker are pure functions of the sentence, so their order does not change which
-            # values reach the checker, nor in which order: cheap ones that reject most sentences come first. The
-            # prefilter needs a digit in the value (see _DIGIT_SOURCE_RE).
-            if b - a > 600 or text.find("?", a, b) != -1 or _DIGIT_SOURCE_RE.search(text, a, b) is None:
+            if b - a > 600 or text.find("?", a, b) != -1:
+                continue
+            if self._need_digits and _DIGIT_SOURCE_RE.search(text, a, b) is None:
                 continue
             sent = text[a:b]
             cv = candidate_value(sent, self.max_chars)
             if cv is None:
                 continue
             value, off = cv
-            if not self._prefilter(value):
+            cands = self._prefilter(value)
+            if not cands:
                 continue
-            if _CONCLUSIVE_RE.search(sent) is None and not _descriptive_assignment(sent, off):
+            conclusive = _CONCLUSIVE_RE.search(sent) is not None
+            subject = _SUBJECT_VALUE_RE.match(sent.rstrip(_TRAIL_PUNCT)) is not None
+            head = sent[:off]
+            computed = head.count("=") >= 1 and _COMPUTE_RE.search(head[head.find("="):] if "=" in head else head) is not None
+            chain = head.count("=") >= 2 and computed
+            lhs = _lhs_of(sent, off)
+            asked = bool(self.asked) and _norm_expr(lhs) in self.asked
+            if chain and _BARE_VAR_RE.fullmatch(lhs) and not asked and not conclusive:
+                # "R = \sqrt{...} = 540": a named intermediate quantity, not (yet) the asked one
+                chain = computed = False
+            strong_ctx = conclusive or subject or chain or asked or _descriptive_assignment(sent, off)
+            if not strong_ctx:
                 continue
-            if hedged(sent, 0, off):
+            if hedged(sent, 0, off) or _CONDITIONAL_RE.match(sent):
                 continue
-            ok = tried.get(value)
-            if ok is None:
-                if len(tried) >= self.max_checks:
+            hit = None
+            for p in cands:
+                if p.target.weak and not (asked or (computed and (conclusive or chain)) or subject):
                     continue
-                ok = getattr(self.checker.compare(self.reference, value), "equivalent", None) is True
-                tried[value] = ok
-            if ok:
+                if p.target.weak and not asked and self._restates_problem(sent):
+                    continue
+                key = (p.target.value, value)
+                ok = tried.get(key)
+                if ok is None:
+                    if len(tried) >= self.max_checks:
+                        continue
+                    ok = getattr(self.checker.compare(p.target.value, value), "equivalent", None) is True
+                    tried[key] = ok
+                if ok:
+                    hit = p.target
+                    break
+            if hit is not None:
                 end_stmt = a + len(sent.rstrip())
-                out.append(AnswerSpan(text=value, start=a + clause_start(sent, off), end=end_stmt, kind="implicit",
-                                      explicit=False))
+                out.append(AnswerSpan(text=hit.answer or value, start=a + clause_start(sent, off), end=end_stmt,
+                                      kind="choice_value" if hit.answer else "implicit", explicit=False))
         return out
+
+
+def _alternatives(reference: str) -> list[str]:
+    from dlcot_dagster.domain.answers.fastpath import gold_alternatives
+
+    alts = gold_alternatives(reference)
+    return alts if alts else [reference]
 
 
 def explicit_answers(text: str, skip_hedged: bool = True) -> list[AnswerSpan]:
@@ -280,3 +451,64 @@ def merge_answers(explicit: list[AnswerSpan], implicit: list[AnswerSpan]) -> lis
             out.append(imp)
     out.sort(key=lambda a: (a.start, a.end))
     return out
+
+
+def locate_answers(
+    text: str,
+    problem: str,
+    reference: str,
+    checker: CheckerLike | None,
+    cfg: Any,
+    start: int = 0,
+    final_response: str | None = None,
+) -> tuple[list[AnswerSpan], list[AnswerSpan]]:
+    """Every answer the thinking reaches after ``start``, by position, and the explicit ones among them.
+
+    Sources (see the module docstring): explicit statements; option commitments of a multiple-choice problem (by
+    letter, see :mod:`.choices`, and by the text of an option); implicit statements of a *target* value. Targets
+    are the reference (each of its accepted forms), the option contents of the reference letter, and the
+    trace's own final answer (its last explicit answer, and the answer of its final response), so that a wrong
+    first answer is found too when the trace states it again explicitly later.
+    """
+    from dlcot_dagster.domain.answers import extract_final_answer
+    from dlcot_dagster.domain.answers.fastpath import choice_letter
+
+    from .choices import choice_commitments, choice_content_commitments, parse_choices, problem_without_choices
+
+    explicit = [a for a in explicit_answers(text, cfg.skip_hedged_answers) if a.start >= start]
+    choices = parse_choices(problem) if getattr(cfg, "choice_answers", True) else None
+    stem = problem_without_choices(problem, choices)
+    ref_letter = choice_letter(reference) if reference.strip() and len(reference.strip()) <= 12 else None
+    finals: list[str] = []
+    if explicit:
+        finals.append(explicit[-1].text)
+    if final_response and final_response.strip():
+        fa = extract_final_answer(final_response)
+        if fa is not None and fa.text and fa.kind != "last_line":
+            finals.append(fa.text)
+    values: list[tuple[str, str | None]] = []
+    letters_wanted: list[str] = []
+    for v in ([reference] if reference.strip() else []) + finals:
+        letter = choice_letter(v) if len(v.strip()) <= 12 else None
+        if letter is not None and (choices is not None or ref_letter is not None):
+            if letter not in letters_wanted:
+                letters_wanted.append(letter)
+            if choices is not None and choices.content_value(letter):
+                values.append((choices.content_value(letter), letter))
+        elif v is reference:
+            values.extend((a, None) for a in _alternatives(v))
+        else:
+            values.append((v, None))
+    mc: list[AnswerSpan] = []
+    letters = choices.letters if choices is not None else (("A", "B", "C", "D", "E") if ref_letter else ())
+    if letters:
+        mc = choice_commitments(text, letters, start)
+        if choices is not None and letters_wanted:
+            mc += choice_content_commitments(text, choices, tuple(letters_wanted), start)
+    implicit: list[AnswerSpan] = []
+    if cfg.implicit_answers and checker is not None and values:
+        targets = make_targets(values, stem)
+        finder = ImplicitAnswerFinder(targets, problem, checker, cfg.implicit_max_chars, cfg.implicit_max_checks,
+                                      problem_stem=stem)
+        implicit = finder.find(text, start)
+    return merge_answers(explicit, mc + implicit), explicit

@@ -106,6 +106,8 @@ class SegmenterConfig(BaseModel):
     implicit_max_chars: int = 80
     #: at most this many distinct implicit candidate values are sent to the checker per trace
     implicit_max_checks: int = 24
+    #: multiple-choice problems: commitments to an option by letter or by its text count as answers
+    choice_answers: bool = True
 
 
 class ClusterConfig(BaseModel):

@@ -52,7 +52,7 @@ from __future__ import annotations
 import bisect
 import re
 
-from .answers_in_text import CheckerLike, ImplicitAnswerFinder, explicit_answers, merge_answers
+from .answers_in_text import CheckerLike, locate_answers
 from .policy import SegmenterConfig
 from .similarity import tokens
 from .text import Unit, is_blank, split_units
@@ -161,17 +161,6 @@ class _Ctx:
         return self.text[u.start : u.end]
 
 
-def _locate_answers(
-    text: str, problem: str, reference: str, checker: CheckerLike | None, cfg: SegmenterConfig, start: int
-) -> tuple[list[AnswerSpan], list[AnswerSpan]]:
-    explicit = [a for a in explicit_answers(text, cfg.skip_hedged_answers) if a.start >= start]
-    implicit: list[AnswerSpan] = []
-    if cfg.implicit_answers and checker is not None and reference.strip():
-        finder = ImplicitAnswerFinder(reference, problem, checker, cfg.implicit_max_chars, cfg.implicit_max_checks)
-        implicit = finder.find(text, start)
-    return merge_answers(explicit, implicit), explicit
-
-
 def _is_tail(ctx: _Ctx, i: int) -> bool:
     u = ctx.units[i]
     t = ctx.utext(i)
@@ -221,6 +210,7 @@ def segment_units(
     reference_answer: str = "",
     checker: CheckerLike | None = None,
     config: SegmenterConfig | None = None,
+    final_response: str | None = None,
 ) -> tuple[list[Segment], AnswerSpan | None]:
     """Segments of ``text`` and its final explicit answer (see module docstring)."""
     cfg = config or SegmenterConfig()
@@ -258,7 +248,7 @@ def segment_units(
         break
     restate_end = units[r - 1].end if r else 0
 
-    answers, explicit = _locate_answers(text, problem, reference_answer, checker, cfg, restate_end)
+    answers, explicit = locate_answers(text, problem, reference_answer, checker, cfg, restate_end, final_response)
     ctx = _Ctx(text, units, answers)
     final = explicit[-1] if explicit else None
 
@@ -405,5 +395,6 @@ class RuleSegmenter:
 
     def segment(self, record) -> SegmentedTrace:
         rec = TraceInput.of(record)
-        segs, final = segment_units(rec.thinking, rec.problem, rec.reference_answer, self.checker, self.config)
+        segs, final = segment_units(rec.thinking, rec.problem, rec.reference_answer, self.checker, self.config,
+                                    rec.final_response)
         return SegmentedTrace(record=rec, segments=segs, final_answer=final)

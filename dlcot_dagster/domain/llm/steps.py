@@ -29,7 +29,7 @@ from typing import Any, Sequence
 
 from pydantic import BaseModel, ConfigDict
 
-from ..dlcot.answers_in_text import ImplicitAnswerFinder, explicit_answers, merge_answers
+from ..dlcot.answers_in_text import locate_answers
 from ..dlcot.correct import Rewrite, _merge, _protected_spans
 from ..dlcot.engine import ENGINE_VERSION, RulesEngine
 from ..dlcot.policy import DLCoTPolicy, EngineConfig, SegmenterConfig
@@ -157,14 +157,9 @@ class LLMSegmenter(_LLMStep):
     def _build(self, rec: TraceInput, spans: list[tuple[SegmentKind, int, int]]) -> SegmentedTrace:
         text, cfg = rec.thinking, self.seg_config
         restate_end = spans[0][2] if spans[0][0] is SegmentKind.QUESTION_RESTATEMENT else 0
-        explicit = [a for a in explicit_answers(text, cfg.skip_hedged_answers) if a.start >= restate_end]
-        implicit: list[AnswerSpan] = []
-        if cfg.implicit_answers and self.checker is not None and rec.reference_answer.strip():
-            finder = ImplicitAnswerFinder(
-                rec.reference_answer, rec.problem, self.checker, cfg.implicit_max_chars, cfg.implicit_max_checks
-            )
-            implicit = finder.find(text, restate_end)
-        answers = merge_answers(explicit, implicit)
+        answers, explicit = locate_answers(
+            text, rec.problem, rec.reference_answer, self.checker, cfg, restate_end, rec.final_response
+        )
         segs = []
         for idx, (kind, s, e) in enumerate(spans):
             ans = None

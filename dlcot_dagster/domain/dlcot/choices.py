@@ -1,0 +1,229 @@
+"""Multiple-choice problems: the choices block of a problem, and the places where a thinking commits to a choice.
+
+Choices block
+-------------
+:func:`parse_choices` reads the options of a problem written one per line (``A) $18$``, ``(B) 24``, ``C. text``,
+``D: text``) or inline as in AMC problems (``\\textbf{(A) }18\\qquad\\textbf{(B) }24 ...``). It needs at least two
+options with consecutive letters starting at A. :func:`problem_without_choices` is the problem text before the
+block (the numbers in the options are not "numbers of the problem" for the implicit-answer finder).
+
+Commitments
+-----------
+:func:`choice_commitments` finds the clauses of a thinking that commit to an option, by letter:
+
+* the letter is named as an option: ``option B``, ``choice (C)``, ``(D)``, ``B)``, or a bare capital letter used as
+  a subject (``D is correct``, ``So B.``), and only letters of the problem's options count;
+* the clause holds a *positive* word about it (correct, right, answer, works, satisfies, matches, sufficient,
+  possible, candidate, best, equivalent, supported, ``which is option D``, ``corresponds to``, ``that's``, ...);
+* no *negative* word in the clause (not, n't, wrong, incorrect, out, eliminate, rule out, false, invalid, ...),
+  no question mark in the sentence, no "if / maybe / suppose / check whether" before the letter.
+
+Describing an option is not a commitment ("Option A is (x - 8)^2 + (y + 6)^2 = 25.": no positive word).
+
+:func:`choice_content_commitments` finds sentences that state the *content* of an option without its letter: a
+conclusive sentence ("So, ...", "Therefore ...", "... would be ...") that contains most (≥ 60 %) of the content
+words of a text option. (Numeric options are found by the implicit-answer finder, which gets their values as
+targets.) Every commitment's answer text is the option letter, so the labeller compares letters.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from .text import sentence_spans
+from .types import AnswerSpan
+
+_LINE_OPT_RE = re.compile(r"^[ \t]*(?:\\textbf\{)?\(?([A-J])(?:\)|\.(?!\d)|:)\}?[ \t]*(\S.*?)[ \t]*$", re.MULTILINE)
+_INLINE_OPT_RE = re.compile(r"(?:\\textbf\{|\\mathrm\{|\\text\{)?\s*\(([A-J])\)\s*\}?\s*")
+_CHOICES_HEAD_RE = re.compile(r"^[ \t]*(?:answer )?(?:choices|options)[ \t]*:?[ \t]*$", re.IGNORECASE | re.MULTILINE)
+
+
+@dataclass(frozen=True)
+class Choices:
+    letters: tuple[str, ...]
+    contents: dict[str, str]  # letter -> content (LaTeX/text, stripped of $ and \textbf)
+    start: int  # offset of the block in the problem
+
+    def content_value(self, letter: str) -> str:
+        return self.contents.get(letter, "")
+
+
+def _clean_content(s: str) -> str:
+    s = re.sub(r"\\q?quad|\\textbf\{\s*\}|\\mathrm\{\s*\}", " ", s)
+    s = s.strip().strip("$").strip()
+    s = re.sub(r"^\\textbf\{\s*\}\s*", "", s)
+    return " ".join(s.split())
+
+
+def _consecutive(letters: list[str]) -> bool:
+    return len(letters) >= 2 and letters[0] == "A" and all(ord(b) - ord(a) == 1 for a, b in zip(letters, letters[1:]))
+
+
+def parse_choices(problem: str) -> Choices | None:
+    """The options of a multiple-choice problem, or None."""
+    if not problem or len(problem) > 50_000:
+        return None
+    # one option per line
+    opts = [(m.group(1), m.group(2), m.start()) for m in _LINE_OPT_RE.finditer(problem)]
+    run: list[tuple[str, str, int]] = []
+    for letter, content, pos in opts:
+        if letter == "A":
+            run = [(letter, content, pos)]
+        elif run and ord(letter) - ord(run[-1][0]) == 1:
+            run.append((letter, content, pos))
+    if _consecutive([x[0] for x in run]):
+        head = _CHOICES_HEAD_RE.search(problem, 0, run[0][2] + 1)
+        start = head.start() if head is not None and head.end() >= run[0][2] - 2 else run[0][2]
+        return Choices(tuple(x[0] for x in run), {x[0]: _clean_content(x[1]) for x in run}, start)
+    # inline "(A) 5 (B) 6 ..." (AMC style)
+    marks = list(_INLINE_OPT_RE.finditer(problem))
+    seq = []
+    for m in marks:
+        if m.group(1) == "A":
+            seq = [m]
+        elif seq and ord(m.group(1)) - ord(seq[-1].group(1)) == 1:
+            seq.append(m)
+    if _consecutive([m.group(1) for m in seq]) and len(seq) >= 3:
+        contents = {}
+        for k, m in enumerate(seq):
+            end = seq[k + 1].start() if k + 1 < len(seq) else min(len(problem), m.end() + 200)
+            contents[m.group(1)] = _clean_content(problem[m.end():end].split("\n")[0])
+        return Choices(tuple(m.group(1) for m in seq), contents, seq[0].start())
+    return None
+
+
+def problem_without_choices(problem: str, choices: Choices | None) -> str:
+    return problem if choices is None else problem[: choices.start]
+
+
+# ------------------------------------------------------------------------------------------------ commitments
+
+_POSITIVE_RE = re.compile(
+    r"\b(?:correct|right|answer|true|works?|valid|satisf(?:y|ies)|match(?:es)?|fits?|consistent|supported|"
+    r"possible|candidate|best|sufficient|equivalent|definitely|correspond(?:s|ing)?|only (?:one|option|choice|conclusion)|"
+    r"go with|pick|choose|select|should be|must be|would be|it'?s|that'?s|which is|is indeed|makes sense|holds)\b",
+    re.IGNORECASE,
+)
+_NEGATIVE_RE = re.compile(
+    r"(?:\bnot\b|n't\b|\bno\b|\bincorrect|\bwrong|\bout\b|\beliminat|\brule[sd]? out|\bfalse\b|\binvalid|\bcannot\b|"
+    r"\bneither\b|\bnor\b|\bunlikely|\bless likely|\btoo\b|\bexcept\b|\bother than\b|\binstead of\b|\brather than\b|"
+    r"\bdoubt|\bunless\b|\bbut\b)",
+    re.IGNORECASE,
+)
+_TENTATIVE_RE = re.compile(
+    r"\b(?:if|maybe|perhaps|suppose|supposing|check(?:ing)? (?:if|whether)|whether|let'?s (?:check|see|test|look)|"
+    r"let me (?:check|see|test|look)|starting with|looking at|consider|what about|how about|compare|test)\b",
+    re.IGNORECASE,
+)
+_CLAUSE_CUT_RE = re.compile(r"[,;:]\s|\s[-—–]\s|\s(?:so|but|and|while|whereas|because|since)\s", re.IGNORECASE)
+_CONCLUSIVE_RE = re.compile(
+    r"\b(?:so|thus|therefore|hence|then|that means|this means|which means|would be|must be|should be|"
+    r"can be|is the|are the|the answer)\b",
+    re.IGNORECASE,
+)
+_WORD_RE = re.compile(r"[a-z][a-z'-]+")
+_STOP = frozenset(
+    "the a an of in on at to for by with from and or is are was were be been this that these those it its as "
+    "than then there their they he she his her we you your our one any some each which what who whom".split()
+)
+
+
+def _letter_mentions(sentence: str, letters: tuple[str, ...]):
+    """(letter, start, end) of each option letter named in the sentence."""
+    cls = "".join(letters)
+    rx = re.compile(
+        rf"(?:\b(?:option|choice|answer|letter)\s*\(?(?P<a>[{cls}])\)?(?![\w])|"
+        rf"\((?P<b>[{cls}])\)|"
+        rf"(?<![\w\\(])(?P<c>[{cls}])\)|"
+        rf"\\text(?:bf)?\{{\s*\(?(?P<d>[{cls}])\)?\s*\}}|"
+        rf"(?<![\w\\$^_{{(])(?P<e>[{cls}])(?=\s+(?:is|was|seems|would|must|should|works|fits|matches|satisfies|"
+        rf"gives|has|it|then|again|too|also|definitely)\b|[.!]?\s*$|[.!,](?:\s|$)))"
+    )
+    for m in rx.finditer(sentence):
+        letter = next(g for g in m.groups() if g is not None)
+        yield letter, m.start(), m.end()
+
+
+def _clause(sentence: str, start: int, end: int) -> tuple[int, int]:
+    a = 0
+    for m in _CLAUSE_CUT_RE.finditer(sentence, 0, start):
+        a = m.end()
+    b = len(sentence)
+    m = _CLAUSE_CUT_RE.search(sentence, end)
+    if m is not None:
+        b = m.start()
+    return a, b
+
+
+def choice_commitments(text: str, letters: tuple[str, ...], start: int = 0, end: int | None = None) -> list[AnswerSpan]:
+    """Clauses of ``text[start:end]`` that commit to an option by letter (see module docstring)."""
+    if not letters:
+        return []
+    out: list[AnswerSpan] = []
+    for sa, sb in sentence_spans(text, start, end):
+        sent = text[sa:sb]
+        if len(sent) > 600 or "?" in sent:
+            continue
+        for letter, ms, me in _letter_mentions(sent, letters):
+            ca, cb = _clause(sent, ms, me)
+            clause = sent[ca:cb]
+            rel_s, rel_e = ms - ca, me - ca
+            if _NEGATIVE_RE.search(clause) or _TENTATIVE_RE.search(sent, 0, ms):
+                continue
+            # a positive word in the clause (or, for "which is option D" style, the sentence's next clause)
+            if not _POSITIVE_RE.search(clause) and not _POSITIVE_RE.search(sent, max(0, ms - 40), ms):
+                continue
+            # "Option A is (x - 8)^2 + ...": describing an option, not choosing it
+            after = clause[rel_e:]
+            if re.match(r"\s*(?:is|=|:)\s*[\d$\\(\[-]", after) and not _POSITIVE_RE.search(after):
+                continue
+            stmt_end = sa + len(sent.rstrip())
+            out.append(AnswerSpan(text=letter, start=sa + ca, end=stmt_end, kind="choice", explicit=True))
+            break
+    return out
+
+
+def content_words(s: str) -> list[str]:
+    """Content-word stems: lower case, stop words dropped, cut to 4 letters ("applied"/"applying" -> "appl")."""
+    return [w[:4] for w in _WORD_RE.findall(s.lower()) if w not in _STOP and len(w) > 2]
+
+
+def choice_content_commitments(
+    text: str, choices: Choices, targets: tuple[str, ...], start: int = 0, end: int | None = None,
+    min_share: float = 0.55, min_margin: float = 0.1,
+) -> list[AnswerSpan]:
+    """Conclusive sentences that state the text of an option of ``targets`` (letters) without naming it.
+
+    Options of one problem share many words, so each stem is weighted by 1 / (number of options holding it): an
+    option's score is the weighted share of its stems that the sentence holds. The sentence states option L when
+    L scores at least ``min_share`` and beats every other option by ``min_margin``.
+    """
+    stems = {letter: set(content_words(choices.content_value(letter))) for letter in choices.letters}
+    # numeric / formula options (fewer than 3 content words) go to the implicit-answer finder instead
+    if not any(len(stems.get(t, ())) >= 3 for t in targets):
+        return []
+    df: dict[str, int] = {}
+    for ws in stems.values():
+        for w in ws:
+            df[w] = df.get(w, 0) + 1
+    totals = {letter: sum(1 / df[w] for w in ws) for letter, ws in stems.items()}
+    out = []
+    for sa, sb in sentence_spans(text, start, end):
+        sent = text[sa:sb]
+        if len(sent) > 600 or "?" in sent or not _CONCLUSIVE_RE.search(sent) or _TENTATIVE_RE.search(sent):
+            continue
+        words = set(content_words(sent))
+        scores = sorted(
+            ((sum(1 / df[w] for w in ws & words) / totals[letter], letter) for letter, ws in stems.items()
+             if len(ws) >= 3 and totals[letter]),
+            reverse=True,
+        )
+        if not scores:
+            continue
+        best, letter = scores[0]
+        second = scores[1][0] if len(scores) > 1 else 0.0
+        if letter in targets and best >= min_share and best - second >= min_margin and not _NEGATIVE_RE.search(sent):
+            out.append(AnswerSpan(text=letter, start=sa, end=sa + len(sent.rstrip()), kind="choice_content",
+                                  explicit=False))
+    return out
