@@ -130,6 +130,14 @@ def _approach_switch(text: str, unit: Unit) -> bool:
         return False
     return _LOCAL_TACTIC_RE.search(text, unit.start, min(unit.end, unit.start + 200)) is None
 _TAIL_MAX_CHARS = 300
+# a check that settles: "Yes, that's correct.", "That checks out.", "This confirms the previous calculation."
+_AFFIRM_RE = re.compile(
+    r"\b(?:that|this|it|which|everything|so that)(?:'s| is| all)? (?:checks? out|confirms?|is (?:correct|right|consistent)|"
+    r"matches|agrees|holds|works|seems (?:correct|right|solid|consistent|fine|good)|looks (?:correct|right|good)|"
+    r"makes sense|is the same|adds up)\b|^\W*(?:yes|yep|yeah|correct|right|good|great|perfect)\b[,.!]|"
+    r"\bsame (?:answer|result)\b|\bconsistent\b|\bconfirm(?:s|ed)\b",
+    re.IGNORECASE,
+)
 
 
 def _containment(unit_text: str, problem_words: set[str]) -> float:
@@ -321,34 +329,40 @@ def segment_units(
             cur = k
     add(SegmentKind.SOLUTION, cur, sol_end)
 
-    # --- checks: a new check at each cue unit, and at the first unit of new work after an answer
+    # --- checks: one per check episode (see the module docstring)
     if sol_end < c:
         cur = sol_end
         cur_chars = 0
         wrap_chars = 0
-        cur_has_answer = False
         cur_has_math = False
+        closed = False  # the current check reached an answer or affirmed its result
         for k in range(sol_end, c):
             t = ctx.utext(k)
             blank = is_blank(t)
             split = False
             if k > cur and not blank:
-                if units[k].cue == "conclude":
+                cue = units[k].cue
+                if cue == "conclude":
                     # "So the answer is 42." closes the current check rather than opening one
-                    split = cur_has_answer and not _same_answers(ctx, k, cur, k)
-                elif units[k].cue is not None:
-                    # merge a tiny content-free check ("Wait, is that right?") into the next one
-                    split = cur_has_answer or cur_has_math or cur_chars >= _MIN_CHECK_CHARS
-                elif cur_has_answer:
+                    split = closed and k in ctx.by_unit and not _same_answers(ctx, k, cur, k)
+                elif cue in ("verify", "switch"):
+                    # a new act of checking; a tiny content-free one ("Let me check.") merges into the next
+                    split = closed or cur_has_math or cur_chars >= _MIN_CHECK_CHARS
+                elif cue is not None:
+                    # "Wait, ...", "Hmm": a new episode only once the current one has settled
+                    split = closed and cur_chars >= _MIN_CHECK_CHARS
+                elif closed:
                     wrap_chars += len(t.strip())
-                    split = bool(_MATH_RE.search(t)) or wrap_chars > _WRAPUP_CHARS or k in ctx.by_unit
+                    split = (
+                        bool(_MATH_RE.search(t)) and wrap_chars > _WRAPUP_CHARS // 3
+                    ) or wrap_chars > _WRAPUP_CHARS or (k in ctx.by_unit and not _same_answers(ctx, k, cur, k))
             if split:
                 add(SegmentKind.VERIFICATION, cur, k)
-                cur, cur_chars, wrap_chars, cur_has_answer, cur_has_math = k, 0, 0, False, False
+                cur, cur_chars, wrap_chars, cur_has_math, closed = k, 0, 0, False, False
             cur_chars += len(t.strip())
             cur_has_math = cur_has_math or bool(_MATH_RE.search(t))
-            if k in ctx.by_unit:
-                cur_has_answer = True
+            if k in ctx.by_unit or (not blank and _AFFIRM_RE.search(t)):
+                closed = True
                 wrap_chars = 0
         add(SegmentKind.VERIFICATION, cur, c)
 

@@ -59,7 +59,16 @@ VERIFY_RE = re.compile(
     r"plugging (?:back|in|it)|substituting back|is (?:this|that) (?:correct|right)\?|"
     r"does (?:this|that) (?:make sense|check out|work)|"
     r"(?:just )?to be (?:thorough|safe|sure|certain)|"
-    r"another (?:check|way to (?:check|verify|confirm))"
+    r"another (?:check|way to (?:check|verify|confirm))|"
+    r"let(?: me|'s| us)\s+(?:just\s+|also\s+|now\s+)?(?:ensure|re-?read|reconsider|think (?:if|whether|again)|"
+    r"see (?:if|whether) there|consider (?:potential|possible|any|whether))|"
+    r"(?:a |one )?(?:final|one more|one last|last|quick|another) (?:check|sanity check|verification)\b|"
+    r"consider(?:ing)? (?:potential|possible) (?:pitfalls|errors|issues|mistakes|misunderstandings|edge cases)|"
+    r"(?:are there |is there )?(?:any|possible|potential) (?:subtleties|pitfalls|edge cases|special cases)\b|"
+    r"re-?read(?:ing)? (?:the )?(?:problem|question|statement)|"
+    r"(?:to )?recap\b|in case (?:i|we) (?:overlooked|missed|made|got)|"
+    r"(?:just )?(?:one more|another) thought\b|"
+    r"is (?:this|that|it) (?:correct|right|consistent)\b"
     r")",
     re.IGNORECASE,
 )
@@ -83,7 +92,11 @@ SWITCH_RE = re.compile(
     r"instead,? (?:let(?: me|'s| us)|i (?:could|can|will)|we (?:could|can|will)|maybe|perhaps)|"
     r"(?:maybe|perhaps) (?:there(?:'s| is)|i can find|we can find) (?:a|an) (?:better|simpler|smarter|easier|different|"
     r"alternative|more (?:direct|elegant|efficient)) (?:way|approach|method)|"
-    r"(?:method|approach|solution) (?:2|3|4|two|three|four)\b"
+    r"(?:method|approach|solution) (?:2|3|4|two|three|four)\b|"
+    r"could (?:we|i) (?:solve|do|approach|compute|find|tackle|get) (?:this|it|the (?:answer|result))\b|"
+    r"(?:is there|there (?:might|may|could) be|maybe there'?s?) (?:another|a different|an alternative|a simpler|a "
+    r"better|a quicker|an easier) (?:way|approach|method)|"
+    r"alternative (?:way|approach|method|solution|view|perspective|derivation)\b"
     r")",
     re.IGNORECASE,
 )
