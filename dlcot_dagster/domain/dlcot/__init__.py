@@ -49,6 +49,7 @@ from .label import RuleLabeler
 from .policy import ClusterConfig, CorrectorConfig, DLCoTPolicy, EngineConfig, PruningMode, SegmenterConfig, config_hash
 from .prune import RulePruner
 from .segment import RuleSegmenter, segment_trace
+from .method import MethodClusterer
 from .similarity import LeaderClusterer, RuleClusterer, text_jaccard
 from .checking import MemoChecker
 from .types import (
@@ -78,6 +79,7 @@ __all__ = [
     "Labeler",
     "LeaderClusterer",
     "MemoChecker",
+    "MethodClusterer",
     "Pruner",
     "PruningMode",
     "Rewrite",

@@ -170,6 +170,9 @@ _BARE_VAR_RE = re.compile(r"\s*\\?[A-Za-z](?:_\{?\w+\}?)?\s*")
 # "If I take ..., that would give ... = 14": a conditional sentence states a hypothesis, not an answer
 _CONDITIONAL_RE = re.compile(r"[\W_]*(?:(?:so|and|but|now|then|well|okay|ok)[\s,]+)*(?:if|suppose|supposing|assuming|assume|"
                              r"let'?s say|say)\b", re.IGNORECASE)
+# "For example, if I combine ..., I get ... = 14": a value reached under a hypothesis anywhere before it
+_HYPOTHETICAL_RE = re.compile(r"\b(?:if|suppose|supposing|for example|for instance|e\.g\.|say we|let'?s say)\b",
+                              re.IGNORECASE)
 _NORM_EXPR_RE = re.compile(r"\s+|\\left|\\right|\\,|\\!|\$|\\displaystyle")
 _ASKED_RE = re.compile(
     r"(?:find|compute|determine|evaluate|calculate|what is|what's|what are|give|express|how many|how much|"
@@ -229,9 +232,13 @@ def candidate_value(sentence: str, max_chars: int = 80) -> tuple[str, int] | Non
     if not v or len(v) > max_chars:
         return None
     m = _UNIT_TAIL_RE.match(v)
-    if m and parse_number(m.group(1).strip("$ ")) is not None:
+    if m and parse_number(m.group(1).strip("$ ")) is not None and not _LETTER_TERM_RE.fullmatch(v[len(m.group(1)):]):
         v = m.group(1).strip("$ ")
     return unicode_math_to_latex(v), off
+
+
+# "27 m^3", "3 k": a number times a variable, not a number with a unit
+_LETTER_TERM_RE = re.compile(r"\s*[a-zA-Z](?:\^\{?\d+\}?)?\s*")
 
 
 @dataclass(frozen=True)
@@ -347,6 +354,45 @@ class ImplicitAnswerFinder:
         words = _WORD3_RE.findall(sent.lower())
         return len(words) >= 4 and sum(w in self._stem_words for w in words) / len(words) >= 0.7
 
+    def _match(self, sent: str, tried: dict) -> tuple[str, str | None, int] | None:
+        """(value, answer text or None, value offset) when ``sent`` states a target value in context."""
+        cv = candidate_value(sent, self.max_chars)
+        if cv is None:
+            return None
+        value, off = cv
+        cands = self._prefilter(value)
+        if not cands:
+            return None
+        conclusive = _CONCLUSIVE_RE.search(sent) is not None
+        subject = _SUBJECT_VALUE_RE.match(sent.rstrip(_TRAIL_PUNCT)) is not None
+        head = sent[:off]
+        computed = head.count("=") >= 1 and _COMPUTE_RE.search(head[head.find("="):] if "=" in head else head) is not None
+        chain = head.count("=") >= 2 and computed
+        lhs = _lhs_of(sent, off)
+        asked = bool(self.asked) and _norm_expr(lhs) in self.asked
+        if chain and _BARE_VAR_RE.fullmatch(lhs) and not asked and not conclusive:
+            # "R = \sqrt{...} = 540": a named intermediate quantity, not (yet) the asked one
+            chain = computed = False
+        if not (conclusive or subject or chain or asked or _descriptive_assignment(sent, off)):
+            return None
+        if hedged(sent, 0, off) or _CONDITIONAL_RE.match(sent) or _HYPOTHETICAL_RE.search(sent, 0, off):
+            return None
+        for p in cands:
+            if p.target.weak and not (asked or (computed and (conclusive or chain)) or subject):
+                continue
+            if p.target.weak and not asked and self._restates_problem(sent):
+                continue
+            key = (p.target.value, value)
+            ok = tried.get(key)
+            if ok is None:
+                if len(tried) >= self.max_checks:
+                    continue
+                ok = getattr(self.checker.compare(p.target.value, value), "equivalent", None) is True
+                tried[key] = ok
+            if ok:
+                return value, p.target.answer, off
+        return None
+
     def find(self, text: str, start: int = 0, end: int | None = None) -> list[AnswerSpan]:
         if not self.enabled:
             return []
@@ -357,50 +403,34 @@ class ImplicitAnswerFinder:
                 continue
             if self._need_digits and _DIGIT_SOURCE_RE.search(text, a, b) is None:
                 continue
-            sent = text[a:b]
-            cv = candidate_value(sent, self.max_chars)
-            if cv is None:
-                continue
-            value, off = cv
-            cands = self._prefilter(value)
-            if not cands:
-                continue
-            conclusive = _CONCLUSIVE_RE.search(sent) is not None
-            subject = _SUBJECT_VALUE_RE.match(sent.rstrip(_TRAIL_PUNCT)) is not None
-            head = sent[:off]
-            computed = head.count("=") >= 1 and _COMPUTE_RE.search(head[head.find("="):] if "=" in head else head) is not None
-            chain = head.count("=") >= 2 and computed
-            lhs = _lhs_of(sent, off)
-            asked = bool(self.asked) and _norm_expr(lhs) in self.asked
-            if chain and _BARE_VAR_RE.fullmatch(lhs) and not asked and not conclusive:
-                # "R = \sqrt{...} = 540": a named intermediate quantity, not (yet) the asked one
-                chain = computed = False
-            strong_ctx = conclusive or subject or chain or asked or _descriptive_assignment(sent, off)
-            if not strong_ctx:
-                continue
-            if hedged(sent, 0, off) or _CONDITIONAL_RE.match(sent):
-                continue
-            hit = None
-            for p in cands:
-                if p.target.weak and not (asked or (computed and (conclusive or chain)) or subject):
-                    continue
-                if p.target.weak and not asked and self._restates_problem(sent):
-                    continue
-                key = (p.target.value, value)
-                ok = tried.get(key)
-                if ok is None:
-                    if len(tried) >= self.max_checks:
-                        continue
-                    ok = getattr(self.checker.compare(p.target.value, value), "equivalent", None) is True
-                    tried[key] = ok
-                if ok:
-                    hit = p.target
+            whole = text[a:b]
+            # the value may close a clause in the middle ("Therefore, theta is 160°, which is the argument in that
+            # range."): try the sentence, then its prefixes cut before a trailing clause, the longest first
+            for sent in _clause_prefixes(whole):
+                span = self._match(sent, tried)
+                if span is not None:
+                    value, answer, off = span
+                    out.append(AnswerSpan(text=answer or value, start=a + clause_start(sent, off),
+                                          end=a + len(sent.rstrip()),
+                                          kind="choice_value" if answer else "implicit", explicit=False))
                     break
-            if hit is not None:
-                end_stmt = a + len(sent.rstrip())
-                out.append(AnswerSpan(text=hit.answer or value, start=a + clause_start(sent, off), end=end_stmt,
-                                      kind="choice_value" if hit.answer else "implicit", explicit=False))
         return out
+
+
+_TRAILING_CLAUSE_RE = re.compile(
+    r"\s*(?:,|;|\s[-—–])\s*(?:which|so|that|and|but|because|since|as|where|while|i\.e\.|the (?:only|one))\b",
+    re.IGNORECASE,
+)
+
+
+def _clause_prefixes(sentence: str, limit: int = 3) -> list[str]:
+    """The sentence, then the sentence cut before each trailing clause, from the last cut backwards."""
+    out = [sentence]
+    cuts = [m.start() for m in _TRAILING_CLAUSE_RE.finditer(sentence)]
+    for c in reversed(cuts[-(limit - 1):] if limit > 1 else []):
+        if c > 0:
+            out.append(sentence[:c])
+    return out
 
 
 def _alternatives(reference: str) -> list[str]:

@@ -31,6 +31,7 @@ from .label import RuleLabeler
 from .policy import DLCoTPolicy, EngineConfig, PruningMode, config_hash
 from .prune import RulePruner, first_correct_index
 from .segment import RuleSegmenter
+from .method import MethodClusterer
 from .similarity import RuleClusterer
 from .types import DLCoTResult, Label, SampleStatus, SegmentedTrace, SegmentKind, TraceInput
 
@@ -98,7 +99,11 @@ class RulesEngine:
         self.checker = checker if isinstance(checker, MemoChecker) else MemoChecker(checker)
         self.segmenter = segmenter or RuleSegmenter(self.checker, self.config.segmenter)
         self.labeler = labeler or RuleLabeler(self.checker)
-        self.clusterer = clusterer or RuleClusterer(self.config.cluster)
+        self.clusterer = clusterer or (
+            MethodClusterer(self.config.cluster)
+            if self.config.cluster.method == "evidence"
+            else RuleClusterer(self.config.cluster)
+        )
         self.pruner = pruner or RulePruner()
         self.rewriter = rewriter or RuleRewriter(self.config.corrector)
         self.engine_version = engine_version

@@ -44,6 +44,7 @@ from __future__ import annotations
 import hashlib
 import json
 from enum import Enum
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -113,6 +114,13 @@ class SegmenterConfig(BaseModel):
 class ClusterConfig(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
+    #: ``evidence``: repeats by method evidence (values, expressions, techniques; see method.py) and verbatim loops;
+    #: ``shingles``: the older measure (same answer and word 3-shingle Jaccard >= jaccard_threshold only)
+    method: Literal["evidence", "shingles"] = "evidence"
+    #: a segment whose share of unseen method evidence is below this repeats an earlier one (evidence method)
+    novelty_threshold: float = 0.55
+    #: a check with less evidence weight than this brings nothing new (evidence method)
+    min_evidence: float = 1.5
     shingle_k: int = 3
     jaccard_threshold: float = 0.5
     sketch_k: int = 8

@@ -1,0 +1,373 @@
+"""Method evidence: which solutions and checks are the same approach, the way DLCoT means it.
+
+DLCoT clusters the approaches and checks of a trace under five novelty criteria (a fundamentally different
+method; very different intermediate steps; different assumptions; a general vs a special case; a much simpler or
+much more complex approach) and keeps the first member of each cluster. A check that redoes the trunk's own method
+to reach the same answer is a repeat; a check that brings a new method is kept, one per method. Re-checks reword
+the same steps, so this module compares segments by *method evidence*, not by wording.
+
+Evidence of a text
+------------------
+``value:<v>``
+    every number (thousands separators and trailing zeros dropped; ``\\frac{a}{b}`` and ``a/b`` read as ``a/b``).
+    Intermediate values are the clearest trace of the steps taken: a re-computation produces the same ones, a
+    new method (a special case, another decomposition, a complementary count) produces new ones.
+``expr:<e>``
+    every run of math tokens that holds an operator or a relation (``35+84``, ``5^s+a=35``, ``\\binom{10}{4}``),
+    normalized (no spaces, ``\\dfrac`` -> ``\\frac``, no ``\\left``/``\\right``): the operations applied.
+``op:<name>``
+    technique words (substitution, factoring, Vieta, modular arithmetic, derivatives, coordinates, complementary
+    counting, a special case, an estimate, ...; see :data:`TECHNIQUES`): the method as the model names it.
+``word:<stem>``
+    content-word stems, used only for a text with little math evidence (a re-reading of the problem, a check of
+    the wording), where they are the only evidence there is.
+
+Weights: ``op`` 3, ``expr`` 1, ``value`` 1 (0.5 for a number the problem states: re-stating a given says little),
+``word`` 0.25.
+
+Novelty and redundancy
+----------------------
+Segments are taken in text order; *seen* evidence starts with the problem's and the kept understanding's, and
+grows with every segment kept as distinct. The **novelty** of a segment is the weighted share of its evidence not
+seen yet. A solution or check is a **redundant repeat** when
+
+* its novelty is below ``novelty_threshold`` (0.35 by default; measured on the tune half of the labelled set, see
+  ``bench/bench_segmentation.py``), or its text is a near-verbatim copy of an earlier segment (word 3-shingle
+  Jaccard >= ``jaccard_threshold``, as looping traces do), and
+* it reaches the same answer as the trunk (both correct, or the same wrong answer) or no answer at all, and
+* it is not the first correct segment (the trunk's end is never a repeat) and it does not correct anything (a
+  segment that reaches a different answer is not a repeat: the pruner judges it by its label).
+
+A repeat's cluster is the earlier kept segment whose evidence overlaps its own most. A check with almost no
+evidence (total weight below ``min_evidence``; "Hmm, let me think.") is a repeat of the segment before it: it
+brings nothing new.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from .types import Label, SegmentedTrace, SegmentKind
+
+# technique words -> op name (matched on the lower-cased text as word prefixes)
+TECHNIQUES: dict[str, tuple[str, ...]] = {
+    "substitute": ("substitut", "plug", "plugging", "put back", "back into", "back in"),
+    "factor": ("factor",),
+    "expand": ("expand", "expansion", "distribut"),
+    "quadratic": ("quadratic formula", "discriminant", "complete the square", "completing the square"),
+    "vieta": ("vieta",),
+    "modular": ("modulo", "mod ", "congruen", "remainder", "residue"),
+    "calculus": ("derivative", "differentiat", "integra", "limit"),
+    "coordinates": ("coordinate", "cartesian", "x-axis", "y-axis", "slope"),
+    "vectors": ("vector", "dot product", "cross product"),
+    "complex": ("complex number", "modulus", "argument", "polar form", "de moivre", "roots of unity"),
+    "trig": ("law of cosines", "law of sines", "trig", "sine", "cosine", "tangent"),
+    "pythagoras": ("pythagor",),
+    "similar": ("similar triangle", "similarity", "proportion"),
+    "area": ("area", "heron", "shoelace"),
+    "volume": ("volume",),
+    "probability": ("probabilit",),
+    "complement": ("complement", "complementary"),
+    "inclusion_exclusion": ("inclusion-exclusion", "inclusion exclusion", "principle of inclusion"),
+    "combinatorics": ("binomial", "choose", "combination", "permutation", "arrangement"),
+    "recursion": ("recurs", "recurrence"),
+    "generating_function": ("generating function",),
+    "induction": ("induction",),
+    "parity": ("parity", "even and odd", "odd and even"),
+    "symmetry": ("symmetr",),
+    "casework": ("case 1", "case 2", "casework", "cases:", "each case", "consider cases"),
+    "bijection": ("bijection", "one-to-one correspondence"),
+    "inequality": ("am-gm", "am gm", "cauchy", "jensen", "inequality"),
+    "logarithm": ("logarithm", "log base", "log_"),
+    "primes": ("prime factor", "factorization", "gcd", "lcm", "divisor", "divisib"),
+    "enumerate": ("list all", "listing", "enumerat", "count them", "one by one", "brute force"),
+    "estimate": ("estimat", "approximat", "roughly", "order of magnitude", "sanity"),
+    "special_case": ("special case", "small case", "smaller case", "simpler case", "for example", "e.g.", "test case",
+                     "n = 1", "n=1", "n = 2", "n=2"),
+    "series": ("geometric series", "arithmetic series", "telescop", "sum formula", "arithmetic sequence",
+               "geometric sequence"),
+    "matrix": ("matrix", "determinant", "eigen"),
+    "units": ("units", "dimension"),
+    "options": ("option", "choice"),
+    "graph": ("graph", "plot", "sketch", "draw"),
+    "table": ("table",),
+    "reread": ("re-read", "reread", "read the problem", "problem says", "problem states", "question asks",
+               "the problem asks"),
+}
+# (keyword, technique) pairs; a keyword matches anywhere in the lower-cased text (a word prefix: "substitut")
+_TECH_KEYS = tuple((w, name) for name, words in TECHNIQUES.items() for w in words)
+
+_FRAC_RE = re.compile(r"\\[dt]?frac\s*\{\s*(-?\d+(?:\.\d+)?)\s*\}\s*\{\s*(-?\d+(?:\.\d+)?)\s*\}")
+_NUM_RE = re.compile(r"(?<![\w.])(\d{1,3}(?:,\d{3})+|\d+)(?:\.(\d+))?(?:\s*/\s*(\d+)(?![\d.]))?")
+# tokens of a math run: LaTeX commands, numbers, letter runs (a run of 2+ letters is a word and ends the math run),
+# operators and brackets; everything else (spaces, $, punctuation) is skipped
+_EXPR_TOKEN_RE = re.compile(r"\\[a-zA-Z]+|\d+(?:\.\d+)?|[a-zA-Z]+|[=+\-*/^<>≤≥≠√()\[\]|!]")
+_OPERATORS = frozenset("=+-*/^<>≤≥≠√")
+_LATEX_OPERATORS = frozenset(
+    "\\frac \\sqrt \\cdot \\times \\binom \\sum \\prod \\le \\ge \\leq \\geq \\neq \\div \\log \\ln \\sin "
+    "\\cos \\tan".split()
+)
+_WORD_RE = re.compile(r"[a-z][a-z'-]{3,}")
+_STOP = frozenset(
+    """that this with from have there their then than what when where which while would could should these those
+    into also just like make sure some more most much many only other same such very will been being does done
+    doing each every here how its it's let's maybe need okay perhaps really right seems since still wait well
+    hmm think know look looks see thus therefore hence answer check verify again correct yes""".split()
+)
+
+# what kind of check a verification segment is, from its opening words (see ANNOTATION_GUIDE.md's check types)
+CHECK_OPENERS: tuple[tuple[str, re.Pattern], ...] = (
+    ("options", re.compile(r"\b(?:other|remaining|each of the|all the|the rest of the) (?:options|choices|answers)\b|"
+                           r"\bcheck(?:ing)? (?:option|choice)|\b(?:option|choice) [A-E]\b.{0,40}\b(?:is|gives|would)\b",
+                           re.IGNORECASE)),
+    ("substitute", re.compile(r"\b(?:plug(?:ging)?|substitut\w*|put(?:ting)?) (?:\S+ )?(?:back|it back|in|into|this)\b|"
+                              r"\bback into\b|\bverify (?:by|with) substitut|\bif (?:x|n|k|y|t|a|b) ?= ?-?\d",
+                              re.IGNORECASE)),
+    ("special_case", re.compile(r"\b(?:special|small|smaller|simple|simpler|edge|extreme|boundary|trivial) cases?\b|"
+                                r"\btest (?:it )?(?:with|on)\b|\bfor example\b|\b(?:n|k|m) ?= ?[0-3]\b", re.IGNORECASE)),
+    ("numeric", re.compile(r"\b(?:approximat\w*|estimat\w*|roughly|numerically|decimal|sanity|ballpark|"
+                           r"order of magnitude|plausib\w*|makes? sense)\b", re.IGNORECASE)),
+    ("alternative_method", re.compile(r"\b(?:another|different|alternative|other) (?:way|approach|method|perspective)|"
+                                      r"\balternatively\b", re.IGNORECASE)),
+    ("recompute", re.compile(r"\b(?:recap|re-?do|re-?comput\w*|re-?calculat\w*|go (?:through|over)|again|"
+                             r"double[- ]?check\w* (?:my|the|these|those|all)? ?(?:calculation|computation|arithmetic|"
+                             r"steps|work|math)|re-?check\w* (?:my|the)? ?(?:calculation|computation|arithmetic|steps))\b",
+                             re.IGNORECASE)),
+)
+# a first check of these kinds brings new steps by the guide's rules; recompute/other never do by their kind alone
+TYPE_WEIGHTS = {"substitute": 4.0, "options": 4.0, "special_case": 4.0, "numeric": 3.0, "alternative_method": 2.0}
+#: a re-computation must bring clearly new evidence to count as distinct: its threshold is raised by this much
+RECOMPUTE_BONUS = 0.15
+
+
+def check_type(text: str) -> str:
+    """The kind of check ``text`` opens with (its first 300 characters): one of CHECK_OPENERS' names or ``other``."""
+    head = text[:300]
+    for name, rx in CHECK_OPENERS:
+        if rx.search(head):
+            return name
+    return "other"
+
+
+W_OP = 3.0
+W_EXPR = 1.0
+W_VALUE = 1.0
+W_GIVEN_VALUE = 0.5
+W_WORD = 0.25
+
+
+def _norm_number(whole: str, frac: str | None, den: str | None) -> str:
+    w = whole.replace(",", "").lstrip("0") or "0"
+    if frac is not None:
+        f = frac.rstrip("0")
+        w = f"{w}.{f}" if f else w
+    if den is not None:
+        return f"{w}/{den.lstrip('0') or '0'}"
+    return w
+
+
+_UNI = str.maketrans({"²": "^2", "³": "^3", "⁴": "^4", "×": "*", "·": "*", "⋅": "*", "−": "-", "–": "-", "÷": "/",
+                      "₀": "0", "₁": "1", "₂": "2", "₃": "3", "₄": "4", "₅": "5", "₆": "6", "₇": "7", "₈": "8",
+                      "₉": "9"})
+_LATEX_OPS_RE = re.compile(r"\\(?:times|cdot|ast)(?![a-zA-Z])")
+
+
+def _plain(text: str) -> str:
+    """Unicode and LaTeX operators as ASCII ("x² × 3" -> "x^2 * 3"), so the same step written two ways meets."""
+    if not text.isascii():
+        text = text.translate(_UNI)
+    if "\\" in text:
+        text = _LATEX_OPS_RE.sub("*", text).replace("\\dfrac", "\\frac").replace("\\tfrac", "\\frac")
+    return text
+
+
+def numbers(text: str) -> set[str]:
+    out = set()
+    for m in _FRAC_RE.finditer(text):
+        out.add(f"{m.group(1)}/{m.group(2)}")
+    for m in _NUM_RE.finditer(text):
+        out.add(_norm_number(m.group(1), m.group(2), m.group(3)))
+    return out
+
+
+def _exprs(text: str) -> set[str]:
+    """Runs of math tokens holding an operator (see the module docstring), joined without spaces."""
+    out = set()
+    run: list[str] = []
+    has_op = False
+
+    def flush() -> None:
+        if has_op and len(run) >= 3:
+            e = "".join(run).strip("=")
+            if len(e) >= 3:
+                out.add(e[:80])
+                if "=" in e:
+                    out.update(p[:80] for p in e.split("=") if len(p) >= 3)
+
+    for tok in _EXPR_TOKEN_RE.findall(text):
+        c = tok[0]
+        if c.isalpha() and len(tok) > 1:  # a word ends the run
+            flush()
+            run, has_op = [], False
+            continue
+        run.append(tok)
+        if c in _OPERATORS or tok in _LATEX_OPERATORS:
+            has_op = True
+    flush()
+    return out
+
+
+def techniques(text: str) -> set[str]:
+    low = text.lower()
+    found = set()
+    for key, name in _TECH_KEYS:
+        if name not in found and key in low:
+            found.add(name)
+    return found
+
+
+@dataclass
+class Evidence:
+    items: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def weight(self) -> float:
+        return sum(self.items.values())
+
+    def math_weight(self) -> float:
+        return sum(w for k, w in self.items.items() if not k.startswith("word:"))
+
+
+def evidence(
+    text: str,
+    given_values: set[str] | frozenset[str] = frozenset(),
+    with_words: bool | None = None,
+    kind: str | None = None,
+) -> Evidence:
+    """Method evidence of ``text`` (see the module docstring); ``kind``: the check type, for a verification."""
+    items: dict[str, float] = {}
+    text = _plain(text)
+    if kind in TYPE_WEIGHTS:
+        items["check:" + kind] = TYPE_WEIGHTS[kind]
+    for v in numbers(text):
+        items["value:" + v] = W_GIVEN_VALUE if v in given_values else W_VALUE
+    for e in _exprs(text):
+        items["expr:" + e] = W_EXPR
+    for t in techniques(text):
+        items["op:" + t] = W_OP
+    if with_words is None:
+        with_words = sum(items.values()) < 4.0
+    if with_words:
+        for w in _WORD_RE.findall(text.lower()):
+            if w not in _STOP:
+                items.setdefault("word:" + w[:5], W_WORD)
+    return Evidence(items)
+
+
+def novelty(ev: Evidence, seen: set[str]) -> float:
+    """Weighted share of ``ev`` not in ``seen`` (1.0 for empty evidence)."""
+    total = ev.weight
+    if total <= 0:
+        return 1.0
+    return sum(w for k, w in ev.items.items() if k not in seen) / total
+
+
+def overlap(a: Evidence, b: Evidence) -> float:
+    """Weighted share of ``a`` that ``b`` also holds."""
+    total = a.weight
+    if total <= 0:
+        return 0.0
+    return sum(w for k, w in a.items.items() if k in b.items) / total
+
+
+def problem_evidence(problem: str) -> tuple[set[str], set[str]]:
+    """(seen items, given values) of a problem statement; words are always included for the problem."""
+    given = numbers(_plain(problem))
+    ev = evidence(problem, given, with_words=True)
+    # a problem states facts, it applies no method: its technique words are not "seen" methods
+    return {k for k in ev.items if not k.startswith("op:")}, given
+
+
+_BODY = (SegmentKind.SOLUTION, SegmentKind.VERIFICATION)
+
+
+class MethodClusterer:
+    """``Clusterer``: redundant repeats by method evidence (see the module docstring); verbatim loops by shingle
+    Jaccard as before."""
+
+    def __init__(self, config=None):
+        from .policy import ClusterConfig
+
+        self.config = config or ClusterConfig()
+
+    def cluster(self, trace: SegmentedTrace) -> SegmentedTrace:
+        from .similarity import LeaderClusterer, cluster_key
+
+        cfg = self.config
+        text = trace.record.thinking
+        seen, given = problem_evidence(trace.record.problem)
+        seen_problem = set(seen)
+        lc = LeaderClusterer(cfg.jaccard_threshold, cfg.shingle_k, cfg.sketch_k, cfg.max_candidates)
+        kept: list[tuple[int, Evidence, str]] = []  # (idx, evidence, answer key) of segments kept as distinct
+        correct_seen = False
+        prev_body: int | None = None
+        segs = []
+        for sg in trace.segments:
+            if sg.kind is SegmentKind.PROBLEM_UNDERSTANDING:
+                seen.update(evidence(text[sg.start:sg.end], given, with_words=True).items)
+            if sg.kind not in _BODY:
+                segs.append(sg)
+                continue
+            body = text[sg.start:sg.end]
+            key = cluster_key(sg)
+            kind = check_type(body) if sg.kind is SegmentKind.VERIFICATION else None
+            ev = evidence(body, given, kind=kind)
+            leader, jac = lc.add(sg.idx, body, key)
+            nov = novelty(ev, seen)
+            threshold = cfg.novelty_threshold + (RECOMPUTE_BONUS if kind == "recompute" else 0.0)
+            is_first_correct = sg.label is Label.CORRECT and not correct_seen
+            same_result = key == "none" or any(k == key for _, _, k in kept) or (key == "correct" and correct_seen)
+            repeat_of: int | None = None
+            sim = None
+            if kept and not is_first_correct and same_result:
+                if leader != sg.idx and any(i == leader for i, _, _ in kept):
+                    repeat_of, sim = leader, jac  # a near-verbatim loop
+                elif ev.weight < cfg.min_evidence:
+                    repeat_of, sim = (prev_body if prev_body is not None else kept[-1][0]), 1.0
+                elif nov < threshold:
+                    best = max(kept, key=lambda k: (overlap(ev, k[1]), -k[0]))
+                    repeat_of, sim = best[0], 1.0 - nov
+            if repeat_of is None:
+                kept.append((sg.idx, ev, key))
+                seen.update(ev.items)
+                segs.append(sg.model_copy(update={"cluster": sg.idx, "similarity": round(1.0 - nov, 4)}))
+                prev_body = sg.idx
+            else:
+                segs.append(sg.model_copy(update={"cluster": repeat_of, "similarity": round(float(sim), 4)}))
+            if sg.label is Label.CORRECT:
+                correct_seen = True
+        return trace.model_copy(update={"segments": self._superseded(segs, text, seen_problem, given)})
+
+    def _superseded(self, segs: list, text: str, seen_problem: set[str], given: set[str]) -> list:
+        """Earlier attempts of the trunk's method: an incomplete or incorrect solution/check before the first correct
+        one whose evidence the first correct one (with the problem) mostly holds is the same approach, abandoned or
+        done wrong; of the two, the one that reaches the answer is the member to keep."""
+        first = next((sg for sg in segs if sg.kind in _BODY and sg.label is Label.CORRECT), None)
+        if first is None:
+            return segs
+        target = set(seen_problem) | set(evidence(text[first.start:first.end], given).items)
+        out = []
+        for sg in segs:
+            if (
+                sg.kind in _BODY
+                and sg.idx < first.idx
+                and sg.cluster == sg.idx
+                and sg.label is not Label.CORRECT
+            ):
+                ev = evidence(text[sg.start:sg.end], given)
+                nov = novelty(ev, target)
+                if ev.weight >= self.config.min_evidence and nov < self.config.novelty_threshold:
+                    sg = sg.model_copy(update={"cluster": first.idx, "similarity": round(1.0 - nov, 4)})
+            out.append(sg)
+        return out
