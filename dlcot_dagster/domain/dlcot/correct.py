@@ -69,6 +69,7 @@ import re
 import string
 from dataclasses import dataclass, field
 
+from .error_states import error_state_edits
 from .policy import CorrectorConfig, DLCoTPolicy
 from .text import (
     ANNOUNCE_RE,
@@ -566,8 +567,11 @@ class RuleRewriter:
                 pb, a = pieces[k - 1][1], pieces[k][0]
                 if text[pb - 1] not in _WS and text[a] not in _WS:
                     edits.append(Edit(pos=pb, removed="", inserted=" ", reason="join_separator"))
-        edits.sort(key=lambda e: (e.pos, len(e.removed) > 0))
         pieces = st.pieces()
+        if policy.remove_error_states:
+            busy = [(e.pos, e.pos + max(1, len(e.removed))) for e in edits]
+            edits += error_state_edits(text, pieces, st.protected, busy)
+        edits.sort(key=lambda e: (e.pos, len(e.removed) > 0))
         corrected = apply_edits(text, pieces, edits)
         removed_spans = sorted(st.removed, key=lambda s: (s.start, s.end))
         return Rewrite(

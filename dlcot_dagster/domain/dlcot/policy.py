@@ -66,6 +66,8 @@ class DLCoTPolicy(BaseModel):
     keep_conclusion: bool = True
     drop_incorrect_checks: bool = True
     remove_retractions: bool = True
+    #: remove a computation that a later kept line contradicts and replaces (see error_states.py)
+    remove_error_states: bool = True
     fix_joins: bool = True
     require_correct_solution: bool = True
     require_closed_thinking: bool = False
@@ -79,6 +81,7 @@ class DLCoTPolicy(BaseModel):
                 keep_restatement=True,
                 drop_incorrect_checks=False,
                 remove_retractions=False,
+                remove_error_states=False,
                 fix_joins=False,
             )
         return cls(mode=mode)
