@@ -50,6 +50,8 @@ def seg_text(r: TraceInput, s: Segment) -> str:
 SOLUTION = "We need the product. Compute 6 * 7 = 42. So the answer is 42.\n\n"
 CHECK = "Let me verify: 7 + 7 + 7 + 7 + 7 + 7 = 42, and that matches.\n\n"
 CONCL = "**Final Answer**\n\\boxed{42}"
+# a check with a method of its own (substitution back into the question), unlike CHECK's re-computation
+DISTINCT_CHECK = "Let me verify by plugging it back: 42 / 7 = 6 and 42 / 6 = 7, so it checks out.\n\n"
 
 
 # ---------------------------------------------------------------------- segmentation
@@ -148,7 +150,21 @@ def test_labels_correct_incorrect_incomplete():
     res = run_dlcot(r)
     body = [s for s in res.segments if s.kind in (SegmentKind.SOLUTION, SegmentKind.VERIFICATION)]
     assert [s.label for s in body] == [Label.INCORRECT, Label.CORRECT, Label.INCOMPLETE]
-    # the wrong first solution is part of the trunk (a distinct approach up to the first correct one)
+    # the wrong first attempt is the same computation done wrong: the correct redo leads its cluster
+    assert body[1].kept and not body[0].kept
+    assert body[0].drop_reason == f"redundant_repeat_of:{body[1].idx}"
+
+
+def test_a_different_wrong_approach_before_the_first_correct_stays_in_the_trunk():
+    r = rec(
+        "Maybe count by area: a 6 by 7 rectangle has perimeter 2 * (6 + 7) = 26 unit squares. So the answer is 26.\n\n"
+        "Hmm, that counts the border, not the squares. Let me simply multiply: 6 * 7 = 42. So the answer is 42.\n\n"
+        + CONCL
+    )
+    res = run_dlcot(r)
+    body = [s for s in res.segments if s.kind in (SegmentKind.SOLUTION, SegmentKind.VERIFICATION)]
+    assert [s.label for s in body][:2] == [Label.INCORRECT, Label.CORRECT]
+    # a distinct approach up to the first correct one is part of the trunk, wrong or not
     assert body[0].kept and body[1].kept
 
 
@@ -167,8 +183,9 @@ def test_undecided_checker_verdict_is_incomplete_not_correct():
 
 
 def test_repeated_checks_cluster_and_repeats_are_dropped():
-    other = "Wait, another check: 42 / 6 = 7, so the product is consistent with the division.\n\n"
-    r = rec(SOLUTION + CHECK + CHECK.replace("Let me verify", "Let me double-check") + other + CHECK + CONCL)
+    other = "Wait, as a sanity check by estimation: 6 * 7 is 6 * 6 + 6 = 36 + 6 = 42, consistent.\n\n"
+    again = DISTINCT_CHECK.replace("Let me verify by plugging it back", "Let me double-check by plugging it back")
+    r = rec(SOLUTION + DISTINCT_CHECK + again + other + DISTINCT_CHECK + CONCL)
     res = run_dlcot(r)
     checks = [s for s in res.segments if s.kind is SegmentKind.VERIFICATION]
     assert len(checks) == 4
@@ -177,9 +194,17 @@ def test_repeated_checks_cluster_and_repeats_are_dropped():
     assert third.cluster == third.idx
     assert first.kept and third.kept
     assert second.drop_reason == fourth.drop_reason == f"redundant_repeat_of:{first.idx}"
-    assert res.corrected_thinking.count("and that matches") == 1
+    assert res.corrected_thinking.count("so it checks out") == 1
     # none keeps them all
-    assert run_dlcot(r, "none").corrected_thinking.count("and that matches") == 3
+    assert run_dlcot(r, "none").corrected_thinking.count("so it checks out") == 3
+
+
+def test_a_check_redoing_the_trunks_computation_repeats_the_trunk():
+    res = run_dlcot(rec(SOLUTION + "Let me recompute it: 6 * 7 = 42. Yes.\n\n" + DISTINCT_CHECK + CONCL))
+    sol = next(s for s in res.segments if s.kind is SegmentKind.SOLUTION)
+    recompute, substitution = [s for s in res.segments if s.kind is SegmentKind.VERIFICATION]
+    assert recompute.drop_reason == f"redundant_repeat_of:{sol.idx}"
+    assert substitution.kept and substitution.cluster == substitution.idx
 
 
 def test_same_text_with_different_answers_does_not_cluster():
@@ -187,8 +212,8 @@ def test_same_text_with_different_answers_does_not_cluster():
     b = "Let me recount the groups of seven carefully: 6 * 7 = 48. So the answer is 48.\n\n"
     res = run_dlcot(rec(SOLUTION + a + b + a + CONCL))
     checks = [s for s in res.segments if s.kind is SegmentKind.VERIFICATION]
-    assert checks[1].cluster == checks[1].idx  # different (wrong) answer: its own cluster
-    assert checks[2].cluster == checks[0].idx
+    assert checks[1].cluster == checks[1].idx  # different (wrong) answer: not a repeat
+    assert checks[0].cluster == checks[2].cluster != checks[0].idx  # the same answer again: repeats
     assert checks[1].drop_reason == "incorrect_check"
 
 
@@ -267,20 +292,21 @@ def test_dangling_wait_at_a_join_is_dropped():
 
 
 def test_back_reference_after_a_join_is_dropped():
-    tail = "Wait, same answer as before. Also 42 is even, as expected for six times an odd number.\n\n"
-    r = rec(SOLUTION + CHECK + CHECK + tail + CONCL)
+    tail = ("Wait, same answer as before. Also, as a sanity check by estimation, 42 is even, as expected for six "
+            "times an odd number.\n\n")
+    r = rec(SOLUTION + DISTINCT_CHECK + DISTINCT_CHECK + tail + CONCL)
     res = run_dlcot(r)
     out = res.corrected_thinking
     assert "same answer as before" not in out
-    assert "Also 42 is even" in out
+    assert "42 is even, as expected" in out
     assert any(sp.reason == "back_reference" for sp in res.removed_spans)
 
 
 def test_back_reference_to_a_removed_check_in_the_conclusion_is_dropped():
     concl = "Therefore, the answer is 42. It helps that when I substituted back, everything checked out.\n\n" + CONCL
-    r = rec(SOLUTION + CHECK + concl)
+    r = rec(SOLUTION + DISTINCT_CHECK + concl)
     res = run_dlcot(r, "first_correct_only")
-    assert res.segments[-1].kind is SegmentKind.CONCLUSION and res.segments[-1].start == len(SOLUTION + CHECK)
+    assert res.segments[-1].kind is SegmentKind.CONCLUSION and res.segments[-1].start == len(SOLUTION + DISTINCT_CHECK)
     assert "substituted back" not in res.corrected_thinking
     assert "Therefore, the answer is 42." in res.corrected_thinking
     assert "substituted back" in run_dlcot(r).corrected_thinking  # the check is kept: nothing to repair

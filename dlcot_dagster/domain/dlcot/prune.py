@@ -7,7 +7,8 @@ segments:
 ``question_restatement`` / ``understanding_disabled`` / ``conclusion_disabled``
     part switched off by the policy
 ``redundant_repeat_of:<idx>``
-    same cluster as the earlier segment ``idx`` (default mode)
+    same cluster as the segment ``idx`` (default mode); the first correct segment always leads its cluster, so
+    an earlier attempt of the same method is a repeat of it
 ``empty_check``
     a check after the first correct solution with no content at all (only
     fillers such as a bare "Wait,"; default mode)
@@ -78,6 +79,17 @@ def _drop_drift(segs: list) -> list:
     ]
 
 
+def _first_correct_leads(trace: SegmentedTrace, first: int) -> SegmentedTrace:
+    """The first correct segment is the member its cluster keeps: when a clusterer put it in the group of an earlier
+    (abandoned or wrong) attempt, the whole group is re-led by it, so that the earlier members are dropped as its
+    repeats instead of the segment that reaches the answer."""
+    lead = trace.segments[first].cluster
+    if lead is None or lead == first:
+        return trace
+    segs = [sg.model_copy(update={"cluster": first}) if sg.cluster == lead else sg for sg in trace.segments]
+    return trace.model_copy(update={"segments": segs})
+
+
 class RulePruner:
     def prune(self, trace: SegmentedTrace, policy: DLCoTPolicy) -> SegmentedTrace:
         rec = trace.record
@@ -92,6 +104,8 @@ class RulePruner:
             return _drop_all(trace, "no_correct_solution")
 
         mode = policy.mode
+        if trunk_end is not None:
+            trace = _first_correct_leads(trace, trunk_end)
         # a thinking block that was never closed ends mid-sentence: its last segment is cut off
         truncated_tail = None
         if not rec.thinking_closed and trace.segments and trace.segments[-1].kind in BODY:

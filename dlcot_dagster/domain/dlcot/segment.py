@@ -350,7 +350,7 @@ def segment_units(
                     split = closed or cur_has_math or cur_chars >= _MIN_CHECK_CHARS
                 elif cue is not None:
                     # "Wait, ...", "Hmm": a new episode only once the current one has settled
-                    split = closed and cur_chars >= _MIN_CHECK_CHARS
+                    split = closed
                 elif closed:
                     wrap_chars += len(t.strip())
                     split = (

@@ -123,10 +123,13 @@ def segment_messages(problem: str, thinking: str) -> list[dict[str, str]]:
         "- question_restatement: opening lines that only repeat the problem (may be absent)\n"
         "- problem_understanding: lines that interpret the problem or plan, before any work toward an answer "
         "(may be absent)\n"
-        "- solution: the work up to and including the first time an answer is reached; every abandoned approach "
-        "before it is its own solution part\n"
-        "- verification: each later check, re-derivation or alternative approach after that first answer is its "
-        "own verification part\n"
+        "- solution: the work up to and including the first time the reasoning commits to an answer to the "
+        "question (right or wrong; a stated value of the asked quantity, or the letter or the text of a listed "
+        "choice; a guess phrased as a question does not count); every abandoned approach before it is its own "
+        "solution part\n"
+        "- verification: everything after that first answer up to the conclusion, one part per check: a "
+        "re-computation, substituting the answer back, testing the other choices, a numeric sanity check, a "
+        "special case, or an alternative method each start a new verification part\n"
         "- conclusion: the closing lines that state the final answer (may be absent)\n"
         "For every part give its kind, its first words and its last words (4 to 12 words each, copied exactly "
         "from the reasoning, including punctuation).\n\n"
@@ -152,14 +155,28 @@ def _excerpt(text: str) -> str:
     return f"{text[:EXCERPT_HEAD]} [...] {text[-EXCERPT_TAIL:]}"
 
 
+#: DLCoT's five criteria for a new approach (arXiv 2503.16385, section 3), in our words
+NOVELTY_CRITERIA = (
+    "1. they use fundamentally different methods (for example algebra against geometry, or counting a set "
+    "directly against counting its complement);\n"
+    "2. they reach the result through very different intermediate steps, even if the result is the same;\n"
+    "3. they rest on different assumptions or conditions;\n"
+    "4. one is general while the other only covers a special case (or the other way round);\n"
+    "5. one is much simpler or much more complex than the other."
+)
+
+
 def cluster_messages(problem: str, items: list[tuple[int, str, str]]) -> list[dict[str, str]]:
     """``items``: (number, kind, text) of each solution/check."""
     listing = "\n\n".join(f"[{n}] ({kind})\n{_excerpt(text)}" for n, kind, text in items)
     numbers = ", ".join(str(n) for n, _, _ in items)
     return _chat(
         "Below are the solution attempts and checks of one reasoning, each with its number. Group them by the "
-        "method they use: parts that follow the same method go into one group even when their wording or their "
-        "numbers differ; a genuinely different method gets its own group. Name each group's method in a few words. "
+        "method they use. Two parts belong to different groups when any of these holds:\n"
+        f"{NOVELTY_CRITERIA}\n"
+        "Otherwise they follow the same method and go into one group, even when their wording differs: a check "
+        "that redoes the same computation, re-derives the same equations or re-reads the same steps to reach the "
+        "same result belongs with the part it repeats. Name each group's method in a few words. "
         f"Every number ({numbers}) must appear in exactly one group.\n\n"
         f"Problem:\n{problem}\n\n{listing}"
     )
