@@ -100,6 +100,23 @@ def test_dlcot_stages_materialize_with_checks(landing, tmp_path, teacher):
         # the "wrong" students: most samples have no correct solution and are dropped, with reasons
         assert dropped.height > raw.height // 2
         assert {"no_correct_solution", "no_answer_found"} & set(dropped["reason"])
+    else:
+        # the structure metadata of the UI, recomputed here from the stored segments
+        meta = result.asset_materializations_for_node("pruned_solutions")[0].metadata
+        segs = [json.loads(b) for b in pruned["segments"].to_list()]
+        checks = [[s for s in t if s["kind"] == "verification"] for t in segs]
+        redundant = sum(1 for t in checks for s in t if (s["drop_reason"] or "").startswith("redundant_repeat_of"))
+        assert redundant > 0
+        assert meta["redundant_checks_removed"].value == redundant
+        assert meta["checks_per_trace"].value == pytest.approx(sum(map(len, checks)) / len(segs), abs=1e-3)
+        leaders = sum(
+            1 for t in segs for s in t
+            if s["kind"] in ("solution", "verification") and s["kept"] and s["cluster"] in (None, s["idx"])
+        )
+        assert meta["distinct_methods_kept"].value == leaders > 0
+        cmeta = result.asset_materializations_for_node("corrected_traces")[0].metadata
+        assert cmeta["error_spans_removed"].value == int(kept["n_error_spans"].sum())
+        assert "~~" in cmeta["examples"].value  # removed spans marked in the examples
 
 
 def test_policies_order_token_counts(landing, tmp_path):

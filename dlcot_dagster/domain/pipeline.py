@@ -60,6 +60,9 @@ PRUNED_SCHEMA = {
     "n_kept_segments": pl.Int64(),
     "n_dropped_segments": pl.Int64(),
     "drop_stage": pl.String(),  # where a dropped sample was dropped: segment | prune (null when kept)
+    "n_checks": pl.Int64(),  # verification segments (one per check episode)
+    "n_redundant_checks": pl.Int64(),  # checks dropped as repeats of an earlier method
+    "n_distinct_methods": pl.Int64(),  # kept solutions/checks that lead their cluster (one per method)
 }
 
 MESSAGE = pl.Struct({"role": pl.String(), "content": pl.String()})
@@ -82,6 +85,7 @@ CORRECTED_SCHEMA = {
     "corrected_chars": pl.Int64(),
     "removed_spans": pl.String(),  # JSON list of {start, end, reason}
     "edits": pl.String(),  # JSON list of {pos, removed, inserted, reason}
+    "n_error_spans": pl.Int64(),  # intermediate error states removed (retractions, contradicted values, error states)
     "policy": pl.String(),
     "engine_version": pl.String(),
     "config_hash": pl.String(),
@@ -251,6 +255,9 @@ def _timeout_pruned_row(r: dict, stage_row: dict, stage: str) -> dict:
         "n_kept_segments": 0,
         "n_dropped_segments": 0,
         "drop_stage": stage,
+        "n_checks": 0,
+        "n_redundant_checks": 0,
+        "n_distinct_methods": 0,
     }
 
 
@@ -306,9 +313,32 @@ def prune_frame(
                 "n_kept_segments": sum(1 for sg in trace.segments if sg.kept),
                 "n_dropped_segments": sum(1 for sg in trace.segments if sg.kept is False),
                 "drop_stage": "prune" if dropped else None,
+                **structure_counts(trace.segments),
             }
         )
     return pl.DataFrame(rows, schema=PRUNED_SCHEMA)
+
+
+def structure_counts(segments: list[Segment]) -> dict[str, int]:
+    """Checks, checks dropped as repeats, and distinct methods kept (solutions/checks that lead their cluster)."""
+    checks = [sg for sg in segments if sg.kind is SegmentKind.VERIFICATION]
+    return {
+        "n_checks": len(checks),
+        "n_redundant_checks": sum(1 for sg in checks if (sg.drop_reason or "").startswith("redundant_repeat_of")),
+        "n_distinct_methods": sum(
+            1 for sg in segments if sg.kind in _BODY and sg.kept and (sg.cluster is None or sg.cluster == sg.idx)
+        ),
+    }
+
+
+#: removals that take out an intermediate error state (see dlcot/correct.py and dlcot/error_states.py)
+ERROR_STATE_REASONS = ("retraction", "retracted_by", "contradicted_by", "error_state")
+
+
+def error_span_count(removed_spans: list, edits: list) -> int:
+    """Intermediate error states removed: retractions and what they retract, contradicted values, error states."""
+    n = sum(1 for sp in removed_spans if (sp.reason or "").startswith(ERROR_STATE_REASONS))
+    return n + sum(1 for e in edits if e.reason.startswith("error_state"))
 
 
 _BODY = (SegmentKind.SOLUTION, SegmentKind.VERIFICATION)
@@ -404,6 +434,7 @@ def correct_frame(
                 "corrected_chars": res.corrected_chars,
                 "removed_spans": json.dumps([s.model_dump(mode="json") for s in res.removed_spans], sort_keys=True),
                 "edits": json.dumps([e.model_dump(mode="json") for e in res.edits], sort_keys=True, ensure_ascii=False),
+                "n_error_spans": error_span_count(res.removed_spans, res.edits),
                 "policy": res.policy,
                 "engine_version": res.engine_version,
                 "config_hash": res.config_hash,
@@ -464,10 +495,18 @@ def dlcot_accounting_problems(raw: pl.DataFrame, kept: pl.DataFrame, dropped: pl
     return problems
 
 
-def render_removed(thinking: str, removed_spans: list[dict], max_chars: int = 1500) -> str:
-    """Markdown of a thinking text with its removed spans struck through (cut to ``max_chars``)."""
+def render_removed(
+    thinking: str, removed_spans: list[dict], max_chars: int = 1500, edits: list[dict] | None = None
+) -> str:
+    """Markdown of a thinking text with its removed spans (and the text that removal edits take out, such as
+    error states) struck through, cut to ``max_chars``."""
     out, pos, used = [], 0, 0
-    for sp in sorted(removed_spans, key=lambda s: s["start"]):
+    spans = list(removed_spans) + [
+        {"start": e["pos"], "end": e["pos"] + len(e["removed"]), "reason": e["reason"]}
+        for e in (edits or [])
+        if e.get("removed") and not e.get("inserted") and len(e["removed"]) > 20
+    ]
+    for sp in sorted(spans, key=lambda s: s["start"]):
         a, b = max(sp["start"], pos), sp["end"]
         if a > pos:
             out.append(thinking[pos:a])

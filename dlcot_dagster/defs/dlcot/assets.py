@@ -161,6 +161,12 @@ def pruned_solutions(
         sums = lf.select(
             *(pl.col(f"n_{k}").sum() for k in ("correct", "incorrect", "incomplete")), pl.col("n_clusters").mean()
         ).collect()
+        structure = lf.select(
+            checks_per_trace=pl.col("n_checks").mean(),
+            redundant_checks_removed=pl.col("n_redundant_checks").sum(),
+            distinct_methods_kept=pl.col("n_distinct_methods").sum(),
+            distinct_methods_per_trace=pl.col("n_distinct_methods").mean(),
+        ).collect()
         n_dropped = int(dropped["len"].sum()) if dropped.height else 0
         # yielded (not returned) inside the staging block: the IO manager moves the file before it is removed
         yield dg.Output(
@@ -176,6 +182,10 @@ def pruned_solutions(
                 "sample_drop_reasons": dg.MetadataValue.json(dict(dropped.iter_rows()) if dropped.height else {}),
                 "segment_drop_reasons": dg.MetadataValue.json(dict(sorted(seg_reasons.items()))),
                 "clusters_per_trace": float(sums["n_clusters"][0] or 0),
+                "checks_per_trace": round(float(structure["checks_per_trace"][0] or 0), 3),
+                "redundant_checks_removed": int(structure["redundant_checks_removed"][0] or 0),
+                "distinct_methods_kept": int(structure["distinct_methods_kept"][0] or 0),
+                "distinct_methods_per_trace": round(float(structure["distinct_methods_per_trace"][0] or 0), 3),
                 **_run_metadata(runner, dlcot_engine),
             },
         )
@@ -262,9 +272,10 @@ def corrected_traces(
         top = (
             lk.with_columns(n=pl.col("removed_spans").str.len_chars())
             .top_k(3, by="n")
-            .select("id", "raw_tokens", "corrected_tokens", "removed_spans")
+            .select("id", "raw_tokens", "corrected_tokens", "removed_spans", "edits")
             .collect()
         )
+        n_error_spans = lk.select(pl.col("n_error_spans").sum()).collect().item() or 0
         preview = lk.select("id", "final_answer", "raw_tokens", "corrected_tokens").head(20).collect()
         ld = dropped.scan()
         by_reason = ld.group_by("reason").len().sort("reason").collect()
@@ -289,7 +300,7 @@ def corrected_traces(
                 spans = json.loads(row["removed_spans"])
                 examples.append(
                     f"### {row['id']} ({row['raw_tokens']} -> {row['corrected_tokens']} tokens, {len(spans)} removed spans)\n\n"
-                    + render_removed(thinking[row["id"]], spans)
+                    + render_removed(thinking[row["id"]], spans, edits=json.loads(row["edits"] or "[]"))
                 )
         yield dg.Output(
             kept,
@@ -300,6 +311,7 @@ def corrected_traces(
                 "dropped": dropped.rows,
                 "token_reduction": dg.MetadataValue.json(red),
                 "token_reduction_median": red["median"],
+                "error_spans_removed": int(n_error_spans),
                 "raw_tokens": dg.MetadataValue.json(token_stats(lk.select("raw_tokens").collect()["raw_tokens"])),
                 "corrected_tokens": dg.MetadataValue.json(
                     token_stats(lk.select("corrected_tokens").collect()["corrected_tokens"])
