@@ -344,8 +344,18 @@ def _phrase_content(
 # statement builders
 
 
+# "answer" as a verb ("who chose to answer were counted", "they answer"): not an answer statement
+_VERB_BEFORE_RE = re.compile(
+    r"\b(?:to|who|that|which|we|i|you|they|people|students|cannot|can't|not|could|would|will|did|didn't|must|"
+    r"should|may|might|to be)[ \t]+$",
+    re.IGNORECASE,
+)
+
+
 def _answer_phrase(text: str, m: re.Match, braces: _Braces) -> AnswerMatch | None:
     a_start, a_end = m.start(), m.end()
+    if _VERB_BEFORE_RE.search(text, max(0, a_start - 12), a_start):
+        return None
     back_lo = max(0, a_start - 40)
     back = _LEAD_BACK_RE.search(text, back_lo, a_start)
     start = back.start() if back is not None and back.end() == a_start else a_start

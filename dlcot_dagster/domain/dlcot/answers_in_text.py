@@ -380,7 +380,7 @@ class ImplicitAnswerFinder:
         for p in cands:
             if p.target.weak and not (asked or (computed and (conclusive or chain)) or subject):
                 continue
-            if p.target.weak and not asked and self._restates_problem(sent):
+            if p.target.weak and not asked and not computed and self._restates_problem(sent):
                 continue
             key = (p.target.value, value)
             ok = tried.get(key)

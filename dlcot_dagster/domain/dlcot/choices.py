@@ -223,7 +223,9 @@ def choice_content_commitments(
             continue
         best, letter = scores[0]
         second = scores[1][0] if len(scores) > 1 else 0.0
-        if letter in targets and best >= min_share and best - second >= min_margin and not _NEGATIVE_RE.search(sent):
+        # a negation counts only beyond those the option's own text holds ("... were not a random sample")
+        negations = len(_NEGATIVE_RE.findall(sent)) - len(_NEGATIVE_RE.findall(choices.content_value(letter)))
+        if letter in targets and best >= min_share and best - second >= min_margin and negations <= 0:
             out.append(AnswerSpan(text=letter, start=sa, end=sa + len(sent.rstrip()), kind="choice_content",
                                   explicit=False))
     return out

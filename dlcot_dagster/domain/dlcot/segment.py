@@ -53,6 +53,7 @@ import bisect
 import re
 
 from .answers_in_text import CheckerLike, locate_answers
+from .choices import parse_choices, problem_without_choices
 from .policy import SegmenterConfig
 from .similarity import tokens
 from .text import Unit, is_blank, split_units
@@ -74,6 +75,8 @@ _OPENER_WORDS = frozenset(
     understand read carefully statement says tells us our goal want""".split()
 )
 _NUMBER_RE = re.compile(r"\d+(?:\.\d+)?")
+# an operation on numbers ("432 / 24", "6 x 7", "2^10"): work has started
+_ARITH_RE = re.compile(r"\d\s*(?:[-+*/×÷^x]|\\times|\\cdot|\\div)\s*\(?\d")
 _SUBDIGITS = str.maketrans("₀₁₂₃₄₅₆₇₈₉⁰¹²³⁴⁵⁶⁷⁸⁹", "01234567890123456789")
 _MIN_CHECK_CHARS = 80
 _MIN_UNDERSTANDING_BUDGET = 300
@@ -229,7 +232,10 @@ def segment_units(
 
     # --- question restatement (before answers: answers inside it are ignored)
     problem_words = {w for w in tokens(problem) if w.isalnum()}
-    problem_numbers = set(_NUMBER_RE.findall(problem.translate(_SUBDIGITS)))
+    # the options of a multiple-choice problem are candidate answers, not given data: a unit that states one of
+    # their numbers is work, not a restatement
+    stem = problem_without_choices(problem, parse_choices(problem))
+    problem_numbers = set(_NUMBER_RE.findall(stem.translate(_SUBDIGITS)))
     r = 0
     count = 0
     i = 0
@@ -248,6 +254,7 @@ def segment_units(
             cont >= cfg.restatement_containment
             and len(t) <= 2 * len(problem) + 300
             and set(_NUMBER_RE.findall(t.translate(_SUBDIGITS))) <= problem_numbers
+            and not _ARITH_RE.search(t)
         ):
             count += 1
             i += 1

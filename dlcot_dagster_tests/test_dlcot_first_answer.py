@@ -1,0 +1,149 @@
+"""Where the solution part ends: the first answer the thinking commits to, one case per answer form.
+
+Each case is a small hand-written trace (by us) whose first answer is in a known sentence; the solution part must
+end in that sentence (its answer span ends there) and the checks after it must become verification segments.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from dlcot_dagster.domain.dlcot import SegmentKind, TraceInput, run_dlcot
+from dlcot_dagster.domain.dlcot.choices import parse_choices
+
+MC_PROBLEM = (
+    "A right circular cylinder has a volume of $432$ cubic centimeters. The area of the base is $24$ square "
+    "centimeters.\nWhat is the height, in centimeters, of the cylinder?\nChoices:\nA) $18$\nB) $24$\nC) $216$\n"
+    "D) $10,368$"
+)
+TEXT_PROBLEM = (
+    "A poll was sent to 500 viewers of a cooking show, and 320 answered.\nWhich of the following is the most "
+    "serious flaw of the poll?\nChoices:\nA) The poll had too few questions.\nB) The people who answered were not "
+    "a random sample of the viewers.\nC) The show was recorded on a weekday.\nD) The viewers liked the host."
+)
+
+
+def first_answer_end(res) -> int | None:
+    sol = [s for s in res.segments if s.kind is SegmentKind.SOLUTION]
+    return sol[-1].answer.end if sol and sol[-1].answer else None
+
+
+def case(problem: str, reference: str, before: str, statement: str, after: str, final: str | None = None):
+    """(record, offset where the first answer statement ends)."""
+    thinking = before + statement + after
+    rec = TraceInput(id="c", problem=problem, reference_answer=reference, thinking=thinking, final_response=final)
+    return rec, len(before) + len(statement.rstrip())
+
+
+CHECKS = (
+    "\n\nLet me double-check by substituting back into the question: the numbers agree.\n\n"
+    "Just to be thorough, let me also try a quick estimate: it is about right.\n\n"
+)
+
+CASES = {
+    "choice letter": case(
+        MC_PROBLEM, "A",
+        "The volume is base area times height.\n\nSo the height is 432 / 24, and 432 / 24 = 18 centimeters. ",
+        "So option A is correct.", CHECKS + "**Final Answer**\n\\boxed{A}",
+    ),
+    "choice letter with its text": case(
+        MC_PROBLEM, "A",
+        "The volume is the base area times the height.\n\nDividing the volume by the base area: 24 x 18 = 432. ",
+        "Then the answer would be A) 18.", CHECKS + "**Final Answer**\n\\boxed{A}",
+    ),
+    "value of the chosen option": case(
+        MC_PROBLEM, "A",
+        "The volume of a cylinder is the base area times the height.\n\n",
+        "So the height is 432 / 24 = 18 centimeters.", CHECKS + "That matches choice A.\n\n**Final Answer**\n\\boxed{A}",
+    ),
+    "text of the chosen option": case(
+        TEXT_PROBLEM, "B",
+        "Only the viewers who chose to answer were counted, so the answers do not represent all viewers.\n\n",
+        "So the flaw is that the people who answered were not a random sample of the viewers.",
+        CHECKS + "**Final Answer**\n\\boxed{B}",
+    ),
+    "several accepted forms": case(
+        "Line k is defined by $y = \\frac{1}{5}x + 3$. Line j is parallel to k. What is the slope of j?",
+        ".2,  1/5",
+        "Parallel lines have equal slopes, and k is already in slope-intercept form.\n\n",
+        "Therefore the slope of j is 1/5.", CHECKS + "So the answer is 0.2.",
+    ),
+    "a unit after the value": case(
+        "A cylinder has volume 432 and base area 24. What is its height in centimeters?", "18",
+        "Height = volume / base area.\n\n432 / 24: 24 x 18 = 432. ",
+        "So h = 18 centimeters.", CHECKS + "The answer is 18.",
+    ),
+    "a percent": case(
+        "Of 80 students, 20 walk to school. What percent of the students walk?", "25\\%",
+        "The share is 20 out of 80.\n\n20 / 80 = 0.25, ",
+        "which gives 25%.", CHECKS + "**Final Answer**\n\\boxed{25\\%}",
+    ),
+    "the value also occurs in the problem": case(
+        "The proper divisors of 220 sum to 284. What is the sum of the proper divisors of 284?", "220",
+        "284 = 4 x 71, so the divisors of 284 are 1, 2, 4, 71, 142 and 284.\n\n"
+        "Their sum is 1 + 2 + 4 + 71 + 142 + 284 = 504. ",
+        "Then the sum of the proper divisors = 504 - 284 = 220.", CHECKS + "So the answer is 220.",
+    ),
+    "which gives, at the end of a computation": case(
+        "What is six times seven?", "42",
+        "Six groups of seven: 7 + 7 = 14, 14 + 14 = 28, and 28 + 14 ",
+        "which gives 42.", CHECKS + "**Final Answer**\n\\boxed{42}",
+    ),
+    "the asked expression on the left": case(
+        "The box has sides p and q with p = 7 and q = 16 less than 30. Find $p+q$.", "23",
+        "We found p = 7 and q = 16.\n\n",
+        "$p+q = 7 + 16 = 23$.", CHECKS + "**Final Answer**\n\\boxed{23}",
+    ),
+}
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_the_solution_ends_at_the_first_answer(name):
+    rec, end = CASES[name]
+    res = run_dlcot(rec)
+    kinds = [s.kind for s in res.segments]
+    assert SegmentKind.VERIFICATION in kinds, (name, kinds)
+    got = first_answer_end(res)
+    assert got == end, (name, got, end, rec.thinking[:end])
+    # the checks after it are verification segments, and the sample is kept with a verified answer
+    first_check = next(s for s in res.segments if s.kind is SegmentKind.VERIFICATION)
+    assert first_check.start >= end
+    assert res.status.value == "kept" and res.answer_equivalent is True, (res.status, res.reason)
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "Maybe it's 18? ",
+        "If the height were 18, the volume would be 432. ",
+        "For example, if I guess 24, then 24 x 24 = 576, too big. ",
+        "So A is not correct, since 18 is too small. ",
+        "Option A is $18$. ",
+    ],
+)
+def test_hedges_guesses_and_descriptions_are_not_answers(statement):
+    before = "Let me think about the volume.\n\n"
+    after = "\n\nWe need height = 432 / 24 = 18. So option A is correct.\n\nLet me check: 24 x 18 = 432. Good.\n\n"
+    rec = TraceInput(id="h", problem=MC_PROBLEM, reference_answer="A", thinking=before + statement + after)
+    res = run_dlcot(rec)
+    end = first_answer_end(res)
+    assert end is not None and end > len(before + statement), (statement, end)
+
+
+def test_parse_choices_inline_and_line_forms():
+    lines = parse_choices(MC_PROBLEM)
+    assert lines.letters == ("A", "B", "C", "D") and lines.contents["D"] == "10,368"
+    inline = parse_choices("What is 2+2? $\\textbf{(A) }3\\qquad\\textbf{(B) }4\\qquad\\textbf{(C) }5$")
+    assert inline.letters == ("A", "B", "C") and inline.contents["B"] == "4"
+    assert parse_choices("Find x if 2x = 10. (The answer is a number.)") is None
+
+
+def test_a_wrong_first_answer_ends_the_solution_too():
+    """The first answer is where the model commits, right or wrong: the fix after it is a check."""
+    thinking = (
+        "Compute the product.\n\n6 x 7 = 48. So the answer is 48.\n\n"
+        "Wait, let me recompute carefully: 6 x 7 = 42. So the answer is 42.\n\n**Final Answer**\n\\boxed{42}"
+    )
+    res = run_dlcot(TraceInput(id="w", problem="What is six times seven?", reference_answer="42", thinking=thinking))
+    assert first_answer_end(res) == thinking.index("So the answer is 48.") + len("So the answer is 48")
+    assert any(s.kind is SegmentKind.VERIFICATION and s.label.value == "correct" for s in res.segments)
