@@ -152,7 +152,9 @@ def _digits(s: str) -> Counter:
 
 _VALUE_INTRO_RE = re.compile(
     r"=|:|\b(?:is|equals|are|gives|giving|gave|get|got|obtain|becomes|be|"
-    r"(?:simplifies|reduces|comes|amounts|equal|evaluates|works out|adds up|sums|totals|boils down|rounds|leads)\s+to)\b",
+    r"(?:simplifies|reduces|comes|amounts|equal|evaluates|works out|adds up|sums|totals|boils down|rounds|leads)\s+to|"
+    r"(?:sum|total|product|difference|value|area|perimeter|volume|length|count|probability|distance|height|width|"
+    r"minimum|maximum|ratio|speed|cost)\s+of)\b",
     re.IGNORECASE,
 )
 # "So 2220 seems the smallest." / "Therefore 42 is the answer.": the value as the subject of a concluding predicate

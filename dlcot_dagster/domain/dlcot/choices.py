@@ -165,7 +165,10 @@ def choice_commitments(text: str, letters: tuple[str, ...], start: int = 0, end:
         sent = text[sa:sb]
         if len(sent) > 600 or "?" in sent:
             continue
-        for letter, ms, me in _letter_mentions(sent, letters):
+        mentions = list(_letter_mentions(sent, letters))
+        if len({m[0] for m in mentions}) >= 3:
+            continue  # "The answer choices are A) 330,825, B) ...": a listing of the options
+        for letter, ms, me in mentions:
             ca, cb = _clause(sent, ms, me)
             clause = sent[ca:cb]
             rel_s, rel_e = ms - ca, me - ca
