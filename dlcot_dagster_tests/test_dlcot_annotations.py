@@ -1,0 +1,109 @@
+"""The hand-annotated labelled set: it still matches the shared traces, and the engine keeps its measured quality.
+
+``fixtures/dlcot_annotations.jsonl`` holds 48 real traces annotated by hand (see ``fixtures/ANNOTATION_GUIDE.md``):
+where the first answer is reached, the boundaries of every check, and whether each check is a redundant re-check
+or a distinct method. The traces are read from ``../shared/data/traces``; the fixture holds offsets and short
+anchor quotes only. The floors below sit a little under what ``bench/bench_segmentation.py`` measured on the
+held-out ``test`` half (the rules were tuned on ``tune``), so a change that makes the engine worse on real traces
+fails here.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from dlcot_dagster.domain.dlcot import RulesEngine
+from dlcot_dagster.domain.dlcot.annotations import (
+    annotation_sentences,
+    load_annotations,
+    score_trace,
+    summarize,
+    validate,
+)
+from dlcot_dagster.domain.dlcot.testing import read_trace_file
+
+from .conftest import shared_data_dir
+
+FIXTURE = Path(__file__).parent / "fixtures" / "dlcot_annotations.jsonl"
+
+
+@pytest.fixture(scope="module")
+def annotated(shared_data):
+    anns = load_annotations(FIXTURE)
+    files: dict[str, dict] = {}
+    out = []
+    for ann in anns:
+        if ann.file not in files:
+            files[ann.file] = {r.id: r for r in read_trace_file(shared_data_dir() / "traces" / ann.file)}
+        out.append((ann, files[ann.file][ann.id]))
+    return out
+
+
+@pytest.fixture(scope="module")
+def scored(annotated):
+    engine = RulesEngine("default")
+    return [(ann, score_trace(ann, rec.thinking, engine.analyze(rec).segments)) for ann, rec in annotated]
+
+
+def test_the_labelled_set_is_large_mixed_and_split(annotated):
+    anns = [a for a, _ in annotated]
+    assert len(anns) >= 40
+    sources = Counter(a.file.split("/")[-1].split("_")[0].split("-")[0] for a in anns)
+    # R1 (MATH-500, SAT), R1-distill (LIMO, MATH-500), Gemini and Sky-T1 are all there
+    assert {"sat", "math500", "limo", "aime2024", "Sky"} <= set(sources), sources
+    splits = Counter(a.split for a in anns)
+    assert splits["tune"] >= 20 and splits["test"] >= 15
+    checks = [c for a in anns for c in a.checks]
+    assert len(checks) >= 150 and 0.3 < sum(c["redundant"] for c in checks) / len(checks) < 0.8
+
+
+def test_every_annotation_matches_its_trace(annotated):
+    problems = {a.id: validate(a, rec.thinking) for a, rec in annotated}
+    assert not {k: v for k, v in problems.items() if v}
+
+
+def test_annotations_are_sentence_aligned(annotated):
+    for ann, rec in annotated:
+        starts = {a for a, _ in annotation_sentences(rec.thinking)}
+        for c in ann.checks:
+            assert c["start"] in starts, (ann.id, c)
+
+
+def test_engine_quality_on_the_held_out_half(scored):
+    test = summarize(s for a, s in scored if a.split == "test")
+    assert test["traces"] >= 15
+    assert test["first_answer_ok_share"] >= 0.65, test
+    assert test["check_boundary_f1"] >= 0.5, test
+    assert test["redundancy_precision"] >= 0.6 and test["redundancy_recall"] >= 0.6, test
+    # a verification segment in every trace where the annotators saw checks after the first answer
+    assert test["traces_with_checks_and_predicted_verification"] == test["traces_with_checks"], test
+
+
+def test_engine_quality_on_the_whole_set(scored):
+    every = summarize(s for _, s in scored)
+    assert every["first_answer_ok_share"] >= 0.7, every
+    assert every["check_boundary_f1"] >= 0.55, every
+    assert every["redundancy_precision"] >= 0.6 and every["redundancy_recall"] >= 0.6, every
+
+
+def test_scoring_counts_what_it_should(annotated):
+    """The scorer itself: a prediction equal to the annotation scores perfectly, a shifted one does not."""
+    from dlcot_dagster.domain.dlcot.types import AnswerSpan, Segment, SegmentKind
+
+    ann, rec = next((a, r) for a, r in annotated if len(a.checks) >= 2 and a.first_answer)
+    fa = ann.first_answer["offset"]
+    segs = [Segment(idx=0, kind=SegmentKind.SOLUTION, start=0, end=ann.checks[0]["start"],
+                    answer=AnswerSpan(text="x", start=fa - 1, end=fa, kind="implicit"))]
+    for k, c in enumerate(ann.checks):
+        segs.append(Segment(idx=k + 1, kind=SegmentKind.VERIFICATION, start=c["start"], end=c["end"],
+                            kept=not c["redundant"], cluster=0 if c["redundant"] else k + 1,
+                            drop_reason="redundant_repeat_of:0" if c["redundant"] else None))
+    perfect = score_trace(ann, rec.thinking, segs)
+    assert perfect.first_answer_error == 0 and perfect.check_fp == perfect.check_fn == 0
+    assert perfect.red_fp == perfect.red_fn == 0
+    shifted = [s.model_copy(update={"start": min(len(rec.thinking) - 1, s.start + 400)}) for s in segs]
+    worse = score_trace(ann, rec.thinking, shifted)
+    assert worse.check_tp < perfect.check_tp or worse.first_answer_error != 0
