@@ -11,6 +11,7 @@ counted; their global caches start cold in every child):
   and the answer preservation rate on kept samples (must be 100 %).
 
     python bench/bench_dlcot.py [--policies default,first_correct_only,none] [--limit N] [--only SUBSTR]
+    python bench/bench_dlcot.py --policies default --baseline 262848f   # old vs this engine, side by side
 """
 
 from __future__ import annotations
@@ -26,7 +27,9 @@ from collections import defaultdict
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
+# --baseline runs the same measurement against another checkout of the package (its tree comes first on the path)
+CODE = Path(os.environ.get("DLCOT_BENCH_CODE") or REPO)
+sys.path.insert(0, str(CODE))
 
 
 class Timed:
@@ -97,15 +100,18 @@ def run_policy(policy: str, data, counter):
     results = []
     n = nchars = 0
     t0 = time.perf_counter()
+    c0 = time.process_time()
     for teacher, recs in data:
         for r in recs:
             results.append((teacher, r, engine.run(r)))
             n += 1
             nchars += len(r.thinking)
     wall = time.perf_counter() - t0
+    cpu = time.process_time() - c0
 
     print(f"\n=== policy {policy}: {n} traces, {nchars / 1e6:.1f} M chars of thinking")
-    print(f"throughput: {n / wall:.1f} traces/s, {nchars / 1e6 / wall:.2f} M chars/s on one core ({wall:.1f} s)")
+    print(f"throughput: {n / wall:.1f} traces/s, {nchars / 1e6 / wall:.2f} M chars/s on one core ({wall:.1f} s); "
+          f"{n / cpu:.1f} traces per CPU-second ({cpu:.1f} CPU-s: other jobs on the core do not count)")
     print(
         f"answer checking: {checker.seconds:.1f} s = {100 * checker.seconds / wall:.0f} % of the time "
         f"({checker.calls} compare calls, {checker.inner_calls} reached the checker, "
@@ -135,7 +141,7 @@ def run_policy(policy: str, data, counter):
         d["ok"] += res.answer_equivalent is True
         d["raw"] += a
         d["cor"] += b
-    return dict(per), n, wall, checker.seconds
+    return dict(per), n, wall, checker.seconds, cpu
 
 
 def child(policy: str, only: str, limit: int | None, no_tokens: bool) -> None:
@@ -143,8 +149,40 @@ def child(policy: str, only: str, limit: int | None, no_tokens: bool) -> None:
         os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})
     data = load(only, limit)
     counter, _unit = (None, "chars") if no_tokens else token_counter()
-    per, n, wall, chk = run_policy(policy, data, counter)
-    print("@@RESULT@@" + json.dumps({"per": per, "n": n, "wall": wall, "chk": chk}))
+    per, n, wall, chk, cpu = run_policy(policy, data, counter)
+    print("@@RESULT@@" + json.dumps({"per": per, "n": n, "wall": wall, "chk": chk, "cpu": cpu}))
+
+
+def baseline_tree(rev: str) -> Path:
+    """A detached worktree of ``rev`` under the temp dir (created once), to time the old engine side by side."""
+    import tempfile
+
+    sha = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", rev], capture_output=True, text=True,
+                         check=True).stdout.strip()
+    tree = Path(tempfile.gettempdir()) / f"dlcot-bench-{sha}"
+    if not (tree / "dlcot_dagster").is_dir():
+        subprocess.run(["git", "-C", str(REPO), "worktree", "add", "--detach", str(tree), sha], check=True,
+                       capture_output=True)
+    return tree
+
+
+def run_child(policy: str, args, unit: str, code: Path | None = None) -> dict:
+    cmd = [sys.executable, __file__, "--child", policy, "--only", args.only]
+    if args.limit:
+        cmd += ["--limit", str(args.limit)]
+    if args.no_tokens or unit == "chars":
+        cmd += ["--no-tokens"]
+    env = None
+    if code is not None:
+        from dlcot_dagster.domain.dlcot.testing import shared_dir
+
+        # the other checkout finds ../shared relative to itself: point it at ours
+        env = dict(os.environ, DLCOT_BENCH_CODE=str(code), DLCOT_SHARED_DIR=str(shared_dir()))
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=True, env=env)
+    out = [ln for ln in proc.stdout.splitlines() if not ln.startswith("@@RESULT@@")]
+    res = json.loads(next(ln for ln in proc.stdout.splitlines() if ln.startswith("@@RESULT@@"))[10:])
+    res["out"] = "\n".join(out)
+    return res
 
 
 def main() -> None:
@@ -153,6 +191,10 @@ def main() -> None:
     ap.add_argument("--limit", type=int, default=None, help="at most N traces per file")
     ap.add_argument("--only", default="", help="only files whose name contains this")
     ap.add_argument("--no-tokens", action="store_true", help="report characters instead of tokens")
+    ap.add_argument("--baseline", default=None,
+                    help="a git revision: time its engine in the same run (alternating, --rounds each) and print "
+                         "the ratio of traces per CPU-second")
+    ap.add_argument("--rounds", type=int, default=2, help="runs of each engine with --baseline")
     ap.add_argument("--child", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
@@ -166,17 +208,26 @@ def main() -> None:
 
     print(f"engine {ENGINE_VERSION} ({engine_code_version()}), {sum(len(r) for _, r in data)} traces "
           f"in {len(data)} files; reduction unit: {unit}")
+    if args.baseline:
+        old = baseline_tree(args.baseline)
+        policy = args.policies.split(",")[0]
+        rates: dict[str, list[float]] = {"baseline": [], "this tree": []}
+        for _ in range(args.rounds):
+            for name, code in (("baseline", old), ("this tree", None)):
+                res = run_child(policy, args, unit, code)
+                rates[name].append(res["n"] / res["cpu"])
+                print(f"{name:10s} ({args.baseline if code else 'working tree'}): {res['n'] / res['cpu']:.1f} "
+                      f"traces per CPU-second ({res['n'] / res['wall']:.1f} traces/s wall)")
+        b, t = max(rates["baseline"]), max(rates["this tree"])
+        if not b or not t:
+            raise SystemExit("a run measured no traces: is ../shared/data/traces there?")
+        print(f"\nbest of {args.rounds}: baseline {b:.1f}, this tree {t:.1f} traces per CPU-second: "
+              f"this tree runs at {t / b:.2f}x the baseline ({100 * (1 - t / b):+.0f} % slower)")
+        return
     summary = {}
     for policy in args.policies.split(","):
-        cmd = [sys.executable, __file__, "--child", policy, "--only", args.only]
-        if args.limit:
-            cmd += ["--limit", str(args.limit)]
-        if args.no_tokens or unit == "chars":
-            cmd += ["--no-tokens"]
-        proc = subprocess.run(cmd, capture_output=True, text=True, check=True)
-        out = [ln for ln in proc.stdout.splitlines() if not ln.startswith("@@RESULT@@")]
-        print("\n".join(out))
-        res = json.loads(next(ln for ln in proc.stdout.splitlines() if ln.startswith("@@RESULT@@"))[10:])
+        res = run_child(policy, args, unit)
+        print(res["out"])
         per, n, wall, chk = res["per"], res["n"], res["wall"], res["chk"]
         summary[policy] = (n, wall, chk)
         print(f"\n{'teacher (file)':48s} {'n':>5s} {'kept':>6s} {'median red.':>11s} {'total red.':>10s} {'answers kept':>12s}")

@@ -268,7 +268,12 @@ def test_corrected_text_is_original_characters_plus_listed_edits(shared_records,
                 assert t[e.pos : e.pos + len(e.removed)] == e.removed, (rec.id, e)
                 assert any(s.start <= e.pos and e.pos + len(e.removed) <= s.end for s in res.kept_spans), (rec.id, e)
                 assert len(e.inserted) <= 1, e
-                if e.reason == "join_separator":
+                if e.reason.startswith("error_state_corrected_at:"):
+                    # a contradicted computation, removed whole; the correcting statement comes later and stays
+                    fix = int(e.reason.split(":")[1])
+                    assert e.inserted == "" and e.removed.strip() and fix >= e.pos + len(e.removed), (rec.id, e)
+                    assert any(s.start <= fix < s.end for s in res.kept_spans), (rec.id, e)
+                elif e.reason == "join_separator":
                     assert e.removed == "" and e.inserted in (" ", "\n")
                 elif e.reason == "dangling_connective":
                     assert e.inserted == "" or (e.inserted == e.removed[-1].upper() and e.removed[-1].islower())
