@@ -56,7 +56,7 @@ TECHNIQUES: dict[str, tuple[str, ...]] = {
     "factor": ("factor",),
     "expand": ("expand", "expansion", "distribut"),
     "quadratic": ("quadratic formula", "discriminant", "complete the square", "completing the square"),
-    "vieta": ("vieta",),
+    "vieta": ("vieta", "sum of the roots", "product of the roots", "sum of roots", "product of roots"),
     "modular": ("modulo", "mod ", "congruen", "remainder", "residue"),
     "calculus": ("derivative", "differentiat", "integra", "limit"),
     "coordinates": ("coordinate", "cartesian", "x-axis", "y-axis", "slope"),
@@ -121,14 +121,17 @@ CHECK_OPENERS: tuple[tuple[str, re.Pattern], ...] = (
     ("options", re.compile(r"\b(?:other|remaining|each of the|all the|the rest of the) (?:options|choices|answers)\b|"
                            r"\bcheck(?:ing)? (?:option|choice)|\b(?:option|choice) [A-E]\b.{0,40}\b(?:is|gives|would)\b",
                            re.IGNORECASE)),
-    ("substitute", re.compile(r"\b(?:plug(?:ging)?|substitut\w*|put(?:ting)?) (?:\S+ )?(?:back|it back|in|into|this)\b|"
-                              r"\bback into\b|\bverify (?:by|with) substitut|\bif (?:x|n|k|y|t|a|b) ?= ?-?\d",
-                              re.IGNORECASE)),
+    ("substitute", re.compile(r"\b(?:plug\w*|substitut\w*|put(?:ting)?)\b.{0,40}?\b(?:back|into|in)\b|\bback into\b|"
+                              r"\b(?:original|given) (?:system|equations?|conditions?|constraints?|expression)\b.{0,60}?"
+                              r"\b(?:satisf\w*|holds?|true|works?)\b|\bverify (?:by|with) substitut|"
+                              r"\bif (?:x|n|k|y|t|a|b) ?= ?-?\d", re.IGNORECASE)),
     ("special_case", re.compile(r"\b(?:special|small|smaller|simple|simpler|edge|extreme|boundary|trivial) cases?\b|"
+                                r"\b(?:simpler|simple|small|smaller|concrete|specific|toy) (?:example|instance|version)\b|"
                                 r"\btest (?:it )?(?:with|on)\b|\bfor example\b|\b(?:n|k|m) ?= ?[0-3]\b", re.IGNORECASE)),
     ("numeric", re.compile(r"\b(?:approximat\w*|estimat\w*|roughly|numerically|decimal|sanity|ballpark|"
                            r"order of magnitude|plausib\w*|makes? sense)\b", re.IGNORECASE)),
-    ("alternative_method", re.compile(r"\b(?:another|different|alternative|other) (?:way|approach|method|perspective)|"
+    ("alternative_method", re.compile(r"\b(?:another|different|alternative|other) (?:way|approach|method|perspective|"
+                                      r"thought|idea)|\bwithout (?:needing to|having to) (?:compute|calculate|find)|"
                                       r"\balternatively\b", re.IGNORECASE)),
     ("recompute", re.compile(r"\b(?:recap|re-?do|re-?comput\w*|re-?calculat\w*|go (?:through|over)|again|"
                              r"double[- ]?check\w* (?:my|the|these|those|all)? ?(?:calculation|computation|arithmetic|"
@@ -136,7 +139,7 @@ CHECK_OPENERS: tuple[tuple[str, re.Pattern], ...] = (
                              re.IGNORECASE)),
 )
 # a first check of these kinds brings new steps by the guide's rules; recompute/other never do by their kind alone
-TYPE_WEIGHTS = {"substitute": 4.0, "options": 4.0, "special_case": 4.0, "numeric": 3.0, "alternative_method": 2.0}
+TYPE_WEIGHTS = {"substitute": 4.0, "options": 4.0, "special_case": 4.0, "numeric": 3.0, "alternative_method": 3.0}
 #: a re-computation must bring clearly new evidence to count as distinct: its threshold is raised by this much
 RECOMPUTE_BONUS = 0.15
 
