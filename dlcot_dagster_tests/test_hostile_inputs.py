@@ -630,3 +630,48 @@ def test_random_records_end_in_a_verdict_or_a_reason(data, token_counter, engine
     assert sorted(got) == [f"p.jsonl:{i + 1}" for i in range(len(recs))]
     for outcome in got.values():
         assert outcome == ("kept",) or (outcome[-1] and isinstance(outcome[-1], str))
+
+
+# ---------------------------------------------------------------------------------------------- the new text scanners
+
+ADVERSARIAL = [
+    "1234567890" * 8 + "! = 7",  # digits cut before the "=": the first expression reader backtracked for minutes
+    "1" * 5000 + "x = 5",
+    "12 " * 2000 + "! = 7",
+    "a+" * 3000 + "= 3",
+    "\\frac{1}{2}" * 800 + "= 3",
+    "x < " * 1500 + "3",
+    "(A) 1 " * 2000,
+    "So option " + "A " * 3000 + "is correct.",
+    "= " * 4000 + "5",
+    "the sum of " * 1500 + "14.",
+    ("Wait, " * 2000) + "so the answer is 42.",
+]
+
+
+@pytest.mark.parametrize("k", range(len(ADVERSARIAL)))
+def test_text_scanners_stay_linear_on_adversarial_text(k):
+    """Every scanner added for the first answer, the checks, method evidence, error states and sets of reals runs
+    in well under a second per call on text built to make a regex backtrack."""
+    from dlcot_dagster.domain.answers.sets import compare_sets
+    from dlcot_dagster.domain.dlcot.answers_in_text import candidate_value, locate_answers
+    from dlcot_dagster.domain.dlcot.choices import choice_commitments, parse_choices
+    from dlcot_dagster.domain.dlcot.error_states import statements
+    from dlcot_dagster.domain.dlcot.method import check_type, evidence
+    from dlcot_dagster.domain.dlcot.policy import SegmenterConfig
+
+    text = ADVERSARIAL[k]
+    calls = [
+        lambda: statements(text),
+        lambda: evidence(text),
+        lambda: check_type(text),
+        lambda: candidate_value(text[-600:]),
+        lambda: parse_choices(text),
+        lambda: choice_commitments(text, ("A", "B", "C", "D")),
+        lambda: compare_sets("(3, \\infty)", text[:400]),
+        lambda: locate_answers(text, "What is x? Choices:\nA) 3\nB) 5", "B", None, SegmenterConfig()),
+    ]
+    for call in calls:
+        c0 = time.process_time()
+        call()
+        assert time.process_time() - c0 < 2.0, (k, call)

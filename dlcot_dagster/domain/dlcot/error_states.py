@@ -35,7 +35,10 @@ from .types import Edit
 # "= 41" / "is 41" / "equals 41" not followed by more of an expression; the expression is read backwards from it
 _VALUE_RE = re.compile(r"(?:=|\bequals\b|\bis\b)\s*\$?\s*(?P<val>-?\d[\d,]*(?:\.\d+)?)"
                        r"(?![\d.,]*\s*[-+*/×÷^(√π°%!])(?![\d.,]*[\\a-zA-Z])")
-_LHS_TAIL_RE = re.compile(r"(?:\\[a-zA-Z]+|\d+(?:\.\d+)?|(?<![A-Za-z])[A-Za-z](?![A-Za-z])|[()\[\]{}+\-*/^×÷·⋅_= \t])+$")
+# atomic alternatives, possessive repetition: a failed "$" never backtracks into the run (no exponential blow-up)
+_LHS_TAIL_RE = re.compile(
+    r"(?:(?>\\[a-zA-Z]+)|(?>\d+(?:\.\d+)?)|(?<![A-Za-z])[A-Za-z](?![A-Za-z])|[()\[\]{}+\-*/^×÷·⋅_= \t])++$"
+)
 _FUNC_CALL_RE = re.compile(r"[A-Za-z]\(")  # P(X, f(2): a function of something, not arithmetic
 _HAS_OP_RE = re.compile(r"[+\-*/^×÷·⋅]|\\(?:frac|times|cdot|sqrt|div)")
 _LETTER_RE = re.compile(r"(?<!\\)[A-Za-z]")
