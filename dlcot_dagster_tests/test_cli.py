@@ -41,7 +41,9 @@ def test_inspect_real_file_with_text(capsys, shared_data):
     out = run_inspect([str(path), "--teacher", "r1", "--with-text"], capsys)
     assert len(out) == len(raw)
     for o, r in zip(out, raw):
-        assert o["status"] == "kept"
+        # kept, unless the model never reached the reference (math500_0018 answers 56 for 28; it states
+        # "A = 28°, C = 28°" only as angles of a triangle it then rejects)
+        assert o["status"] == "kept" or (not r["is_correct"] and o["reason"] == "no_correct_solution"), o
         assert o["problem"] == r["problem"] and o["reference_answer"] == r["ground_truth"].strip()
         assert o["thinking"] == r["reasoning_trace"]
 

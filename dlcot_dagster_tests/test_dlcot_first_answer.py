@@ -147,3 +147,29 @@ def test_a_wrong_first_answer_ends_the_solution_too():
     res = run_dlcot(TraceInput(id="w", problem="What is six times seven?", reference_answer="42", thinking=thinking))
     assert first_answer_end(res) == thinking.index("So the answer is 48.") + len("So the answer is 48")
     assert any(s.kind is SegmentKind.VERIFICATION and s.label.value == "correct" for s in res.segments)
+
+
+PRODUCT_PROBLEM = "What is the product of all solutions to the equation $\\log_{7x}2023\\cdot \\log_{289x}2023=\\log_{2023x}2023$?"
+
+
+@pytest.mark.parametrize(
+    "problem,reference,statement",
+    [
+        # one root among the solutions listed is not the asked product, although it equals the reference
+        (PRODUCT_PROBLEM, "1",
+         "So, the solutions are \\(x = \\frac{2023}{7}\\), \\(x = \\frac{2023}{289}\\), and \\(x = 1\\).\n\n"),
+        # a coefficient in a list of coefficients
+        ("Find $a_{2023}$ in the unique sequence with $\\tan 2023x = (a_1 \\tan x + \\dots)/(1 + a_2 \\tan^2 x + \\dots)$.",
+         "-1", "So, \\(a_1 = 2\\), \\(a_2 = -1\\), and \\(a_3 = 0\\), since there is no cubic term.\n\n"),
+        # a value put in to test it
+        ("Find the positive integer $n$ with $2n^3 + 5n^2 + 4n = 935$.", "7", "Next, \\( n = 7 \\):\n\n"),
+        ("Find the positive integer $n$ with $2n^3 + 5n^2 + 4n = 935$.", "7", "Let's try n = 7.\n\n"),
+    ],
+)
+def test_trials_and_enumerated_assignments_are_not_answers(problem, reference, statement):
+    before = "Let me work through this.\n\n"
+    after = "Working it out gives something else.\n\nTherefore, the answer is 99.\n\nLet me check that again: it holds.\n\n"
+    rec = TraceInput(id="t", problem=problem, reference_answer=reference, thinking=before + statement + after)
+    res = run_dlcot(rec)
+    end = first_answer_end(res)
+    assert end is not None and end > len(before + statement), (statement, end)

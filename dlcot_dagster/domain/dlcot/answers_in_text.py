@@ -175,6 +175,12 @@ _CONDITIONAL_RE = re.compile(r"[\W_]*(?:(?:so|and|but|now|then|well|okay|ok)[\s,
 # "For example, if I combine ..., I get ... = 14": a value reached under a hypothesis anywhere before it
 _HYPOTHETICAL_RE = re.compile(r"\b(?:if|suppose|supposing|for example|for instance|e\.g\.|say we|let'?s say)\b",
                               re.IGNORECASE)
+# "Next, n = 11:", "Try x = 3.": a value put in to test it, not one reached
+_TRIAL_RE = re.compile(r"[\W_]*(?:(?:so|and|but|now|then|well|okay|ok)[\s,]+)*(?:next|try|trying|test|testing|"
+                       r"let'?s try|let me try|what about|how about|plug(?:ging)? in|substitut\w*)\b", re.IGNORECASE)
+# "x = \frac{2023}{7}, x = \frac{2023}{289}, and x = 1" / "a_1 = 2, a_2 = -1": one item of an enumeration of
+# assignments, not a result
+_ASSIGN_ITEM_RE = re.compile(r"(?<![\w})\]^+\-*/.\\])\\?[A-Za-z](?:_\{?\w+\}?)?\s*=(?!=)")
 _NORM_EXPR_RE = re.compile(r"\s+|\\left|\\right|\\,|\\!|\$|\\displaystyle")
 _ASKED_RE = re.compile(
     r"(?:find|compute|determine|evaluate|calculate|what is|what's|what are|give|express|how many|how much|"
@@ -204,9 +210,18 @@ def asked_expressions(problem: str) -> set[str]:
     return out
 
 
+_CLAUSE_SEP_RE = re.compile(r"[,;]\s|(?:^|\s)(?:so|thus|hence|then|and|therefore),?\s", re.IGNORECASE)
+
+_LEAD_CONNECTIVE_RE = re.compile(r"^\s*(?:(?:so|thus|hence|then|and|therefore)\b,?\s*)+", re.IGNORECASE)
+
+
 def _lhs_of(sent: str, off: int) -> str:
     """The first member of the equation chain that ends at ``off`` ("p+q" in "So $p+q = 7 + 16 = 23$")."""
     head = sent[:off]
+    # the statement the value closes: "m = 17, n = 32, so m + n = 49" -> "m + n"
+    last = _CLAUSE_SEP_RE.split(head)[-1]
+    if "=" in last:
+        head = _LEAD_CONNECTIVE_RE.sub("", last)
     eq = head.find("=")
     if eq == -1:
         return ""
@@ -255,6 +270,9 @@ class Target:
     value: str
     weak: bool = False
     answer: str | None = None
+    #: the reference (or an option of it): compared with the answer checker. The trace's own final answer is matched
+    #: by its written form or its number only: the model restates its answer the way it wrote it.
+    checked: bool = True
 
 
 def _problem_numbers(problem: str) -> set[Fraction]:
@@ -266,12 +284,15 @@ def _problem_numbers(problem: str) -> set[Fraction]:
     return out
 
 
-def make_targets(values: list[tuple[str, str | None]], problem_stem: str) -> list[Target]:
-    """Targets for (value, answer text) pairs; weak when the value occurs in ``problem_stem`` or is one character."""
+def make_targets(values: list[tuple], problem_stem: str) -> list[Target]:
+    """Targets for (value, answer text[, checked]) tuples; weak when the value occurs in ``problem_stem`` or is one
+    character."""
     nums = _problem_numbers(problem_stem)
     out: list[Target] = []
     seen = set()
-    for value, answer in values:
+    for item in values:
+        value, answer = item[0], item[1]
+        checked = item[2] if len(item) > 2 else True
         v = _strip_wrappers(value.strip())
         key = (re.sub(r"\s+", "", v), answer)
         if not v or key in seen or len(v) > 200:
@@ -282,8 +303,17 @@ def make_targets(values: list[tuple[str, str | None]], problem_stem: str) -> lis
         weak = len(compact) <= 1 or (n is not None and n in nums)
         if n is None and not _DIGITS_RE.search(v) and len(compact) <= 1:
             continue  # a lone letter ("B", "x"): nothing to look for
-        out.append(Target(value=v, weak=weak, answer=answer))
+        out.append(Target(value=v, weak=weak, answer=answer, checked=checked))
     return out
+
+
+def _written_equal(target: str, value: str) -> bool:
+    r"""The same number, or the same text up to spaces, ``$`` and ``\dfrac``/``\left``: no symbolic work."""
+    a, b = parse_number(target), parse_number(value)
+    if a is not None and b is not None:
+        return a == b
+    norm = lambda x: _norm_expr(unicode_math_to_latex(x))  # noqa: E731
+    return norm(target) == norm(value)
 
 
 _SUBDIGITS = str.maketrans("₀₁₂₃₄₅₆₇₈₉⁰¹²³⁴⁵⁶⁷⁸⁹", "01234567890123456789")
@@ -356,8 +386,15 @@ class ImplicitAnswerFinder:
         words = _WORD3_RE.findall(sent.lower())
         return len(words) >= 4 and sum(w in self._stem_words for w in words) / len(words) >= 0.7
 
-    def _match(self, sent: str, tried: dict) -> tuple[str, str | None, int] | None:
-        """(value, answer text or None, value offset) when ``sent`` states a target value in context."""
+    @staticmethod
+    def _enumerates(sentence: str) -> bool:
+        """Two or more ``var = value`` items in one sentence, separated by commas or "and"/"or"."""
+        return len(_ASSIGN_ITEM_RE.findall(sentence)) >= 2
+
+    def _match(self, sent: str, tried: dict, whole: str | None = None) -> tuple[str, str | None, int] | None:
+        """(value, answer text or None, value offset) when ``sent`` (a clause prefix of ``whole``) states a target
+        value in context."""
+        whole = sent if whole is None else whole
         cv = candidate_value(sent, self.max_chars)
         if cv is None:
             return None
@@ -379,10 +416,16 @@ class ImplicitAnswerFinder:
             return None
         if hedged(sent, 0, off) or _CONDITIONAL_RE.match(sent) or _HYPOTHETICAL_RE.search(sent, 0, off):
             return None
+        if _TRIAL_RE.match(sent) or (not asked and _BARE_VAR_RE.fullmatch(lhs) and self._enumerates(whole)):
+            return None
         for p in cands:
             if p.target.weak and not (asked or (computed and (conclusive or chain)) or subject):
                 continue
             if p.target.weak and not asked and not computed and self._restates_problem(sent):
+                continue
+            if not p.target.checked:
+                if _written_equal(p.target.value, value):
+                    return value, p.target.answer, off
                 continue
             key = (p.target.value, value)
             ok = tried.get(key)
@@ -406,10 +449,12 @@ class ImplicitAnswerFinder:
             if self._need_digits and _DIGIT_SOURCE_RE.search(text, a, b) is None:
                 continue
             whole = text[a:b]
+            if whole.rstrip().endswith(":"):
+                continue  # "Next, n = 11:" introduces the work that follows
             # the value may close a clause in the middle ("Therefore, theta is 160°, which is the argument in that
             # range."): try the sentence, then its prefixes cut before a trailing clause, the longest first
-            for sent in _clause_prefixes(whole):
-                span = self._match(sent, tried)
+            for sent in _clause_prefixes(whole) if _INTRO_HINT_RE.search(whole) else ():
+                span = self._match(sent, tried, whole)
                 if span is not None:
                     value, answer, off = span
                     out.append(AnswerSpan(text=answer or value, start=a + clause_start(sent, off),
@@ -419,6 +464,12 @@ class ImplicitAnswerFinder:
         return out
 
 
+# every candidate value follows "=", ":", or one of these words (see _VALUE_INTRO_RE / _SUBJECT_VALUE_RE): a cheap
+# necessary condition tested once per sentence before the clause prefixes are read
+_INTRO_HINT_RE = re.compile(
+    r"[=:]|\b(?:is|equals|are|gives|giving|gave|get|got|obtain|becomes|be|to|of|seems|must|should|would|appears)\b",
+    re.IGNORECASE,
+)
 _TRAILING_CLAUSE_RE = re.compile(
     r"\s*(?:,|;|\s[-—–])\s*(?:which|so|that|and|but|because|since|as|where|while|i\.e\.|the (?:only|one))\b",
     re.IGNORECASE,
@@ -526,11 +577,11 @@ def locate_answers(
             if letter not in letters_wanted:
                 letters_wanted.append(letter)
             if choices is not None and choices.content_value(letter):
-                values.append((choices.content_value(letter), letter))
+                values.append((choices.content_value(letter), letter, v is reference))
         elif v is reference:
             values.extend((a, None) for a in _alternatives(v))
         else:
-            values.append((v, None))
+            values.append((v, None, False))
     mc: list[AnswerSpan] = []
     letters = choices.letters if choices is not None else (("A", "B", "C", "D", "E") if ref_letter else ())
     if letters:

@@ -311,6 +311,7 @@ class MethodClusterer:
         text = trace.record.thinking
         seen, given = problem_evidence(trace.record.problem)
         seen_problem = set(seen)
+        plain_ev: dict[int, Evidence | None] = {}  # evidence without the check-kind item, reused below
         lc = LeaderClusterer(cfg.jaccard_threshold, cfg.shingle_k, cfg.sketch_k, cfg.max_candidates)
         kept: list[tuple[int, Evidence, str]] = []  # (idx, evidence, answer key) of segments kept as distinct
         correct_seen = False
@@ -326,6 +327,7 @@ class MethodClusterer:
             key = cluster_key(sg)
             kind = check_type(body) if sg.kind is SegmentKind.VERIFICATION else None
             ev = evidence(body, given, kind=kind)
+            plain_ev[sg.idx] = ev if kind not in TYPE_WEIGHTS else None
             leader, jac = lc.add(sg.idx, body, key)
             nov = novelty(ev, seen)
             threshold = cfg.novelty_threshold + (RECOMPUTE_BONUS if kind == "recompute" else 0.0)
@@ -350,16 +352,20 @@ class MethodClusterer:
                 segs.append(sg.model_copy(update={"cluster": repeat_of, "similarity": round(float(sim), 4)}))
             if sg.label is Label.CORRECT:
                 correct_seen = True
-        return trace.model_copy(update={"segments": self._superseded(segs, text, seen_problem, given)})
+        return trace.model_copy(update={"segments": self._superseded(segs, text, seen_problem, given, plain_ev)})
 
-    def _superseded(self, segs: list, text: str, seen_problem: set[str], given: set[str]) -> list:
+    def _superseded(self, segs: list, text: str, seen_problem: set[str], given: set[str], plain_ev: dict) -> list:
         """Earlier attempts of the trunk's method: an incomplete or incorrect solution/check before the first correct
         one whose evidence the first correct one (with the problem) mostly holds is the same approach, abandoned or
         done wrong; of the two, the one that reaches the answer is the member to keep."""
         first = next((sg for sg in segs if sg.kind in _BODY and sg.label is Label.CORRECT), None)
         if first is None:
             return segs
-        target = set(seen_problem) | set(evidence(text[first.start:first.end], given).items)
+        def ev_of(sg) -> Evidence:
+            got = plain_ev.get(sg.idx)
+            return got if got is not None else evidence(text[sg.start:sg.end], given)
+
+        target = set(seen_problem) | set(ev_of(first).items)
         out = []
         for sg in segs:
             if (
@@ -368,7 +374,7 @@ class MethodClusterer:
                 and sg.cluster == sg.idx
                 and sg.label is not Label.CORRECT
             ):
-                ev = evidence(text[sg.start:sg.end], given)
+                ev = ev_of(sg)
                 nov = novelty(ev, target)
                 if ev.weight >= self.config.min_evidence and nov < self.config.novelty_threshold:
                     sg = sg.model_copy(update={"cluster": first.idx, "similarity": round(1.0 - nov, 4)})
