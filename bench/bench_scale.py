@@ -74,7 +74,7 @@ def limit_input(limit_s: float | None):
     state = {"deadline": None, "hit": False}
     if not limit_s:
         return (lambda files: files), state
-    from dlcot_dagster.domain import ingest
+    from dlcot_dagster.domain.ingest import core as ingest
 
     inner = ingest.iter_units
     state["deadline"] = time.perf_counter() + limit_s
@@ -150,7 +150,7 @@ def child_ingest(a: argparse.Namespace) -> dict:
     cpus = pin(a.workers)
     from make_corpus import corpus_files
 
-    from dlcot_dagster.domain.schema import REJECT_SCHEMA, TRACE_SCHEMA
+    from dlcot_dagster.domain.ingest.schema import REJECT_SCHEMA, TRACE_SCHEMA
     from dlcot_dagster.domain.stream import BatchRunner, EngineSpec, ParquetSink, stream_ingest
 
     corpus = Path(a.corpus)
@@ -189,7 +189,7 @@ def child_floor(a: argparse.Namespace) -> dict:
     from make_corpus import corpus_files
 
     from dlcot_dagster.domain.ingest import iter_outcomes
-    from dlcot_dagster.domain.schema import TraceRecord
+    from dlcot_dagster.domain.ingest.schema import TraceRecord
     from dlcot_dagster.domain.tokens import TokenCounter
 
     counter = TokenCounter("qwen2")  # the floor as the issue states it: each raw text encoded whole

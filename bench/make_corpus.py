@@ -56,7 +56,7 @@ class Template:
         self.head = self.tail = self.orig = None
         if raw is not None:
             return
-        from dlcot_dagster.domain.sources import ID_FIELDS, find_field
+        from dlcot_dagster.domain.ingest.sources import ID_FIELDS, find_field
 
         name, value = find_field(obj, None, ID_FIELDS) if isinstance(obj, dict) else (None, None)
         if name is None or isinstance(value, (dict, list)):
@@ -79,7 +79,7 @@ class Template:
 
 def load_templates(files: list[Path]) -> tuple[list[Template], dict]:
     """Every source record as a template, interleaved by relative position; per-source counts."""
-    from dlcot_dagster.domain.readers import JSONL_SUFFIXES, iter_units
+    from dlcot_dagster.domain.ingest.readers import JSONL_SUFFIXES, iter_units
 
     keyed: list[tuple[float, int, Template]] = []
     sources = {}
@@ -171,7 +171,7 @@ def check(out: Path, n: int) -> list[str]:
     """Parse-only ingestion of the corpus: kept + rejected == n, no duplicate ids, and per source replica the
     same reject reasons as the source files (scaled by the number of replicas)."""
     from dlcot_dagster.domain.ingest import iter_outcomes, named_files
-    from dlcot_dagster.domain.schema import RejectRecord
+    from dlcot_dagster.domain.ingest.schema import RejectRecord
 
     problems = []
     src = Counter()

@@ -33,7 +33,7 @@ def cmd_inspect(args: argparse.Namespace, out=None) -> int:
     from .domain.dlcot import DLCoTPolicy, RulesEngine
     from .domain.ingest import iter_outcomes, load_spec, named_files
     from .domain.pipeline import correct_frame, prune_frame, segment_frame
-    from .domain.schema import TraceRecord, traces_frame
+    from .domain.ingest.schema import TraceRecord, traces_frame
     from .domain.tokens import TokenCounter
 
     out = out or sys.stdout

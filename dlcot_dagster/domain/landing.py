@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Protocol
 
 from .ingest import SPEC_FILENAME, list_data_files, load_spec, named_files
-from .sources import SourceSpec
+from .ingest.sources import SourceSpec
 
 # Dagster partition keys and path segments: keep teacher names simple
 TEACHER_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+=@-]{0,127}$")

@@ -27,8 +27,8 @@ from typing import Any, Callable
 
 from .ingest import SPEC_FILENAME
 from .landing import LandedFile, valid_teacher_name
-from .readers import is_data_file
-from .sources import SourceSpec
+from .ingest.readers import is_data_file
+from .ingest.sources import SourceSpec
 from .storage import parse_s3_url, s3_errors
 
 HASH_SCHEME = "s3-etag-v1"

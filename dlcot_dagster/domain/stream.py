@@ -501,7 +501,7 @@ def correct_task(st: WorkerState, pair: tuple[pl.DataFrame, pl.DataFrame]) -> Co
 
 def apply_token_counts(batch: pl.DataFrame, counter: Any, max_raw_tokens: int | None) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Fill the token columns of parsed traces; rows above ``max_raw_tokens`` become ``too_many_tokens`` rejects."""
-    from .schema import REJECT_SCHEMA, RejectReason
+    from .ingest.schema import REJECT_SCHEMA, RejectReason
 
     n = batch.height
     if counter is None or n == 0:
@@ -596,7 +596,7 @@ def parsed_batches(
     Parse-time rejects go to ``rejects`` as they appear; ``stats`` collects one ``FileStats`` per file.
     """
     from .ingest import iter_outcomes
-    from .schema import RejectRecord, rejects_frame, traces_frame
+    from .ingest.schema import RejectRecord, rejects_frame, traces_frame
 
     pending, bad = [], []
     outcomes = iter_outcomes(
@@ -703,7 +703,7 @@ def run_partition(
     ``out_dir`` (raw_traces, raw_trace_rejects, segmented_traces, pruned_solutions, corrected_traces,
     dropped_traces), each as incremental Parquet row groups committed at the end."""
     from .pipeline import CORRECTED_SCHEMA, DROPPED_SCHEMA, PRUNED_SCHEMA, SEGMENTED_SCHEMA
-    from .schema import REJECT_SCHEMA, TRACE_SCHEMA
+    from .ingest.schema import REJECT_SCHEMA, TRACE_SCHEMA
 
     spec = spec or EngineSpec()
     out = Path(out_dir)

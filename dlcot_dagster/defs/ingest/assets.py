@@ -7,7 +7,7 @@ from pydantic import Field
 
 from ...domain.budget import DEFAULT_RECORD_BUDGET_S
 from ...domain.ingest import DEFAULT_MAX_RAW_TOKENS, accounting_problems
-from ...domain.schema import REJECT_SCHEMA, TRACE_SCHEMA
+from ...domain.ingest.schema import REJECT_SCHEMA, TRACE_SCHEMA
 from ...domain.stream import BatchRunner, EngineSpec, ParquetSink, choose_workers, staging_dir, stream_ingest
 from ...domain.quality import validate_raw_traces
 from ...domain.stats import histogram_png, markdown_table, png_markdown, token_stats

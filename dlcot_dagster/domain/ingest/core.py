@@ -20,13 +20,13 @@ from typing import Iterable, Iterator
 
 import polars as pl
 
-from .budget import DEFAULT_RECORD_BUDGET_S, RecordTimeout, record_budget
+from ..budget import DEFAULT_RECORD_BUDGET_S, RecordTimeout, record_budget
 from .normalize import Normalized, RecordError, clean_text, normalize_record, record_id
 from .readers import Unit, is_data_file, iter_units
 from .seen_ids import SeenIds
 from .schema import RejectReason, RejectRecord, TraceRecord, rejects_frame, traces_frame
 from .sources import ID_FIELDS, SourceSpec, find_field
-from .tokens import TokenCounter
+from ..tokens import TokenCounter
 
 SPEC_FILENAME = "dlcot_source.yaml"
 DEFAULT_MAX_RAW_TOKENS = 131_072
