@@ -1,13 +1,16 @@
-"""Map one source record (a dict) to the normalized fields, or explain why not.
+"""Split one generation's text into ``thinking`` and ``final_response``, or explain why not.
 
-Splits the model's text into ``thinking`` and ``final_response`` for every
-layout seen in public dumps:
+Every layout seen in public dumps:
 
-* ``<think>…</think>`` then the answer (the opening tag may be missing);
+* ``<think>…</think>`` then the answer (the opening tag may be missing), the answer possibly wrapped in
+  ``<answer>…</answer>`` (AM-*);
 * a reasoning field plus an answer field;
 * thinking whose tags were stripped, ending in a ``**Final Answer**`` tail;
 * ``<|begin_of_thought|>…<|end_of_thought|><|begin_of_solution|>…<|end_of_solution|>``;
 * chat ``messages`` lists (the assistant turn, optionally with ``reasoning_content``).
+
+Which field is which (and how many generations a row holds) is :mod:`.formats`' job; :func:`normalize_record`
+keeps the one-record, one-trace interface for callers that want it.
 """
 
 from __future__ import annotations
@@ -17,24 +20,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from .schema import Layout, RejectReason
-from .sources import (
-    ANSWER_TEXT_FIELDS,
-    ID_FIELDS,
-    MESSAGES_FIELDS,
-    PROBLEM_FIELDS,
-    REFERENCE_FIELDS,
-    THINKING_FIELDS,
-    IdScope,
-    LayoutHint,
-    SourceSpec,
-    find_field,
-    find_response_field,
-)
+from .sources import IdScope, LayoutHint, SourceSpec
 
 THINK_OPEN = "<think>"
 THINK_CLOSE = "</think>"
 BOT, EOT = "<|begin_of_thought|>", "<|end_of_thought|>"
 BOS, EOS = "<|begin_of_solution|>", "<|end_of_solution|>"
+ANSWER_OPEN, ANSWER_CLOSE = "<answer>", "</answer>"
 FINAL_ANSWER_RE = re.compile(r"\*\*\s*Final\s+Answer\s*:?\s*\*\*", re.IGNORECASE)
 # lone UTF-16 surrogates: valid in JSON ("\ud800") and in a Python str, but not encodable as UTF-8
 # (Polars / Arrow / Parquet refuse them), so such a record is rejected like undecodable bytes
@@ -70,7 +62,7 @@ class Split:
     closed: bool
 
 
-def _as_text(value: Any, field: str, *, join_lists: bool = False) -> str | None:
+def as_text(value: Any, field: str, *, join_lists: bool = False) -> str | None:
     """A field value as text. Scalars become strings; a one-element list is unwrapped."""
     if value is None:
         return None
@@ -85,21 +77,13 @@ def _as_text(value: Any, field: str, *, join_lists: bool = False) -> str | None:
         if not items:
             return None
         if len(items) == 1 or not join_lists:
-            return _as_text(items[0], field)
-        parts = [_as_text(v, field) for v in items]
+            return as_text(items[0], field)
+        parts = [as_text(v, field) for v in items]
         return ", ".join(p for p in parts if p)
     raise RecordError(RejectReason.WRONG_TYPE, f"expected text, got {type(value).__name__}", field)
 
 
-def _require_text(obj: dict, spec_name: str | None, candidates: tuple[str, ...], what: str, **kw) -> str:
-    name, value = find_field(obj, spec_name, candidates)
-    if name is None or value is None:
-        expected = spec_name or " / ".join(candidates[:6])
-        raise RecordError(RejectReason.MISSING_FIELD, f"no {what} field (looked for {expected})", spec_name or what)
-    text = _as_text(value, name, **kw)
-    if text is None or not text.strip():
-        raise RecordError(RejectReason.EMPTY_FIELD, f"{what} is empty", name)
-    return text
+_as_text = as_text  # the former private name
 
 
 def split_thinking(text: str, hint: LayoutHint = LayoutHint.AUTO) -> Split:
@@ -140,121 +124,84 @@ def split_thinking(text: str, hint: LayoutHint = LayoutHint.AUTO) -> Split:
     return Split(text, None, Layout.PLAIN, True)
 
 
-def _from_messages(messages: Any, field: str) -> tuple[str | None, str]:
-    """(first user turn, assistant text) from a chat messages list."""
-    if not isinstance(messages, (list, tuple)) or not messages:
-        raise RecordError(RejectReason.WRONG_TYPE, "messages must be a non-empty list of {role, content}", field)
-    user = None
-    assistant_parts: list[str] = []
-    for i, m in enumerate(messages):
-        if not isinstance(m, dict):
-            raise RecordError(RejectReason.WRONG_TYPE, f"message {i} is not an object", f"{field}[{i}]")
-        role = str(m.get("role") or m.get("from") or "").lower()
-        content = m.get("content", m.get("value"))
-        content = _as_text(content, f"{field}[{i}].content") or ""
-        if role in ("user", "human") and user is None:
-            user = content
-        elif role in ("assistant", "gpt", "model"):
-            reasoning = m.get("reasoning_content") or m.get("reasoning") or m.get("thinking")
-            if reasoning:
-                content = f"{THINK_OPEN}{_as_text(reasoning, f'{field}[{i}].reasoning_content')}{THINK_CLOSE}{content}"
-            assistant_parts.append(content)
-    if not assistant_parts:
-        raise RecordError(RejectReason.MISSING_FIELD, "messages contain no assistant turn", field)
-    return user, assistant_parts[-1]
+def strip_answer_tags(final: str | None) -> str | None:
+    """``<answer>…</answer>`` (AM-*) around a final response: the inside."""
+    if not final or ANSWER_OPEN not in final[:64]:
+        return final
+    body = final[final.find(ANSWER_OPEN) + len(ANSWER_OPEN):]
+    end = body.rfind(ANSWER_CLOSE)
+    if end >= 0:
+        body = body[:end]
+    return body.strip() or None
 
 
-def normalize_record(obj: Any, spec: SourceSpec) -> Normalized:
-    """Normalize one parsed record; raises ``RecordError`` naming the field at fault."""
-    if not isinstance(obj, dict):
-        raise RecordError(RejectReason.NOT_AN_OBJECT, f"expected a JSON object, got {type(obj).__name__}")
-
-    id_name, id_value = find_field(obj, spec.id, ID_FIELDS)
-    raw_id = None
-    if id_name is not None and id_value is not None:
-        if isinstance(id_value, (dict, list)):
-            raise RecordError(RejectReason.WRONG_TYPE, "id must be a string or number", id_name)
-        raw_id = str(id_value).strip() or None
-
-    messages_name, messages = find_field(obj, spec.messages, MESSAGES_FIELDS)
-    use_messages = spec.layout == LayoutHint.MESSAGES or (
-        spec.layout == LayoutHint.AUTO and messages_name is not None and messages is not None
-    )
-    msg_problem = None
-    if use_messages:
-        if messages is None:
-            raise RecordError(RejectReason.MISSING_FIELD, "no messages field", spec.messages or "messages")
-        msg_problem, assistant = _from_messages(messages, messages_name or "messages")
-        split = split_thinking(assistant, LayoutHint.AUTO)
-        layout = Layout.MESSAGES
-        thinking, final, closed = split.thinking, split.final_response, split.closed
-    else:
-        thinking_name, thinking_value = find_field(obj, spec.thinking, THINKING_FIELDS)
-        separate = spec.layout == LayoutHint.SEPARATE_FIELDS or (
-            spec.layout == LayoutHint.AUTO and thinking_name is not None and _as_text(thinking_value, thinking_name)
-        )
-        if separate:
-            thinking = _as_text(thinking_value, thinking_name or "thinking")
-            if thinking is None or not thinking.strip():
-                raise RecordError(RejectReason.EMPTY_FIELD, "thinking is empty", thinking_name or "thinking")
-            ans_name, ans_value = find_field(obj, spec.response, ANSWER_TEXT_FIELDS)
-            final = _as_text(ans_value, ans_name) if ans_name else None
-            if final and (THINK_CLOSE in final or EOT in final):
-                final = split_thinking(final).final_response
-            final = final.strip() if final and final.strip() else None
-            layout, closed = Layout.SEPARATE_FIELDS, True
-        else:
-            resp_name, resp_value = find_response_field(obj, spec.response)
-            if resp_name is None or resp_value is None:
-                expected = spec.response or "full_response / response / output / solution / messages"
-                raise RecordError(
-                    RejectReason.MISSING_FIELD,
-                    f"no thinking or response field (looked for {expected})",
-                    spec.response or "thinking",
-                )
-            text = _as_text(resp_value, resp_name)
-            if text is None or not text.strip():
-                raise RecordError(RejectReason.EMPTY_FIELD, "response is empty", resp_name)
-            split = split_thinking(text, spec.layout)
-            if split.layout == Layout.PLAIN and thinking_name is not None:
-                # the dump has a reasoning field, left empty, and the response carries no closing
-                # marker: the model never left its (template-opened) thinking block
-                split = Split(text, None, Layout.THINK_TAGS, False)
-            thinking, final, layout, closed = split.thinking, split.final_response, split.layout, split.closed
-        if not thinking.strip():
-            raise RecordError(RejectReason.EMPTY_FIELD, "thinking is empty", "thinking")
-
-    if msg_problem is not None and spec.problem is None and not any(k in obj for k in PROBLEM_FIELDS):
-        if not msg_problem.strip():
-            raise RecordError(RejectReason.EMPTY_FIELD, "user turn is empty", "messages")
-        problem = msg_problem
-    else:
-        problem = _require_text(obj, spec.problem, PROBLEM_FIELDS, "problem")
-    reference = _require_text(obj, spec.reference_answer, REFERENCE_FIELDS, "reference_answer", join_lists=True)
-    if not thinking.strip():
+def split_generation(gen, hint: LayoutHint, reasoning_off: bool = False) -> Split:
+    """Thinking and final response of one :class:`.formats.Generation`; raises ``RecordError`` (the field named)."""
+    if gen.error is not None:
+        raise gen.error
+    if gen.thinking_field is not None:  # a reasoning field next to a write-up
+        thinking = gen.thinking
+        if thinking is None or not thinking.strip():
+            if reasoning_off:
+                raise RecordError(RejectReason.NO_THINKING, "reasoning is off and the reasoning field is empty", gen.thinking_field)
+            raise RecordError(RejectReason.EMPTY_FIELD, "thinking is empty", gen.thinking_field or "thinking")
+        final = gen.response
+        if final and (THINK_CLOSE in final or EOT in final):
+            final = split_thinking(final).final_response
+        final = strip_answer_tags(final.strip() if final and final.strip() else None)
+        layout = Layout.MESSAGES if gen.from_messages else Layout.SEPARATE_FIELDS
+        return Split(thinking, final, layout, True)
+    text = gen.text
+    if text is None or not text.strip():
+        raise RecordError(RejectReason.EMPTY_FIELD, "response is empty", gen.text_field or "response")
+    split = split_thinking(text, LayoutHint.AUTO if gen.from_messages else hint)
+    if split.layout == Layout.PLAIN:
+        if reasoning_off or gen.expects_markers:
+            why = "reasoning is off" if reasoning_off else "the layout marks its thinking and this text has no marker"
+            raise RecordError(RejectReason.NO_THINKING, f"no thinking: {why} (a direct answer, not a reasoning trace)",
+                              gen.text_field or "response")
+        if gen.empty_reasoning_field:
+            # the dump has a reasoning field, left empty, and the response carries no closing
+            # marker: the model never left its (template-opened) thinking block
+            split = Split(text, None, Layout.THINK_TAGS, False)
+    if not split.thinking.strip():
+        if reasoning_off:
+            raise RecordError(RejectReason.NO_THINKING, "reasoning is off: the thinking block is empty", gen.text_field or "thinking")
         raise RecordError(RejectReason.EMPTY_FIELD, "thinking is empty", "thinking")
+    final = strip_answer_tags(split.final_response)
+    layout = Layout.MESSAGES if gen.from_messages else split.layout
+    return Split(split.thinking, final, layout, split.closed)
 
-    for name, value in (
-        (id_name, raw_id),
-        ("problem", problem),
-        ("reference_answer", reference),
-        ("thinking", thinking),
-        ("response", final),
-    ):
+
+def check_surrogates(pairs) -> None:
+    """Reject text with a lone UTF-16 surrogate (not encodable as UTF-8), naming the field."""
+    for name, value in pairs:
         if value is not None and _SURROGATE_RE.search(value):
             raise RecordError(
                 RejectReason.UNDECODABLE_BYTES, "text contains a lone UTF-16 surrogate (not encodable as UTF-8)", name
             )
 
-    return Normalized(
-        raw_id=raw_id,
-        problem=problem,
-        reference_answer=reference.strip(),
-        thinking=thinking,
-        final_response=final,
-        layout=layout,
-        thinking_closed=closed,
-    )
+
+def normalize_record(obj: Any, spec: SourceSpec) -> Normalized:
+    """The first trace of one parsed record with a given reference; raises ``RecordError`` naming the field at fault.
+
+    Ingestion itself (:mod:`.core`) handles every generation of a row and the other reference sources."""
+    from .formats import analyze_row
+    from .references import given_reference
+
+    if not isinstance(obj, dict):
+        raise RecordError(RejectReason.NOT_AN_OBJECT, f"expected a JSON object, got {type(obj).__name__}")
+    row = analyze_row(obj, spec)
+    gen = row.generations[0]
+    split = split_generation(gen, spec.layout, row.reasoning_off)
+    if row.problem_error is not None:
+        raise row.problem_error
+    ref = given_reference(row)
+    if ref is None:
+        raise RecordError(RejectReason.MISSING_FIELD, "no reference answer field", "reference_answer")
+    check_surrogates([(row.id_field, row.raw_id), ("problem", row.problem), ("reference_answer", ref[0]),
+                      ("thinking", split.thinking), ("response", split.final_response)])
+    return Normalized(row.raw_id, row.problem, ref[0], split.thinking, split.final_response, split.layout, split.closed)
 
 
 def clean_text(value: str | None) -> str | None:
