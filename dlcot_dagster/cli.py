@@ -50,6 +50,9 @@ def cmd_inspect(args: argparse.Namespace, out=None) -> int:
     files = named_files(path)
     counter = TokenCounter(args.tokenizer or spec.tokenizer or "qwen2")
     outcomes = list(iter_outcomes(files, args.teacher, spec, counter, max_raw_tokens=args.max_raw_tokens))
+    # in input order (traces resolved to a majority / self reference come last out of ingestion)
+    order = {name: i for i, (_p, name) in enumerate(files)}
+    outcomes.sort(key=lambda o: (order.get(o.source_file, len(order)), o.source_line, o.generation if o.generation is not None else -1))
 
     raw = traces_frame([o for o in outcomes if isinstance(o, TraceRecord)])
     engine = RulesEngine(DLCoTPolicy.preset(args.policy), AnswerChecker())
@@ -72,6 +75,11 @@ def cmd_inspect(args: argparse.Namespace, out=None) -> int:
                 "corrected_tokens": row["corrected_tokens"] if row is not None else None,
                 "thinking_closed": outcome.thinking_closed,
                 "layout": outcome.layout.value,
+                "source_format": outcome.source_format,
+                "generation": outcome.generation,
+                "source_label": outcome.source_label,
+                "reference_answer": outcome.reference_answer,
+                "reference_source": outcome.reference_source,
                 "final_answer": res.final_answer,
                 "answer_equivalent": res.answer_equivalent,
                 "segments": [
@@ -103,6 +111,7 @@ def cmd_inspect(args: argparse.Namespace, out=None) -> int:
                 "reason": outcome.reason.value,
                 "field": outcome.field,
                 "detail": outcome.detail,
+                "generation": outcome.generation,
                 "raw_tokens": None,
                 "source_file": outcome.source_file,
                 "source_line": outcome.source_line,

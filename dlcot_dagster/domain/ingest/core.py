@@ -93,6 +93,40 @@ def named_files(path: Path) -> list[tuple[Path, str]]:
     return [(p, p.relative_to(path).as_posix()) for p in list_data_files(path)]  # none for a missing folder
 
 
+_GROUPS_CACHE: dict[tuple, list[str]] = {}
+
+
+def teacher_groups(files: list[Path], spec: SourceSpec) -> list[str]:
+    """Teacher column groups of a folder's dumps (from its first data file's first record, or the spec): each
+    is a partition ``<folder>:<group>``. Cached per (file, size, mtime), so a sensor tick re-reads nothing."""
+    from .formats import group_names
+    from .readers import peek_keys
+
+    if spec.teachers:
+        return list(spec.teachers)
+    if spec.thinking or spec.response or spec.messages or not files:
+        return []
+    first = files[0]
+    try:
+        st = first.stat()
+        key = (str(first), st.st_size, st.st_mtime_ns)
+    except OSError:
+        return []
+    hit = _GROUPS_CACHE.get(key)
+    if hit is None:
+        hit = group_names(peek_keys(first), spec)
+        if len(_GROUPS_CACHE) > 1024:
+            _GROUPS_CACHE.clear()
+        _GROUPS_CACHE[key] = hit
+    return hit
+
+
+def split_group_key(key: str) -> tuple[str, str | None]:
+    """``"s1k:deepseek"`` -> ``("s1k", "deepseek")``; ``"qwq"`` -> ``("qwq", None)``."""
+    folder, sep, group = key.partition(GROUP_SEP)
+    return (folder, group) if sep else (key, None)
+
+
 def load_spec(folder: Path | None) -> SourceSpec:
     """The teacher folder's ``dlcot_source.yaml`` if present, else auto-detection."""
     if folder is not None and (folder / SPEC_FILENAME).is_file():

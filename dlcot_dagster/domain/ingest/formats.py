@@ -495,6 +495,17 @@ def analyze_row(obj: dict, spec: SourceSpec) -> Row:
     return row
 
 
+def group_names(keys: list[str] | None, spec: SourceSpec) -> list[str]:
+    """The teacher column groups of rows with these keys: the spec's ``teachers``, else two or more detected
+    ``<name>_thinking_trajectory`` groups; [] for a one-teacher layout."""
+    if spec.teachers:
+        return list(spec.teachers)
+    if not keys or spec.thinking or spec.response or spec.messages:
+        return []
+    found = sorted({m.group("g") for k in keys if (m := _GROUP_RE.match(k))})
+    return found if len(found) >= 2 else []
+
+
 def _groups(obj: dict, keys: _Keys, spec: SourceSpec) -> list[tuple[str, TeacherColumns]]:
     """Teacher column groups: the spec's, or two or more detected ``<name>_thinking_trajectory`` groups."""
     if spec.teachers:
@@ -545,6 +556,13 @@ def _single_generation(obj: dict, keys: _Keys, spec: SourceSpec, used: set[str])
     thinking_name, thinking_value = find_field(obj, spec.thinking, THINKING_FIELDS)
     if thinking_name is not None and _is_flag(thinking_value):
         thinking_name, thinking_value = None, None
+    if thinking_name is None and spec.thinking is None and spec.response is None and len(keys.groups) == 1:
+        # one teacher's prefixed columns (OpenThoughts `metadata`: deepseek_reasoning / deepseek_solution)
+        _g, g_thinking, g_response, g_label = keys.groups[0]
+        if obj.get(g_thinking) is not None:
+            thinking_name, thinking_value = g_thinking, obj[g_thinking]
+            if g_response is not None and obj.get(g_response) is not None and spec.response is None:
+                spec = spec.model_copy(update={"response": g_response})
     thinking_text = _join(thinking_value, thinking_name) if thinking_name is not None and thinking_value is not None else None
     separate = spec.layout == LayoutHint.SEPARATE_FIELDS or (spec.layout == LayoutHint.AUTO and thinking_text)
     if separate:

@@ -38,6 +38,7 @@ STRONG_KINDS = frozenset(("boxed", "final_answer", "answer_is", "hash", "choice"
 SHORT_SOLUTION_CHARS = 64
 OWN_ANSWER_TAIL_CHARS = 8_000  # the end of a thinking with no final response: where its answer is
 _WS_RE = re.compile(r"\s+")
+_ALNUM_RE = re.compile(r"\w")
 
 
 def normalize_problem(text: str) -> str:
@@ -163,12 +164,17 @@ def own_answer(final_response: str | None, thinking: str | None) -> tuple[str, s
     """``(answer, kind)``: the trace's own final answer (its final response first, else the end of its thinking)."""
     from ..answers import extract_final_answer
 
+    weak = None
     for text in (final_response, thinking[-OWN_ANSWER_TAIL_CHARS:] if thinking else None):
         if text and text.strip():
             m = extract_final_answer(text)
-            if m is not None and m.text.strip():
+            if m is None or not m.text.strip():
+                continue
+            if m.kind in STRONG_KINDS:
                 return m.text.strip(), m.kind
-    return None
+            if weak is None and _ALNUM_RE.search(m.text):
+                weak = (m.text.strip(), m.kind)  # a last line: only if no answer statement is found anywhere
+    return weak
 
 
 class MajorityVotes:

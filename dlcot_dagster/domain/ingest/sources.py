@@ -163,7 +163,7 @@ class SourceSpec(BaseModel):
         return [x for x in known if x in v]  # the order is fixed
 
     @classmethod
-    def from_yaml(cls, path: str | Path) -> "SourceSpec":
+    def from_yaml(cls, path: str | Path, resolve_paths: bool = True) -> "SourceSpec":
         path = Path(path)
         try:
             data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
@@ -175,7 +175,7 @@ class SourceSpec(BaseModel):
             spec = cls.model_validate(data)
         except Exception as exc:
             raise ValueError(f"{path}: invalid source spec: {exc}") from exc
-        if spec.problems is not None and not Path(spec.problems.path).expanduser().is_absolute():
+        if resolve_paths and spec.problems is not None and not Path(spec.problems.path).expanduser().is_absolute():
             # a problems file is named relative to the spec's folder (the teacher folder)
             problems = spec.problems.model_copy(update={"path": str(path.parent / spec.problems.path)})
             spec = spec.model_copy(update={"problems": problems})
