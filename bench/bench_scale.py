@@ -11,7 +11,7 @@ the six Parquet tables to a scratch folder (deleted afterwards). Each run is its
   id index, Parquet writers; not the pool), in each quarter of the run: flat quarters mean no growth with rows read.
 
 ``--stages ingest`` runs only what the raw_traces step runs (``stream_ingest``: parse, id dedup and writing in the
-child, token counting on the pool), the one stage with per-partition state (the id index, ``domain/seen_ids.py``):
+child, token counting on the pool), the one stage with per-partition state (the id index, ``domain/ingest/seen_ids.py``):
 fast enough to read a whole million-trace corpus.
 
 ``workers=1`` is pinned to one CPU (``sched_setaffinity``; no pool: everything runs in the child); ``workers>1``
@@ -277,11 +277,14 @@ def vmrss_kb(pid: int) -> int:
     return 0
 
 
-def run_child(args: list[str]) -> dict:
-    """Run this script in ``--child`` mode; returns its JSON plus rusage and sampled RSS."""
+def run_child(args: list[str], script: str | Path | None = None) -> dict:
+    """Run this script (or ``script``: the same file of another checkout, e.g. a baseline) in ``--child`` mode;
+    returns its JSON plus rusage and sampled RSS."""
     env = dict(os.environ, **ENV)
+    script = Path(script or __file__)
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
-        proc = subprocess.Popen([sys.executable, __file__, *args], stdout=out, stderr=err, env=env, cwd=REPO)
+        proc = subprocess.Popen([sys.executable, str(script), *args], stdout=out, stderr=err, env=env,
+                                cwd=script.resolve().parent.parent)
         peak = {"sum_kb": 0, "procs": 0}
         series: list[tuple[float, int]] = []
         main_series: list[tuple[float, int]] = []  # the child alone: parsing, id index, sinks (not the pool)

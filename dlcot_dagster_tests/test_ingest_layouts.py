@@ -341,3 +341,17 @@ def test_accounting_catches_a_generation_twice_and_a_record_missing():
 def test_iter_outcomes_unresolved_mode_leaves_the_reference_open():
     outs = list(iter_outcomes([(FIX / "bespoke_stratos_17k.jsonl", "b.jsonl")], "t", None, None, resolve=False))
     assert all(isinstance(o, TraceRecord) and o.reference_source is None and o.reference_answer == "" for o in outs)
+
+
+def test_inspect_prints_the_resolved_reference_and_its_source(capsys):
+    from dlcot_dagster.cli import main
+
+    assert main(["inspect", str(FIX / "openthoughts_114k.jsonl"), "--teacher", "ot"]) == 0
+    out = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [o["source_line"] for o in out] == [1, 2, 3]  # input order, though majority/self resolve last
+    assert [(o["reference_answer"], o["reference_source"]) for o in out] == [
+        ("56", "majority"), ("56", "majority"), ("1024", "self")]
+    assert main(["inspect", str(FIX / "openr1_math.parquet"), "--teacher", "r1"]) == 0
+    out = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [(o["id"], o["generation"], o["reference_source"], o["source_label"]) for o in out[:2]] == [
+        ("openr1_math/4c1e0a52-0001#0", 0, "given", True), ("openr1_math/4c1e0a52-0001#1", 1, "given", False)]
