@@ -385,7 +385,7 @@ def _drain(batcher: _Batcher, held: list[TraceRecord], resolve: bool) -> Iterato
 def resolve_held(held: list[TraceRecord], spec: SourceSpec, checker=None) -> Iterator[TraceRecord | RejectRecord]:
     """Majority / self references for traces without a per-row one (or ``no_reference`` rejects)."""
     owns = [own_answer(r.final_response, r.thinking) for r in held]
-    keys = [problem_key(r.problem) for r in held]
+    keys = [(r.teacher, problem_key(r.problem)) for r in held]  # votes never mix teachers (one partition each)
     winners: dict = {}
     if MAJORITY in spec.reference_sources:
         votes = MajorityVotes(spec.majority_k)

@@ -438,6 +438,7 @@ def analyze_row(obj: dict, spec: SourceSpec) -> Row:
     if _is_flag(flag):
         reasoning_off = flag.strip().lower() == "off"
         fmt = "nemotron" if "output" in obj else fmt
+        switch = True
     else:
         sys_text = _scalar_text(obj.get("system_prompt")) or _scalar_text(obj.get("system")) or ""
         if turns is not None and turns.system:
@@ -450,7 +451,8 @@ def analyze_row(obj: dict, spec: SourceSpec) -> Row:
         m = _REASONING_FLAG_RE.search(sys_text) if sys_text else None
         if m:
             reasoning_off = m.group(1).lower() == "off"
-    if reasoning_off or _is_flag(flag) or "system_prompt" in obj:
+        switch = m is not None
+    if switch:  # the dataset switches reasoning per row: a row without markers has none
         for g in gens:
             g.expects_markers = True
 

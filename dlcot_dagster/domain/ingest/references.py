@@ -185,13 +185,13 @@ class MajorityVotes:
 
     def __init__(self, k: int = 2):
         self.k = max(2, int(k))
-        self._votes: dict[int, list[str] | str | int] = {}  # answer, or list of answers; int = generations without one
-        self._winners: dict[int, str | None] | None = None
+        self._votes: dict = {}  # key -> answer, or list of answers; 0 = generations without one
+        self._winners: dict | None = None
 
     def __len__(self) -> int:
         return len(self._votes)
 
-    def add(self, key: int | None, answer: str | None, kind: str | None) -> None:
+    def add(self, key, answer: str | None, kind: str | None) -> None:
         if key is None:
             return
         strong = answer if answer and kind in STRONG_KINDS else None
@@ -207,7 +207,7 @@ class MajorityVotes:
         else:
             cur.append(strong)
 
-    def winners(self, checker=None) -> dict[int, str | None]:
+    def winners(self, checker=None) -> dict:
         """The majority answer per problem with at least ``k`` answered generations and a unique most common
         answer (shared by two or more); computed once."""
         if self._winners is not None:
@@ -216,7 +216,7 @@ class MajorityVotes:
             from ..answers import AnswerChecker
 
             checker = AnswerChecker()
-        out: dict[int, str | None] = {}
+        out: dict = {}
         for key, votes in self._votes.items():
             if isinstance(votes, list) and len(votes) >= self.k:
                 out[key] = majority_answer(votes, checker)
