@@ -245,12 +245,12 @@ def _flag_at(value: Any, k: int | None) -> Any:
 
 def _has_text(obj: dict, name: str | None) -> bool:
     v = obj.get(name) if name else None
-    return bool(v.strip()) if isinstance(v, str) else bool(v) and isinstance(v, (list, tuple))
+    return (bool(v) and not v.isspace()) if isinstance(v, str) else bool(v) and isinstance(v, (list, tuple))
 
 
 def _is_flag(value: Any) -> bool:
     """``reasoning: on/off`` (Nemotron) is a switch, not a reasoning text."""
-    return isinstance(value, str) and value.strip().lower() in ("on", "off")
+    return isinstance(value, str) and len(value) <= 8 and value.strip().lower() in ("on", "off")
 
 
 def _item_text(item: Any, where: str) -> str | None:
@@ -360,7 +360,7 @@ def analyze_row(obj: dict, spec: SourceSpec) -> Row:
                     RejectReason.MISSING_FIELD, f"no columns of teacher {spec.group!r} in this row", f"{spec.group}_*"
                 )
         for name, cols in groups:
-            gens.append(_group_generation(obj, name, cols, tag_group=spec.group is None))
+            gens.append(_group_generation(obj, name, cols))
             used.update(c for c in (cols.thinking, cols.response) if c)
 
     # several generations per row: a list, or numbered columns
@@ -386,8 +386,8 @@ def analyze_row(obj: dict, spec: SourceSpec) -> Row:
                 gens.append(g)
         elif keys.numbered and spec.response is None and spec.thinking is None and spec.messages is None:
             fmt = "numbered_generations"
-            k = 0
-            for col in keys.numbered:
+            for k, col in enumerate(keys.numbered):  # k: the column's position, also when an earlier one is null
+                used.add(col)
                 if obj.get(col) is None:
                     continue  # a missing sample (fewer generations for this row), not an error
                 g = Generation(k=k, text_field=col, expects_markers=True)
@@ -396,8 +396,6 @@ def analyze_row(obj: dict, spec: SourceSpec) -> Row:
                 except RecordError as err:
                     g.error = err
                 gens.append(g)
-                used.add(col)
-                k += 1
             if not gens:
                 raise RecordError(RejectReason.MISSING_FIELD, f"no generation in {', '.join(keys.numbered)}", keys.numbered[0])
 
@@ -530,7 +528,7 @@ def _join(value: Any, name: str) -> str | None:
     return as_text(value, name)
 
 
-def _group_generation(obj: dict, name: str, cols: TeacherColumns, tag_group: bool) -> Generation:
+def _group_generation(obj: dict, name: str, cols: TeacherColumns) -> Generation:
     g = Generation(group=name)
     try:
         if cols.thinking:
