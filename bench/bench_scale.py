@@ -173,10 +173,13 @@ def child_ingest(a: argparse.Namespace) -> dict:
     rows = sum(s.records for s in stats)
     partial = bool(lim["hit"]) or rows < manifest["records"]
     bytes_in = int(rows * manifest["bytes"] / manifest["records"]) if partial else sum(s.bytes for s in stats)
+    kept, rejected = sum(s.kept for s in stats), sum(s.rejected for s in stats)
     return {
-        "stages": "ingest", "size": manifest["records"], "rows_in": rows, "kept": sum(s.kept for s in stats),
-        "rejected": sum(s.rejected for s in stats), "workers": a.workers, "batch_size": a.batch_size, "cache": "-",
-        "partial": partial, "cpus": cpus, "seconds": wall, "wall_s": wall, "traces_per_s": rows / wall,
+        "stages": "ingest", "size": manifest["records"], "rows_in": rows, "kept": kept,
+        "rejected": rejected, "workers": a.workers, "batch_size": a.batch_size, "cache": "-",
+        # per trace: a record of a multi-generation layout (make_corpus.py --layout openr1) holds several
+        "traces": kept + rejected,
+        "partial": partial, "cpus": cpus, "seconds": wall, "wall_s": wall, "traces_per_s": (kept + rejected) / wall,
         "mb_per_s": bytes_in / 1e6 / wall, "raw_row_groups": row_groups, "stage_seconds": {},
         "self_maxrss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "workers_maxrss_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024,

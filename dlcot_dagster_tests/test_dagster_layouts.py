@@ -163,3 +163,17 @@ def test_landing_groups_and_problems_file_local_and_s3_agree(s3, tmp_path):
         assert spec.group == "gemini"
         g = ingest_files(landing.local_files("s1k:gemini"), "s1k:gemini", spec)
         assert set(g.traces["teacher"]) == {"s1k:gemini"} and g.traces["source_label"].to_list() == [True, True]
+
+
+def test_sensor_adds_one_partition_per_teacher_of_a_multi_teacher_dump(tmp_path):
+    from dlcot_dagster.defs.landing.sensors import landing_zone_sensor
+
+    landing = tmp_path / "landing"
+    put(landing, "s1k", "s1k_1_1.parquet")
+    with dg.instance_for_test() as instance:
+        ctx = dg.build_sensor_context(instance=instance, resources={"landing_zone": LandingZoneResource(root=str(landing))})
+        result = landing_zone_sensor(ctx)
+        added = [k for req in result.dynamic_partitions_requests or [] for k in req.partition_keys]
+        assert added == ["s1k:deepseek", "s1k:gemini"]
+        assert sorted(r.partition_key for r in result.run_requests) == ["s1k:deepseek", "s1k:gemini"]
+        assert len({r.run_key for r in result.run_requests}) == 2
