@@ -54,23 +54,28 @@ def cmd_inspect(args: argparse.Namespace, out=None) -> int:
     order = {name: i for i, (_p, name) in enumerate(files)}
     outcomes.sort(key=lambda o: (order.get(o.source_file, len(order)), o.source_line, o.generation if o.generation is not None else -1))
 
-    raw = traces_frame([o for o in outcomes if isinstance(o, TraceRecord)])
+    raw_all = traces_frame([o for o in outcomes if isinstance(o, TraceRecord)])
     engine = RulesEngine(DLCoTPolicy.preset(args.policy), AnswerChecker())
-    pruned = prune_frame(raw, segment_frame(raw, engine), engine)
-    tables = correct_frame(raw, pruned, engine, counter, max_seq_len=args.max_seq_len)
-    results = {r.id: r for r in tables.results}
-    corrected = {r["id"]: r for r in tables.kept.iter_rows(named=True)}
-    dropped = {r["id"]: r for r in tables.dropped.iter_rows(named=True)}
+    # one teacher at a time (a multi-teacher dump gives each teacher's trace the same row id), keyed by (teacher, id)
+    results, corrected, dropped = {}, {}, {}
+    for teacher in sorted(set(raw_all["teacher"].to_list())):
+        raw = raw_all.filter(raw_all["teacher"] == teacher)
+        pruned = prune_frame(raw, segment_frame(raw, engine), engine)
+        tables = correct_frame(raw, pruned, engine, counter, max_seq_len=args.max_seq_len)
+        results.update({(r.teacher, r.id): r for r in tables.results})
+        corrected.update({(r["teacher"], r["id"]): r for r in tables.kept.iter_rows(named=True)})
+        dropped.update({(r["teacher"], r["id"]): r for r in tables.dropped.iter_rows(named=True)})
 
     for outcome in outcomes:
         if isinstance(outcome, TraceRecord):
-            res = results[outcome.id]
-            row = corrected.get(outcome.id)
+            key = (outcome.teacher, outcome.id)
+            res = results[key]
+            row = corrected.get(key)
             rec = {
                 "id": outcome.id,
                 "teacher": outcome.teacher,
                 "status": "kept" if row is not None else "dropped",
-                "reason": None if row is not None else dropped[outcome.id]["reason"],
+                "reason": None if row is not None else dropped[key]["reason"],
                 "raw_tokens": outcome.raw_tokens,
                 "corrected_tokens": row["corrected_tokens"] if row is not None else None,
                 "thinking_closed": outcome.thinking_closed,

@@ -355,3 +355,14 @@ def test_inspect_prints_the_resolved_reference_and_its_source(capsys):
     out = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [(o["id"], o["generation"], o["reference_source"], o["source_label"]) for o in out[:2]] == [
         ("openr1_math/4c1e0a52-0001#0", 0, "given", True), ("openr1_math/4c1e0a52-0001#1", 1, "given", False)]
+
+
+def test_inspect_a_multi_teacher_dump_reports_each_teacher(capsys):
+    from dlcot_dagster.cli import main
+
+    assert main(["inspect", str(FIX / "s1k_1_1.parquet"), "--teacher", "s1k"]) == 0
+    out = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [(o["teacher"], o["id"]) for o in out] == [
+        ("s1k:deepseek", "s1k_1_1/L1"), ("s1k:gemini", "s1k_1_1/L1"), ("s1k:deepseek", "s1k_1_1/L2"), ("s1k:gemini", "s1k_1_1/L2")]
+    assert [o["source_label"] for o in out] == [False, True, False, True]
+    assert all(o["reference_source"] == "extracted" for o in out)
