@@ -366,3 +366,17 @@ def test_inspect_a_multi_teacher_dump_reports_each_teacher(capsys):
         ("s1k:deepseek", "s1k_1_1/L1"), ("s1k:gemini", "s1k_1_1/L1"), ("s1k:deepseek", "s1k_1_1/L2"), ("s1k:gemini", "s1k_1_1/L2")]
     assert [o["source_label"] for o in out] == [False, True, False, True]
     assert all(o["reference_source"] == "extracted" for o in out)
+
+
+def test_chat_turns_pick_the_user_turn_that_the_answer_answers(tmp_path):
+    write_jsonl(tmp_path / "m.jsonl", [
+        {"id": "multi", "answer": "4", "messages": [
+            {"role": "user", "content": "first question"}, {"role": "assistant", "content": resp("1")},
+            {"role": "user", "content": "What is 2 + 2?"}, {"role": "assistant", "content": resp("4")}]},
+        {"id": "prompt", "answer": "4", "output": resp("4"), "reasoning": "on", "input": [
+            {"role": "user", "content": "first question"}, {"role": "assistant", "content": "ok"},
+            {"role": "user", "content": "What is 2 + 2?"}]},
+    ])
+    got = rows(ingest_path(tmp_path / "m.jsonl", "t", None))
+    assert got["m/multi"]["problem"] == got["m/prompt"]["problem"] == "What is 2 + 2?"
+    assert got["m/multi"]["thinking"].endswith("So the answer is 4.")

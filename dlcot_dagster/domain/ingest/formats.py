@@ -303,8 +303,8 @@ def read_turns(messages: Any, field_name: str) -> Turns:
             last_assistant = (i, content, as_text(reasoning, f"{field_name}[{i}].reasoning_content") if reasoning else None)
         elif role in SYSTEM_ROLES:
             system.append(content)
-    if last_assistant is None:
-        return Turns(users[0][1] if users else None, None, None, "\n".join(system) or None, infos)
+    if last_assistant is None:  # a prompt (Nemotron `input`): its last user turn is the one to answer
+        return Turns(users[-1][1] if users else None, None, None, "\n".join(system) or None, infos)
     before = [u for u in users if u[0] < last_assistant[0]]
     user = before[-1][1] if before else (users[0][1] if users else None)
     return Turns(user, last_assistant[1], last_assistant[2], "\n".join(system) or None, infos)
@@ -313,7 +313,11 @@ def read_turns(messages: Any, field_name: str) -> Turns:
 def _problem_from(value: Any, name: str) -> str | None:
     """A problem field's text; a messages list gives its user turn, a Llama-3 template string its user part."""
     if isinstance(value, (list, tuple)) and value and all(isinstance(v, dict) for v in value):
-        return read_turns(value, name).user
+        # a prompt as chat turns (Nemotron `input`, verl `prompt`): its last user turn is the one answered
+        users = [t for t in value if str(t.get("role") or t.get("from") or "").strip().lower() in USER_ROLES]
+        if not users:
+            return None
+        return as_text(users[-1].get("content", users[-1].get("value")), f"{name}[].content")
     text = as_text(value, name)
     if text and "<|start_header_id|>" in text:
         m = _LLAMA_USER_RE.search(text)
