@@ -4,7 +4,6 @@ generation, teacher column groups, every reference source, no_thinking, and bad 
 
 from __future__ import annotations
 
-import io
 import json
 from collections import Counter
 from pathlib import Path

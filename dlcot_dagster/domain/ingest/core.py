@@ -28,7 +28,7 @@ from .formats import Generation, Row, analyze_row
 from .normalize import RecordError, Split, check_surrogates, clean_text, record_id, split_generation
 from .readers import Unit, is_data_file, iter_units
 from .references import MAJORITY, MajorityVotes, Resolver, own_answer, problem_key, resolve_pending
-from .schema import Layout, RejectReason, RejectRecord, TraceRecord, rejects_frame, traces_frame
+from .schema import RejectReason, RejectRecord, TraceRecord, rejects_frame, traces_frame
 from .seen_ids import SeenIds
 from .sources import ID_FIELDS, SourceSpec, find_field
 
