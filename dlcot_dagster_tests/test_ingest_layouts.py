@@ -379,3 +379,17 @@ def test_chat_turns_pick_the_user_turn_that_the_answer_answers(tmp_path):
     got = rows(ingest_path(tmp_path / "m.jsonl", "t", None))
     assert got["m/multi"]["problem"] == got["m/prompt"]["problem"] == "What is 2 + 2?"
     assert got["m/multi"]["thinking"].endswith("So the answer is 4.")
+
+
+def test_streamed_json_list_element_over_the_cap_is_one_reject(tmp_path, monkeypatch):
+    monkeypatch.setattr(readers, "STREAM_JSON_ABOVE", 0)
+    monkeypatch.setattr(readers, "_JSON_CHUNK", 64)
+    monkeypatch.setattr(readers, "MAX_JSON_ELEMENT_CHARS", 500)  # the cap that bounds memory on a broken list
+    good = json.loads((FIX / "light_r1_sft.json").read_text())[:1]
+    huge = {"conversations": [{"from": "user", "value": "x" * 5000}]}
+    (tmp_path / "big.json").write_text(json.dumps(good + [huge, good[0]]))
+    r = ingest_path(tmp_path / "big.json", "t", None)
+    assert r.traces["source_line"].to_list() == [1]
+    (rej,) = r.rejects.iter_rows(named=True)
+    assert (rej["source_line"], rej["reason"]) == (2, "malformed_json") and "element 2" in rej["detail"]
+    assert accounting_problems(r.traces, r.rejects, r.files) == []
