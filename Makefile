@@ -12,7 +12,7 @@ export HF_HUB_OFFLINE := 1
 export GX_ANALYTICS_ENABLED := false
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: install demo test dev bench bench-llm bench-scale clean
+.PHONY: install demo test dev bench bench-llm bench-scale bench-layouts clean
 
 $(VENV)/.stamp-main: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -55,6 +55,10 @@ bench: $(VENV)/.stamp-test
 SIZES ?= 10000
 bench-scale: $(VENV)/.stamp-main
 	$(PY) bench/bench_scale.py --sizes $(SIZES) $(if $(LIMIT),--limit-seconds $(LIMIT))
+
+# ingestion per trace, OpenR1-Math layout vs today's (baseline code from the merge base with main), one run
+bench-layouts: $(VENV)/.stamp-main
+	$(PY) bench/bench_layouts.py --records $(or $(RECORDS),100000) $(if $(LIMIT),--limit-seconds $(LIMIT))
 
 bench-llm: $(VENV)/.stamp-test
 	VLLM_ENABLE_V1_MULTIPROCESSING=0 $(PY) bench/bench_llm.py

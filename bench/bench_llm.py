@@ -39,7 +39,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 def load_partition(path: Path, teacher: str, limit: int | None):
     from dlcot_dagster.domain.ingest import iter_outcomes, list_data_files, load_spec
-    from dlcot_dagster.domain.schema import TraceRecord, traces_frame
+    from dlcot_dagster.domain.ingest.schema import TraceRecord, traces_frame
     from dlcot_dagster.domain.tokens import TokenCounter
 
     folder = path if path.is_dir() else path.parent

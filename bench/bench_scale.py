@@ -11,7 +11,7 @@ the six Parquet tables to a scratch folder (deleted afterwards). Each run is its
   id index, Parquet writers; not the pool), in each quarter of the run: flat quarters mean no growth with rows read.
 
 ``--stages ingest`` runs only what the raw_traces step runs (``stream_ingest``: parse, id dedup and writing in the
-child, token counting on the pool), the one stage with per-partition state (the id index, ``domain/seen_ids.py``):
+child, token counting on the pool), the one stage with per-partition state (the id index, ``domain/ingest/seen_ids.py``):
 fast enough to read a whole million-trace corpus.
 
 ``workers=1`` is pinned to one CPU (``sched_setaffinity``; no pool: everything runs in the child); ``workers>1``
@@ -74,7 +74,7 @@ def limit_input(limit_s: float | None):
     state = {"deadline": None, "hit": False}
     if not limit_s:
         return (lambda files: files), state
-    from dlcot_dagster.domain import ingest
+    from dlcot_dagster.domain.ingest import core as ingest
 
     inner = ingest.iter_units
     state["deadline"] = time.perf_counter() + limit_s
@@ -150,7 +150,7 @@ def child_ingest(a: argparse.Namespace) -> dict:
     cpus = pin(a.workers)
     from make_corpus import corpus_files
 
-    from dlcot_dagster.domain.schema import REJECT_SCHEMA, TRACE_SCHEMA
+    from dlcot_dagster.domain.ingest.schema import REJECT_SCHEMA, TRACE_SCHEMA
     from dlcot_dagster.domain.stream import BatchRunner, EngineSpec, ParquetSink, stream_ingest
 
     corpus = Path(a.corpus)
@@ -173,10 +173,13 @@ def child_ingest(a: argparse.Namespace) -> dict:
     rows = sum(s.records for s in stats)
     partial = bool(lim["hit"]) or rows < manifest["records"]
     bytes_in = int(rows * manifest["bytes"] / manifest["records"]) if partial else sum(s.bytes for s in stats)
+    kept, rejected = sum(s.kept for s in stats), sum(s.rejected for s in stats)
     return {
-        "stages": "ingest", "size": manifest["records"], "rows_in": rows, "kept": sum(s.kept for s in stats),
-        "rejected": sum(s.rejected for s in stats), "workers": a.workers, "batch_size": a.batch_size, "cache": "-",
-        "partial": partial, "cpus": cpus, "seconds": wall, "wall_s": wall, "traces_per_s": rows / wall,
+        "stages": "ingest", "size": manifest["records"], "rows_in": rows, "kept": kept,
+        "rejected": rejected, "workers": a.workers, "batch_size": a.batch_size, "cache": "-",
+        # per trace: a record of a multi-generation layout (make_corpus.py --layout openr1) holds several
+        "traces": kept + rejected,
+        "partial": partial, "cpus": cpus, "seconds": wall, "wall_s": wall, "traces_per_s": (kept + rejected) / wall,
         "mb_per_s": bytes_in / 1e6 / wall, "raw_row_groups": row_groups, "stage_seconds": {},
         "self_maxrss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "workers_maxrss_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024,
@@ -189,7 +192,7 @@ def child_floor(a: argparse.Namespace) -> dict:
     from make_corpus import corpus_files
 
     from dlcot_dagster.domain.ingest import iter_outcomes
-    from dlcot_dagster.domain.schema import TraceRecord
+    from dlcot_dagster.domain.ingest.schema import TraceRecord
     from dlcot_dagster.domain.tokens import TokenCounter
 
     counter = TokenCounter("qwen2")  # the floor as the issue states it: each raw text encoded whole
@@ -277,11 +280,14 @@ def vmrss_kb(pid: int) -> int:
     return 0
 
 
-def run_child(args: list[str]) -> dict:
-    """Run this script in ``--child`` mode; returns its JSON plus rusage and sampled RSS."""
+def run_child(args: list[str], script: str | Path | None = None) -> dict:
+    """Run this script (or ``script``: the same file of another checkout, e.g. a baseline) in ``--child`` mode;
+    returns its JSON plus rusage and sampled RSS."""
     env = dict(os.environ, **ENV)
+    script = Path(script or __file__)
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
-        proc = subprocess.Popen([sys.executable, __file__, *args], stdout=out, stderr=err, env=env, cwd=REPO)
+        proc = subprocess.Popen([sys.executable, str(script), *args], stdout=out, stderr=err, env=env,
+                                cwd=script.resolve().parent.parent)
         peak = {"sum_kb": 0, "procs": 0}
         series: list[tuple[float, int]] = []
         main_series: list[tuple[float, int]] = []  # the child alone: parsing, id index, sinks (not the pool)

@@ -19,6 +19,7 @@ Writing streams: memory is bounded by the source set (~35 MB), not by N. ``--che
 only, no tokens) and compares kept + rejected with N and the reject reasons with those of the sources.
 
     python bench/make_corpus.py 10000 [100000 1000000] [--out /tmp/dlcot-corpus] [--per-file 50000] [--check]
+    python bench/make_corpus.py 100000 --layout openr1      # /tmp/dlcot-corpus/openr1-100000
 """
 
 from __future__ import annotations
@@ -56,7 +57,7 @@ class Template:
         self.head = self.tail = self.orig = None
         if raw is not None:
             return
-        from dlcot_dagster.domain.sources import ID_FIELDS, find_field
+        from dlcot_dagster.domain.ingest.sources import ID_FIELDS, find_field
 
         name, value = find_field(obj, None, ID_FIELDS) if isinstance(obj, dict) else (None, None)
         if name is None or isinstance(value, (dict, list)):
@@ -79,7 +80,7 @@ class Template:
 
 def load_templates(files: list[Path]) -> tuple[list[Template], dict]:
     """Every source record as a template, interleaved by relative position; per-source counts."""
-    from dlcot_dagster.domain.readers import JSONL_SUFFIXES, iter_units
+    from dlcot_dagster.domain.ingest.readers import JSONL_SUFFIXES, iter_units
 
     keyed: list[tuple[float, int, Template]] = []
     sources = {}
@@ -112,19 +113,78 @@ def load_templates(files: list[Path]) -> tuple[list[Template], dict]:
     return [t for _, _, t in keyed], sources
 
 
-def make_corpus(n: int, out: Path, per_file: int = PER_FILE, files: list[Path] | None = None, force: bool = False) -> dict:
-    """Write ``n`` records to ``out`` (replaced if it exists); returns the manifest."""
+OPENR1_MAX_GENERATIONS = 4  # OpenR1-Math-220k keeps two to four generations per problem
+
+
+def load_openr1_templates(files: list[Path]) -> tuple[list[Template], dict]:
+    """The shared traces regrouped in the open-r1/OpenR1-Math-220k layout: one row per problem (traces with the
+    same normalized problem text, at most four per row), its traces as ``generations`` (``<think>`` thinking
+    ``</think>`` answer; an unclosed thinking stays unclosed), per-generation ``correctness_math_verify`` /
+    ``is_reasoning_complete`` / ``finish_reasons``, the first generation copied into ``messages``, the reference
+    as ``answer``, ``uuid`` the id. Records (rows) hold ~2 traces each."""
+    from collections import defaultdict
+
+    from dlcot_dagster.domain.ingest import iter_outcomes, named_files
+    from dlcot_dagster.domain.ingest.references import problem_key
+    from dlcot_dagster.domain.ingest.schema import TraceRecord
+
+    groups: dict[int, list] = defaultdict(list)
+    for p in files:
+        for o in iter_outcomes(named_files(p), "corpus", None, None, max_raw_tokens=None):
+            if isinstance(o, TraceRecord):
+                groups[problem_key(o.problem)].append(o)
+    templates: list[Template] = []
+    traces = 0
+    for key, group in groups.items():
+        for c in range(0, len(group), OPENR1_MAX_GENERATIONS):
+            chunk = group[c : c + OPENR1_MAX_GENERATIONS]
+            gens = []
+            for o in chunk:
+                text = f"<think>\n{o.thinking}"
+                if o.thinking_closed:
+                    text += "\n</think>" + (f"\n\n{o.final_response}" if o.final_response else "")
+                gens.append(text)
+            labels = [bool(o.source_label) for o in chunk]
+            first = chunk[0]
+            row = {
+                "problem": first.problem,
+                "solution": f"Hence the answer is $\\boxed{{{first.reference_answer}}}$.",
+                "answer": first.reference_answer,
+                "problem_type": "Algebra",
+                "question_type": "math-word-problem",
+                "source": "shared-traces",
+                "uuid": f"{key:016x}-{c // OPENR1_MAX_GENERATIONS}",
+                "is_reasoning_complete": [o.thinking_closed for o in chunk],
+                "generations": gens,
+                "correctness_math_verify": labels,
+                "correctness_llama": None,
+                "finish_reasons": ["stop" if o.thinking_closed else "length" for o in chunk],
+                "correctness_count": sum(labels),
+                "messages": [{"content": first.problem, "role": "user"}, {"content": gens[0], "role": "assistant"}],
+            }
+            templates.append(Template("openr1", row))
+            traces += len(chunk)
+    return templates, {"openr1-regrouped": {"records": len(templates), "traces": traces, "skipped_units": 0}}
+
+
+def make_corpus(
+    n: int, out: Path, per_file: int = PER_FILE, files: list[Path] | None = None, force: bool = False,
+    layout: str = "shared",
+) -> dict:
+    """Write ``n`` records to ``out`` (replaced if it exists); returns the manifest. ``layout="openr1"``: rows in
+    the OpenR1-Math layout (several generations per record), see :func:`load_openr1_templates`."""
     out = Path(out)
     manifest_path = out / "manifest.json"
     if manifest_path.is_file() and not force:
         m = json.loads(manifest_path.read_text())
-        if m.get("records") == n and m.get("per_file") == per_file:
+        if m.get("records") == n and m.get("per_file") == per_file and m.get("layout", "shared") == layout:
             return m
     if out.exists():
         shutil.rmtree(out)
     out.mkdir(parents=True)
     t0 = time.perf_counter()
-    templates, sources = load_templates(files or source_files())
+    loader = load_openr1_templates if layout == "openr1" else load_templates
+    templates, sources = loader(files or source_files())
     if not templates:
         raise SystemExit("no source records found (is ../shared/data/traces there?)")
     written = nbytes = 0
@@ -147,8 +207,14 @@ def make_corpus(n: int, out: Path, per_file: int = PER_FILE, files: list[Path] |
         k += 1
     if fh is not None:
         fh.close()
+    per_record = 1.0
+    if layout == "openr1":
+        src = sources["openr1-regrouped"]
+        per_record = src["traces"] / src["records"]
     manifest = {
         "records": n,
+        "layout": layout,
+        "traces_per_record": round(per_record, 4),
         "bytes": nbytes,
         "files": fileno,
         "per_file": per_file,
@@ -171,7 +237,7 @@ def check(out: Path, n: int) -> list[str]:
     """Parse-only ingestion of the corpus: kept + rejected == n, no duplicate ids, and per source replica the
     same reject reasons as the source files (scaled by the number of replicas)."""
     from dlcot_dagster.domain.ingest import iter_outcomes, named_files
-    from dlcot_dagster.domain.schema import RejectRecord
+    from dlcot_dagster.domain.ingest.schema import RejectRecord
 
     problems = []
     src = Counter()
@@ -212,14 +278,17 @@ def main() -> None:
     ap.add_argument("--per-file", type=int, default=PER_FILE)
     ap.add_argument("--force", action="store_true", help="rebuild even if a matching corpus exists")
     ap.add_argument("--check", action="store_true", help="ingest the result and compare reject reasons")
+    ap.add_argument("--layout", choices=["shared", "openr1"], default="shared",
+                    help="shared: the source records as they are; openr1: regrouped as OpenR1-Math rows")
     args = ap.parse_args()
     if REPO in args.out.resolve().parents or args.out.resolve() == REPO:
         raise SystemExit(f"refusing to write a corpus inside the repository ({args.out})")
     bad = []
     for n in args.sizes:
-        m = make_corpus(n, args.out / str(n), args.per_file, force=args.force)
-        print(json.dumps({k: v for k, v in m.items() if k != "sources"} | {"dir": str(args.out / str(n))}))
-        if args.check:
+        name = str(n) if args.layout == "shared" else f"{args.layout}-{n}"
+        m = make_corpus(n, args.out / name, args.per_file, force=args.force, layout=args.layout)
+        print(json.dumps({k: v for k, v in m.items() if k != "sources"} | {"dir": str(args.out / name)}))
+        if args.check and args.layout == "shared":
             bad += check(args.out / str(n), n)
     for p in bad:
         print("PROBLEM:", p)

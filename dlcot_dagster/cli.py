@@ -33,7 +33,7 @@ def cmd_inspect(args: argparse.Namespace, out=None) -> int:
     from .domain.dlcot import DLCoTPolicy, RulesEngine
     from .domain.ingest import iter_outcomes, load_spec, named_files
     from .domain.pipeline import correct_frame, prune_frame, segment_frame
-    from .domain.schema import TraceRecord, traces_frame
+    from .domain.ingest.schema import TraceRecord, traces_frame
     from .domain.tokens import TokenCounter
 
     out = out or sys.stdout
@@ -50,28 +50,41 @@ def cmd_inspect(args: argparse.Namespace, out=None) -> int:
     files = named_files(path)
     counter = TokenCounter(args.tokenizer or spec.tokenizer or "qwen2")
     outcomes = list(iter_outcomes(files, args.teacher, spec, counter, max_raw_tokens=args.max_raw_tokens))
+    # in input order (traces resolved to a majority / self reference come last out of ingestion)
+    order = {name: i for i, (_p, name) in enumerate(files)}
+    outcomes.sort(key=lambda o: (order.get(o.source_file, len(order)), o.source_line, o.generation if o.generation is not None else -1))
 
-    raw = traces_frame([o for o in outcomes if isinstance(o, TraceRecord)])
+    raw_all = traces_frame([o for o in outcomes if isinstance(o, TraceRecord)])
     engine = RulesEngine(DLCoTPolicy.preset(args.policy), AnswerChecker())
-    pruned = prune_frame(raw, segment_frame(raw, engine), engine)
-    tables = correct_frame(raw, pruned, engine, counter, max_seq_len=args.max_seq_len)
-    results = {r.id: r for r in tables.results}
-    corrected = {r["id"]: r for r in tables.kept.iter_rows(named=True)}
-    dropped = {r["id"]: r for r in tables.dropped.iter_rows(named=True)}
+    # one teacher at a time (a multi-teacher dump gives each teacher's trace the same row id), keyed by (teacher, id)
+    results, corrected, dropped = {}, {}, {}
+    for teacher in sorted(set(raw_all["teacher"].to_list())):
+        raw = raw_all.filter(raw_all["teacher"] == teacher)
+        pruned = prune_frame(raw, segment_frame(raw, engine), engine)
+        tables = correct_frame(raw, pruned, engine, counter, max_seq_len=args.max_seq_len)
+        results.update({(r.teacher, r.id): r for r in tables.results})
+        corrected.update({(r["teacher"], r["id"]): r for r in tables.kept.iter_rows(named=True)})
+        dropped.update({(r["teacher"], r["id"]): r for r in tables.dropped.iter_rows(named=True)})
 
     for outcome in outcomes:
         if isinstance(outcome, TraceRecord):
-            res = results[outcome.id]
-            row = corrected.get(outcome.id)
+            key = (outcome.teacher, outcome.id)
+            res = results[key]
+            row = corrected.get(key)
             rec = {
                 "id": outcome.id,
                 "teacher": outcome.teacher,
                 "status": "kept" if row is not None else "dropped",
-                "reason": None if row is not None else dropped[outcome.id]["reason"],
+                "reason": None if row is not None else dropped[key]["reason"],
                 "raw_tokens": outcome.raw_tokens,
                 "corrected_tokens": row["corrected_tokens"] if row is not None else None,
                 "thinking_closed": outcome.thinking_closed,
                 "layout": outcome.layout.value,
+                "source_format": outcome.source_format,
+                "generation": outcome.generation,
+                "source_label": outcome.source_label,
+                "reference_answer": outcome.reference_answer,
+                "reference_source": outcome.reference_source,
                 "final_answer": res.final_answer,
                 "answer_equivalent": res.answer_equivalent,
                 "segments": [
@@ -103,6 +116,7 @@ def cmd_inspect(args: argparse.Namespace, out=None) -> int:
                 "reason": outcome.reason.value,
                 "field": outcome.field,
                 "detail": outcome.detail,
+                "generation": outcome.generation,
                 "raw_tokens": None,
                 "source_file": outcome.source_file,
                 "source_line": outcome.source_line,

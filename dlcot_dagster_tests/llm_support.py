@@ -111,7 +111,7 @@ def sample_raw(teacher: str = "demo-r1-style"):
     """raw_traces rows of one bundled sample teacher, ingested exactly as the raw_traces asset does."""
     from dlcot_dagster.defs.settings import SAMPLES_LANDING
     from dlcot_dagster.domain.ingest import iter_outcomes, list_data_files, load_spec
-    from dlcot_dagster.domain.schema import TraceRecord, traces_frame
+    from dlcot_dagster.domain.ingest.schema import TraceRecord, traces_frame
     from dlcot_dagster.domain.tokens import TokenCounter
 
     folder = SAMPLES_LANDING / teacher

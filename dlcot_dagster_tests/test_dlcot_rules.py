@@ -442,7 +442,7 @@ def test_batch_and_plain_objects():
 
 
 def test_trace_record_from_the_schema_is_accepted():
-    from dlcot_dagster.domain.schema import Layout, TraceRecord
+    from dlcot_dagster.domain.ingest.schema import Layout, TraceRecord
 
     tr = TraceRecord(id="x", teacher="hand", problem="What is six times seven?", reference_answer="42",
                      thinking=SOLUTION + CONCL, final_response=None, source_file="f.jsonl", source_line=1,

@@ -27,7 +27,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from dlcot_dagster.domain import budget as budget_mod
-from dlcot_dagster.domain import ingest as ingest_mod
+from dlcot_dagster.domain.ingest import core as ingest_mod
 from dlcot_dagster.domain.answers import AnswerChecker
 from dlcot_dagster.domain.answers.runner import DeadlineExceeded, alarm_deadline
 from dlcot_dagster.domain.budget import RecordTimeout, deadline, paused, record_budget
@@ -416,7 +416,7 @@ def test_budget_outlives_the_inner_answer_checker_alarm(tmp_path, token_counter)
 
 
 def test_ingest_budget_rejects_a_slow_record_naming_file_line_and_field(tmp_path, monkeypatch):
-    real = ingest_mod.normalize_record
+    real = ingest_mod.analyze_row  # the per-record parsing that runs under the budget
 
     def slow_normalize(obj, spec):
         if isinstance(obj, dict) and obj.get("id") == "slow":
@@ -424,7 +424,7 @@ def test_ingest_budget_rejects_a_slow_record_naming_file_line_and_field(tmp_path
                 time.sleep(0.01)
         return real(obj, spec)
 
-    monkeypatch.setattr(ingest_mod, "normalize_record", slow_normalize)
+    monkeypatch.setattr(ingest_mod, "analyze_row", slow_normalize)
     recs = [rec("a", OK), rec("slow", OK + "x" * 5000), rec("b", OK)]
     f = write_jsonl(tmp_path / "d.jsonl", recs)
     t0 = time.monotonic()

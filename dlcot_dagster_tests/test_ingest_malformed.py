@@ -9,9 +9,9 @@ import polars as pl
 import pytest
 
 from dlcot_dagster.domain.ingest import accounting_problems, ingest_folder, ingest_path
-from dlcot_dagster.domain.normalize import split_thinking
-from dlcot_dagster.domain.schema import Layout
-from dlcot_dagster.domain.sources import SourceSpec
+from dlcot_dagster.domain.ingest.normalize import split_thinking
+from dlcot_dagster.domain.ingest.schema import Layout
+from dlcot_dagster.domain.ingest.sources import SourceSpec
 
 
 def rec(i, **kw):

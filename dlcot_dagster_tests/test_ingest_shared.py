@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from dlcot_dagster.domain.ingest import accounting_problems, ingest_path
-from dlcot_dagster.domain.schema import Layout
+from dlcot_dagster.domain.ingest.schema import Layout
 
 from .conftest import read_jsonl, shared_data_dir, trace_files
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dlcot_dagster.domain.seen_ids import SeenIds
+from dlcot_dagster.domain.ingest.seen_ids import SeenIds
 
 
 def test_first_sighting_and_repeats_name_the_first_file_and_line():

@@ -16,7 +16,7 @@ from dlcot_dagster.defs.dlcot.resources import DLCoTEngineResource
 from dlcot_dagster.defs.io_managers import ParquetIOManager
 from dlcot_dagster.defs.partitions import teacher_partitions
 from dlcot_dagster.defs.resources import LandingZoneResource, TokenizerResource
-from dlcot_dagster.domain.schema import TRACE_SCHEMA
+from dlcot_dagster.domain.ingest.schema import TRACE_SCHEMA
 from dlcot_dagster.domain.stream import (
     BatchRunner,
     EngineSpec,

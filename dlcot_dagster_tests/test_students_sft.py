@@ -30,7 +30,7 @@ from .conftest import shared_data_dir
 def shared_raw(tmp_path, name: str = "math500_deepseek-r1.jsonl", teacher: str = "r1", n: int = 24) -> pl.DataFrame:
     """raw_traces rows of a shared trace file (linked, never copied), ingested as the raw_traces asset does."""
     from dlcot_dagster.domain.ingest import iter_outcomes, list_data_files, load_spec
-    from dlcot_dagster.domain.schema import TraceRecord, traces_frame
+    from dlcot_dagster.domain.ingest.schema import TraceRecord, traces_frame
     from dlcot_dagster.domain.tokens import TokenCounter
 
     folder = tmp_path / teacher

@@ -16,6 +16,8 @@ CHECK_ACCOUNTING = "records_accounted_for"
 CHECK_UNIQUE_IDS = "unique_ids"
 CHECK_NON_EMPTY_TEXT = "non_empty_text"
 CHECK_TOKEN_BOUNDS = "token_counts_in_bounds"
+CHECK_REFERENCE_SOURCES = "reference_sources_accounted_for"
+CHECK_SELF_REFERENCE_SHARE = "self_reference_share"
 
 # jobs, sensors, schedules
 REPROCESS_JOB = "reprocess_teacher"

@@ -17,14 +17,17 @@ from pathlib import Path
 from typing import Protocol
 
 from .ingest import SPEC_FILENAME, list_data_files, load_spec, named_files
-from .sources import SourceSpec
+from .ingest.core import GROUP_SEP, split_group_key, teacher_groups
+from .ingest.sources import SourceSpec
 
 # Dagster partition keys and path segments: keep teacher names simple
 TEACHER_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+=@-]{0,127}$")
 
 
 def valid_teacher_name(name: str) -> bool:
-    return bool(TEACHER_NAME_RE.match(name))
+    """A folder name, or ``<folder>:<group>`` (one teacher's columns of a multi-teacher dump)."""
+    folder, group = split_group_key(name)
+    return bool(TEACHER_NAME_RE.match(folder)) and (group is None or bool(TEACHER_NAME_RE.match(group)))
 
 
 @dataclass(frozen=True)
@@ -66,12 +69,23 @@ class LocalLanding:
     def _folder(self, teacher: str) -> Path:
         if not valid_teacher_name(teacher):
             raise ValueError(f"invalid teacher name {teacher!r}: use letters, digits and . _ + = @ -")
-        return self.root / teacher
+        return self.root / split_group_key(teacher)[0]
 
     def teachers(self) -> list[str]:
+        """One key per teacher folder; a folder whose dumps hold several teachers' columns (s1K-1.1) gives one
+        ``<folder>:<group>`` key per teacher instead."""
         if not self.root.is_dir():
             return []
-        return sorted(p.name for p in self.root.iterdir() if p.is_dir() and valid_teacher_name(p.name))
+        out = []
+        for p in sorted(self.root.iterdir()):
+            if not (p.is_dir() and valid_teacher_name(p.name) and GROUP_SEP not in p.name):
+                continue
+            try:
+                groups = teacher_groups(list_data_files(p), load_spec(p))
+            except ValueError:  # an invalid spec: the run reports it
+                groups = []
+            out += [f"{p.name}{GROUP_SEP}{g}" for g in groups if valid_teacher_name(g)] or [p.name]
+        return out
 
     def invalid_folders(self) -> list[str]:
         if not self.root.is_dir():
@@ -89,6 +103,9 @@ class LocalLanding:
         files = list_data_files(folder)
         if (folder / SPEC_FILENAME).is_file():
             files.append(folder / SPEC_FILENAME)
+            problems = _problems_file(folder)
+            if problems is not None:
+                files.append(problems)  # reference data: a change re-runs the teacher, but it is not ingested
         return files
 
     def listing(self, teacher: str) -> list[LandedFile]:
@@ -114,11 +131,29 @@ class LocalLanding:
         return h.hexdigest()
 
     def spec(self, teacher: str) -> SourceSpec:
-        return load_spec(self._folder(teacher))
+        spec = load_spec(self._folder(teacher))
+        group = split_group_key(teacher)[1]
+        return spec.model_copy(update={"group": group}) if group else spec
 
     def local_files(self, teacher: str) -> list[tuple[Path, str]]:
         folder = self._folder(teacher)
         return named_files(folder)
+
+
+def _problems_file(folder: Path) -> Path | None:
+    """The problems file the folder's spec joins, when it lies inside the folder."""
+    try:
+        spec = load_spec(folder)
+    except ValueError:
+        return None
+    if spec.problems is None:
+        return None
+    p = Path(spec.problems.path)
+    try:
+        p.resolve().relative_to(folder.resolve())
+    except ValueError:
+        return None
+    return p if p.is_file() else None
 
 
 @dataclass(frozen=True)

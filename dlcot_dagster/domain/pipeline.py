@@ -89,6 +89,7 @@ CORRECTED_SCHEMA = {
     "policy": pl.String(),
     "engine_version": pl.String(),
     "config_hash": pl.String(),
+    "reference_source": pl.String(),  # given | extracted | joined | majority | self (from raw_traces)
 }
 
 DROPPED_SCHEMA = {
@@ -97,6 +98,7 @@ DROPPED_SCHEMA = {
     "stage": pl.String(),  # segment | prune | correct
     "reason": pl.String(),
     "raw_tokens": pl.Int64(),
+    "reference_source": pl.String(),
 }
 
 
@@ -400,7 +402,8 @@ def correct_frame(
         if res.status is not SampleStatus.KEPT:
             stage = drop_stage[i] or "correct"
             dropped_rows.append(
-                {"id": res.id, "teacher": res.teacher, "stage": stage, "reason": res.reason, "raw_tokens": r["raw_tokens"]}
+                {"id": res.id, "teacher": res.teacher, "stage": stage, "reason": res.reason, "raw_tokens": r["raw_tokens"],
+                 "reference_source": r.get("reference_source")}
             )
             continue
         j = pos[i]
@@ -412,7 +415,8 @@ def correct_frame(
             reason = "exceeds_max_seq_len"
         if reason is not None:
             dropped_rows.append(
-                {"id": res.id, "teacher": res.teacher, "stage": "correct", "reason": reason, "raw_tokens": r["raw_tokens"]}
+                {"id": res.id, "teacher": res.teacher, "stage": "correct", "reason": reason, "raw_tokens": r["raw_tokens"],
+                 "reference_source": r.get("reference_source")}
             )
             continue
         kept_rows.append(
@@ -438,6 +442,7 @@ def correct_frame(
                 "policy": res.policy,
                 "engine_version": res.engine_version,
                 "config_hash": res.config_hash,
+                "reference_source": r.get("reference_source"),
             }
         )
     return CorrectedTables(

@@ -26,9 +26,10 @@ from pathlib import Path
 from typing import Any, Callable
 
 from .ingest import SPEC_FILENAME
+from .ingest.core import GROUP_SEP, split_group_key
 from .landing import LandedFile, valid_teacher_name
-from .readers import is_data_file
-from .sources import SourceSpec
+from .ingest.readers import is_data_file
+from .ingest.sources import SourceSpec
 from .storage import parse_s3_url, s3_errors
 
 HASH_SCHEME = "s3-etag-v1"
@@ -71,7 +72,7 @@ class S3Landing:
     def _teacher_prefix(self, teacher: str) -> str:
         if not valid_teacher_name(teacher):
             raise ValueError(f"invalid teacher name {teacher!r}: use letters, digits and . _ + = @ -")
-        return f"{self._base()}{teacher}/"
+        return f"{self._base()}{split_group_key(teacher)[0]}/"
 
     def _folders(self) -> list[str]:
         base = self._base()
@@ -83,13 +84,44 @@ class S3Landing:
         return sorted(n for n in names if n)
 
     def teachers(self) -> list[str]:
-        return [n for n in self._folders() if valid_teacher_name(n)]
+        """One key per teacher prefix; ``<folder>:<group>`` keys for a dump holding several teachers' columns: the
+        spec's ``teachers:``, or detected from the first line of the first JSONL object (one ranged GET)."""
+        out = []
+        for n in self._folders():
+            if not valid_teacher_name(n) or GROUP_SEP in n:
+                continue
+            try:
+                groups = self._groups(n)
+            except Exception:  # an unreadable spec or object: the run reports it
+                groups = []
+            out += [f"{n}{GROUP_SEP}{g}" for g in groups if valid_teacher_name(g)] or [n]
+        return out
+
+    def _groups(self, folder: str) -> list[str]:
+        from .ingest.formats import group_names
+
+        spec = self.spec(folder)
+        if spec.teachers:
+            return list(spec.teachers)
+        data = [o for o in self._objects(folder) if o["rel"] != SPEC_FILENAME]
+        if not data or not data[0]["rel"].endswith((".jsonl", ".ndjson")):
+            return []
+        import json
+
+        with s3_errors(self.client, f"reading the head of s3://{self.bucket}/{data[0]['Key']}"):
+            head = self.client.get_object(Bucket=self.bucket, Key=data[0]["Key"], Range="bytes=0-1048575")["Body"].read()
+        line = head.split(b"\n", 1)[0]
+        try:
+            obj = json.loads(line)
+        except (ValueError, RecursionError):
+            return []
+        return group_names(list(obj) if isinstance(obj, dict) else None, spec)
 
     def invalid_folders(self) -> list[str]:
         return [n for n in self._folders() if not valid_teacher_name(n) and not n.startswith(".")]
 
     def _objects(self, teacher: str) -> list[dict]:
-        prefix = self._teacher_prefix(teacher)
+        prefix = self._teacher_prefix(teacher)  # a <folder>:<group> key lists its folder
         out: list[dict] = []
         with s3_errors(self.client, f"listing s3://{self.bucket}/{prefix}"):
             for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix):
@@ -112,7 +144,8 @@ class S3Landing:
         return h.hexdigest()
 
     def _scratch(self, teacher: str) -> Path:
-        return self.scratch_dir.joinpath(self.bucket, *filter(None, self.prefix.split("/")), teacher)
+        folder = split_group_key(teacher)[0]
+        return self.scratch_dir.joinpath(self.bucket, *filter(None, self.prefix.split("/")), folder)
 
     def _download(self, teacher: str, obj: dict) -> Path:
         dest = self._scratch(teacher).joinpath(*obj["rel"].split("/"))
@@ -134,18 +167,38 @@ class S3Landing:
         return dest
 
     def spec(self, teacher: str) -> SourceSpec:
-        for obj in self._objects(teacher):
+        folder, group = split_group_key(teacher)
+        spec = SourceSpec()
+        objects = self._objects(folder)
+        for obj in objects:
             if obj["rel"] == SPEC_FILENAME:
-                return SourceSpec.from_yaml(self._download(teacher, obj))
-        return SourceSpec()
+                raw = SourceSpec.from_yaml(self._download(folder, obj), resolve_paths=False)
+                spec = SourceSpec.from_yaml(self._download(folder, obj))
+                if raw.problems is not None and not Path(raw.problems.path).is_absolute():
+                    rel = Path(raw.problems.path).as_posix()
+                    hit = [o for o in objects if o["rel"] == rel]
+                    if hit:  # the problems file lives beside the dumps: fetch it next to the spec
+                        self._download(folder, hit[0])
+        return spec.model_copy(update={"group": group}) if group else spec
+
+    def _problems_rel(self, folder: str, objects: list[dict]) -> str | None:
+        for obj in objects:
+            if obj["rel"] == SPEC_FILENAME:
+                raw = SourceSpec.from_yaml(self._download(folder, obj), resolve_paths=False)
+                if raw.problems is not None and not Path(raw.problems.path).is_absolute():
+                    return Path(raw.problems.path).as_posix()
+        return None
 
     def local_files(self, teacher: str, only: Callable[[str], bool] | None = None) -> list[tuple[Path, str]]:
         """Download (or reuse) every data object (or those whose key suffix ``only`` accepts: one shard's);
         ``(local path, key suffix)`` in key order."""
+        folder = split_group_key(teacher)[0]
+        objects = self._objects(folder)
+        problems = self._problems_rel(folder, objects)  # reference data, not traces
         return [
-            (self._download(teacher, o), o["rel"])
-            for o in self._objects(teacher)
-            if o["rel"] != SPEC_FILENAME and (only is None or only(o["rel"]))
+            (self._download(folder, o), o["rel"])
+            for o in objects
+            if o["rel"] not in (SPEC_FILENAME, problems) and (only is None or only(o["rel"]))
         ]
 
 

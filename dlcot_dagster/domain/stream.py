@@ -170,6 +170,22 @@ class ParquetSink:
         self.closed = True
         return StagedTable(self.path, self.rows, self.path.stat().st_size, self.row_groups)
 
+    def detach(self) -> Path:
+        """Close what was written so far as a complete file beside the staging file and start over, empty (a
+        second pass reads the first back and writes the final rows here). The caller deletes the returned file."""
+        try:
+            self._flush()
+            self._open()
+            self._writer.close()
+            self._writer = None
+            first = self.tmp.with_name(self.tmp.name + ".pass1")
+            os.replace(self.tmp, first)
+        except (OSError, pa.ArrowException) as exc:
+            raise self._fail(exc) from exc
+        self.tmp = self.path.with_name(f".{self.path.name}.{uuid.uuid4().hex[:8]}.part")
+        self.rows = self.row_groups = 0
+        return first
+
     def abort(self) -> None:
         self._buf, self._buf_rows, self._buf_bytes = [], 0, 0
         if self._writer is not None:
@@ -501,7 +517,7 @@ def correct_task(st: WorkerState, pair: tuple[pl.DataFrame, pl.DataFrame]) -> Co
 
 def apply_token_counts(batch: pl.DataFrame, counter: Any, max_raw_tokens: int | None) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Fill the token columns of parsed traces; rows above ``max_raw_tokens`` become ``too_many_tokens`` rejects."""
-    from .schema import REJECT_SCHEMA, RejectReason
+    from .ingest.schema import REJECT_SCHEMA, RejectReason
 
     n = batch.height
     if counter is None or n == 0:
@@ -526,13 +542,44 @@ def apply_token_counts(batch: pl.DataFrame, counter: Any, max_raw_tokens: int | 
         pl.lit("thinking").alias("field"),
         pl.format("{} raw tokens exceed the ceiling of {}", "raw_tokens", pl.lit(max_raw_tokens)).alias("detail"),
         pl.lit(None, dtype=pl.String).alias("excerpt"),
+        pl.col("generation"),
     )
     return batch.filter(~over), rejects
 
 
+def with_own_answers(batch: pl.DataFrame) -> pl.DataFrame:
+    """Rows still without a reference (``reference_source`` null) get ``_pkey`` (their normalized problem's key),
+    ``_own`` and ``_own_kind`` (their own final answer): what the majority / self resolution needs. A batch with
+    no such row is returned as is."""
+    from .ingest.references import own_answer, problem_key
+
+    if batch.height == 0 or batch["reference_source"].null_count() == 0:
+        return batch
+    keys, owns, kinds = [], [], []
+    for src, problem, final, thinking in batch.select(
+        "reference_source", "problem", "final_response", "thinking"
+    ).iter_rows():
+        if src is not None:
+            keys.append(None), owns.append(None), kinds.append(None)
+            continue
+        own = own_answer(final, thinking)
+        keys.append(problem_key(problem))
+        owns.append(own[0] if own else None)
+        kinds.append(own[1] if own else None)
+    return batch.with_columns(
+        _pkey=pl.Series(keys, dtype=pl.Int64), _own=pl.Series(owns, dtype=pl.String), _own_kind=pl.Series(kinds, dtype=pl.String)
+    )
+
+
 def tokenize_task(st: WorkerState, batch: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """Count tokens of a batch of parsed traces; rows above the ceiling move to rejects."""
-    return apply_token_counts(batch, st.counter, st.spec.max_raw_tokens)
+    """Count tokens of a batch of parsed traces; rows above the ceiling move to rejects. Rows still without a
+    reference come back with their own answers (:func:`with_own_answers`)."""
+    kept, rejects = apply_token_counts(batch, st.counter, st.spec.max_raw_tokens)
+    return with_own_answers(kept), rejects
+
+
+def own_answers_task(st: WorkerState, batch: pl.DataFrame) -> pl.DataFrame:
+    return with_own_answers(batch)
 
 
 @dataclass
@@ -590,17 +637,21 @@ def parsed_batches(
     rejects: Callable[[pl.DataFrame], None],
     stats: list,
     record_budget_s: float | None = DEFAULT_RECORD_BUDGET_S,
+    resolve: bool = True,
 ) -> Iterator[pl.DataFrame]:
     """Parse and normalize records (no tokens yet) into frames of ``batch_size`` traces, in input order.
 
     Parse-time rejects go to ``rejects`` as they appear; ``stats`` collects one ``FileStats`` per file.
+    ``resolve=False`` leaves traces without a per-row reference unresolved (``reference_source`` null) for a
+    second pass; by default they are resolved (held back to the end, see ``ingest.iter_outcomes``).
     """
     from .ingest import iter_outcomes
-    from .schema import RejectRecord, rejects_frame, traces_frame
+    from .ingest.schema import RejectRecord, rejects_frame, traces_frame
 
     pending, bad = [], []
     outcomes = iter_outcomes(
-        files, teacher, spec, None, max_raw_tokens=None, batch_size=batch_size, stats=stats, record_budget_s=record_budget_s
+        files, teacher, spec, None, max_raw_tokens=None, batch_size=batch_size, stats=stats,
+        record_budget_s=record_budget_s, resolve=resolve,
     )
     for outcome in outcomes:
         if isinstance(outcome, RejectRecord):
@@ -630,6 +681,13 @@ class FileCounts:
         for name, n in df.group_by("source_file").len().iter_rows():
             self._counts.setdefault(name, [0, 0])[0 if kept else 1] += n
 
+    def move_to_rejected(self, df: pl.DataFrame) -> None:
+        """Rows counted as kept that a later pass rejected."""
+        for name, n in df.group_by("source_file").len().iter_rows():
+            c = self._counts.setdefault(name, [0, 0])
+            c[0] -= n
+            c[1] += n
+
     def apply(self, stats: list) -> None:
         for s in stats:
             s.kept, s.rejected = self._counts.get(s.file, (0, 0))
@@ -645,23 +703,88 @@ def stream_ingest(
     *,
     batch_size: int,
     record_budget_s: float | None = DEFAULT_RECORD_BUDGET_S,
+    checker: Any = None,
 ) -> list:
     """Parse in this process, count tokens on the runner, append traces and rejects to the two sinks (not
-    committed). Returns one ``FileStats`` per file, with records read, kept and rejected."""
+    committed). Returns one ``FileStats`` per file, with records read, kept and rejected.
+
+    Traces without a per-row reference (given / extracted / joined) are resolved in a second pass once the
+    partition is read: the first pass notes each such generation's own answer under its problem's key
+    (:class:`~.ingest.references.MajorityVotes`: one entry per distinct pending problem), then the staged rows are
+    read back in batches and written again with their ``majority`` / ``self`` reference, or moved to the rejects
+    as ``no_reference``. A partition whose traces all have a per-row reference never takes the second pass."""
+    from .ingest.references import MAJORITY, MajorityVotes
+    from .ingest.sources import SourceSpec
+
+    spec = source_spec or SourceSpec()
     stats: list = []
     counts = FileCounts()
+    votes = MajorityVotes(spec.majority_k)
+    pending = 0
 
     def on_rejects(df: pl.DataFrame) -> None:
         rejects.write(df)
         counts.add(df, kept=False)
 
-    batches = parsed_batches(files, teacher, source_spec, batch_size, on_rejects, stats, record_budget_s)
+    batches = parsed_batches(files, teacher, spec, batch_size, on_rejects, stats, record_budget_s, resolve=False)
     for kept_b, rejected_b in runner.map(tokenize_task, batches):
         traces.write(kept_b)
         counts.add(kept_b, kept=True)
         on_rejects(rejected_b)
+        if "_pkey" in kept_b.columns:
+            todo = kept_b.filter(pl.col("reference_source").is_null())
+            pending += todo.height
+            for key, own, kind in todo.select("_pkey", "_own", "_own_kind").iter_rows():
+                votes.add(key, own, kind)
+    if pending:
+        first = traces.detach()
+        try:
+            winners = votes.winners(checker) if MAJORITY in spec.reference_sources else {}
+            for batch in runner.map(own_answers_task, iter_batches(first, batch_size)):
+                kept_b, moved = resolve_batch(batch, winners, spec)
+                traces.write(kept_b)
+                if moved.height:
+                    rejects.write(moved)
+                    counts.move_to_rejected(moved)
+        finally:
+            first.unlink(missing_ok=True)
     counts.apply(stats)
     return stats
+
+
+def resolve_batch(batch: pl.DataFrame, winners: dict, spec: Any) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Fill ``reference_answer`` / ``reference_source`` of the rows that have none (majority, else self); rows
+    with no usable reference become ``no_reference`` rejects. Needs :func:`with_own_answers`' columns."""
+    from .ingest.normalize import RecordError
+    from .ingest.references import resolve_pending
+    from .ingest.schema import REJECT_SCHEMA
+
+    if "_pkey" not in batch.columns:
+        return batch, pl.DataFrame(schema=REJECT_SCHEMA)
+    answers, sources, keep, bad = [], [], [], []
+    for row in batch.select(
+        "reference_answer", "reference_source", "_pkey", "_own", "_own_kind", "teacher", "source_file", "source_line",
+        "id", "generation",
+    ).iter_rows(named=True):
+        if row["reference_source"] is not None:
+            answers.append(row["reference_answer"]), sources.append(row["reference_source"]), keep.append(True)
+            continue
+        own = (row["_own"], row["_own_kind"]) if row["_own"] is not None else None
+        try:
+            answer, source = resolve_pending(own, winners.get(row["_pkey"]), spec)
+        except RecordError as err:
+            answers.append(None), sources.append(None), keep.append(False)
+            bad.append({
+                "teacher": row["teacher"], "source_file": row["source_file"], "source_line": row["source_line"],
+                "record_id": row["id"], "reason": err.reason.value, "field": err.field, "detail": err.detail,
+                "excerpt": None, "generation": row["generation"],
+            })
+            continue
+        answers.append(answer), sources.append(source), keep.append(True)
+    out = batch.with_columns(
+        reference_answer=pl.Series(answers, dtype=pl.String), reference_source=pl.Series(sources, dtype=pl.String)
+    ).filter(pl.Series(keep, dtype=pl.Boolean))
+    return out, pl.DataFrame(bad, schema=REJECT_SCHEMA)
 
 
 # --------------------------------------------------------------------------------------------- end to end
@@ -703,7 +826,7 @@ def run_partition(
     ``out_dir`` (raw_traces, raw_trace_rejects, segmented_traces, pruned_solutions, corrected_traces,
     dropped_traces), each as incremental Parquet row groups committed at the end."""
     from .pipeline import CORRECTED_SCHEMA, DROPPED_SCHEMA, PRUNED_SCHEMA, SEGMENTED_SCHEMA
-    from .schema import REJECT_SCHEMA, TRACE_SCHEMA
+    from .ingest.schema import REJECT_SCHEMA, TRACE_SCHEMA
 
     spec = spec or EngineSpec()
     out = Path(out_dir)

@@ -277,6 +277,7 @@ def corrected_traces(
         )
         n_error_spans = lk.select(pl.col("n_error_spans").sum()).collect().item() or 0
         preview = lk.select("id", "final_answer", "raw_tokens", "corrected_tokens").head(20).collect()
+        kept_sources = dict(lk.group_by("reference_source").len().sort("reference_source").collect().iter_rows())
         ld = dropped.scan()
         by_reason = ld.group_by("reason").len().sort("reason").collect()
         by_stage = ld.group_by("stage").len().sort("stage").collect()
@@ -316,6 +317,7 @@ def corrected_traces(
                 "corrected_tokens": dg.MetadataValue.json(
                     token_stats(lk.select("corrected_tokens").collect()["corrected_tokens"])
                 ),
+                "reference_sources": dg.MetadataValue.json({str(k): v for k, v in kept_sources.items()}),
                 "before_after_histogram": dg.MetadataValue.md(png_markdown(hist, "tokens before/after")),
                 "examples": dg.MetadataValue.md("\n\n".join(examples) or "_(none kept)_"),
                 "preview": dg.MetadataValue.md(markdown_table(preview)),

@@ -7,13 +7,15 @@ from pydantic import Field
 
 from ...domain.budget import DEFAULT_RECORD_BUDGET_S
 from ...domain.ingest import DEFAULT_MAX_RAW_TOKENS, accounting_problems
-from ...domain.schema import REJECT_SCHEMA, TRACE_SCHEMA
+from ...domain.ingest.schema import REFERENCE_SOURCES, REJECT_SCHEMA, TRACE_SCHEMA
 from ...domain.stream import BatchRunner, EngineSpec, ParquetSink, choose_workers, staging_dir, stream_ingest
 from ...domain.quality import validate_raw_traces
 from ...domain.stats import histogram_png, markdown_table, png_markdown, token_stats
 from ..constants import (
     CHECK_ACCOUNTING,
     CHECK_NON_EMPTY_TEXT,
+    CHECK_REFERENCE_SOURCES,
+    CHECK_SELF_REFERENCE_SHARE,
     CHECK_TOKEN_BOUNDS,
     CHECK_UNIQUE_IDS,
     INGEST_GROUP,
@@ -35,6 +37,10 @@ class IngestConfig(dg.Config):
         default=DEFAULT_RECORD_BUDGET_S, ge=0, description="seconds to parse one record before it is rejected as timeout; 0 = off"
     )
     workers: int = Field(default=0, ge=0, description="tokenizer worker processes: 0 = one per core, 1 = no pool")
+    max_self_reference_share: float = Field(
+        default=0.0, ge=0, le=1,
+        description="warn when more than this share of the traces is checked only against its own answer (`self`)",
+    )
 
 
 _CHECKS = [
@@ -45,6 +51,12 @@ _CHECKS = [
                       description="problem, thinking and reference answer are non-empty"),
     dg.AssetCheckSpec(CHECK_TOKEN_BOUNDS, asset=RAW_TRACES, blocking=True,
                       description="raw token counts are positive and below the configured ceiling"),
+    dg.AssetCheckSpec(CHECK_REFERENCE_SOURCES, asset=RAW_TRACES, blocking=True,
+                      description="every trace has a reference answer from a known source "
+                                  "(given | extracted | joined | majority | self); counts per source"),
+    dg.AssetCheckSpec(CHECK_SELF_REFERENCE_SHARE, asset=RAW_TRACES, blocking=False,
+                      description="share of traces whose reference is their own final answer (`self`): their "
+                                  "correctness checks test only self-consistency"),
 ]
 
 
@@ -112,10 +124,12 @@ def _outputs_and_checks(context, config, teacher, counter, stats, staged_traces,
     del tokens
     unclosed = lt.select((~pl.col("thinking_closed")).sum()).collect().item() if staged_traces.rows else 0
     layouts = dict(lt.group_by("layout").len().sort("layout").collect().iter_rows())
+    formats = {str(k): v for k, v in lt.group_by("source_format").len().sort("source_format").collect().iter_rows()}
+    ref = reference_source_report(lt, staged_traces.rows)
     preview = lt.select("id", "problem", "reference_answer", "raw_tokens", "thinking_closed").head(20).collect()
     # accounting: (file, line) of every row in both tables against the records read per file
-    where_t = lt.select("source_file", "source_line").collect()
-    where_r = lr.select("source_file", "source_line").collect()
+    where_t = lt.select("teacher", "source_file", "source_line", "generation").collect()
+    where_r = lr.select("teacher", "source_file", "source_line", "generation").collect()
     problems = accounting_problems(where_t, where_r, stats)
     del where_t, where_r
     # great-expectations validates a narrow pandas frame: ids, emptiness of the texts, token counts
@@ -148,6 +162,9 @@ def _outputs_and_checks(context, config, teacher, counter, stats, staged_traces,
             "tokens_max": stats_["max"],
             "unclosed_thinking": int(unclosed or 0),
             "layouts": dg.MetadataValue.json(layouts),
+            "source_formats": dg.MetadataValue.json(formats),
+            "reference_sources": dg.MetadataValue.json(ref["counts"]),
+            "self_reference_share": ref["self_share"],
             "preview": dg.MetadataValue.md(markdown_table(preview)),
             "token_histogram": dg.MetadataValue.md(png_markdown(hist, f"{teacher} token histogram")),
         },
@@ -174,6 +191,35 @@ def _outputs_and_checks(context, config, teacher, counter, stats, staged_traces,
             "problems": dg.MetadataValue.md("\n".join(f"- {p}" for p in problems) or "none"),
         },
     )
+    yield dg.AssetCheckResult(
+        check_name=CHECK_REFERENCE_SOURCES,
+        asset_key=RAW_TRACES,
+        passed=not ref["problems"],
+        metadata={
+            "counts": dg.MetadataValue.json(ref["counts"]),
+            "unaccounted": ref["unaccounted"],
+            "examples": dg.MetadataValue.json(ref["examples"]),
+            "problems": dg.MetadataValue.md("\n".join(f"- {p}" for p in ref["problems"]) or "none"),
+        },
+    )
+    over = ref["self_share"] > config.max_self_reference_share
+    yield dg.AssetCheckResult(
+        check_name=CHECK_SELF_REFERENCE_SHARE,
+        asset_key=RAW_TRACES,
+        passed=not over,
+        severity=dg.AssetCheckSeverity.WARN,
+        description=(
+            f"{ref['counts'].get('self', 0)} of {staged_traces.rows} traces ({100 * ref['self_share']:.1f} %) have no "
+            "reference but their own final answer: their correctness checks test only self-consistency"
+            if over else None
+        ),
+        metadata={
+            "self_share": ref["self_share"],
+            "self_traces": ref["counts"].get("self", 0),
+            "max_self_reference_share": config.max_self_reference_share,
+            "examples": dg.MetadataValue.json(ref["self_examples"]),
+        },
+    )
     for check_name, key in (
         (CHECK_UNIQUE_IDS, "unique_ids"),
         (CHECK_NON_EMPTY_TEXT, "non_empty_text"),
@@ -190,3 +236,37 @@ def _outputs_and_checks(context, config, teacher, counter, stats, staged_traces,
                 "validated_with": "great_expectations",
             },
         )
+
+
+def reference_source_report(lt: pl.LazyFrame, rows: int, limit: int = 10) -> dict:
+    """Counts per reference source, and the rows a check fails on: an unknown or missing source, or an empty
+    reference answer (ids, file and line, first ``limit``); the share and first ids of ``self`` rows."""
+    counts = {
+        str(k): v for k, v in lt.group_by("reference_source").len().sort("reference_source").collect().iter_rows()
+    }
+    bad = lt.filter(
+        ~pl.col("reference_source").is_in(list(REFERENCE_SOURCES)).fill_null(False)
+        | (pl.col("reference_answer").fill_null("").str.strip_chars().str.len_chars() == 0)
+    ).select("id", "source_file", "source_line", "reference_source")
+    n_bad = bad.select(pl.len()).collect().item() if rows else 0
+    examples = [
+        f"{r['id']} ({r['source_file']}:{r['source_line']}): source {r['reference_source']!r}"
+        for r in bad.head(limit).collect().iter_rows(named=True)
+    ] if n_bad else []
+    problems = []
+    if n_bad:
+        problems.append(f"{n_bad} trace(s) without a reference from a known source: " + "; ".join(examples))
+    if sum(v for k, v in counts.items() if k in REFERENCE_SOURCES) + n_bad < rows:
+        problems.append("per-source counts do not add up to the rows")
+    n_self = counts.get("self", 0)
+    self_examples = (
+        lt.filter(pl.col("reference_source") == "self").select("id").head(limit).collect()["id"].to_list() if n_self else []
+    )
+    return {
+        "counts": counts,
+        "unaccounted": n_bad,
+        "examples": examples,
+        "problems": problems,
+        "self_share": n_self / rows if rows else 0.0,
+        "self_examples": self_examples,
+    }

@@ -79,6 +79,18 @@ def _answer(value, transform: str) -> str:
     return str(value)
 
 
+def iter_reference_rows(spec: BenchmarkSpec, path: str | Path | None = None):
+    """``(raw id or None, problem, reference answer)`` per row of a problems file, with the spec's field mapping
+    (ingestion joins these to traces that carry no reference). Rows without the problem or answer field are
+    skipped."""
+    pf, af, idf, transform = spec.fields()
+    for r in _read_rows(Path(path or spec.path).expanduser()):
+        if not isinstance(r, dict) or r.get(pf) is None or r.get(af) is None:
+            continue
+        rid = r.get(idf) if idf else None
+        yield (None if rid is None else str(rid)), str(r[pf]), _answer(r[af], transform)
+
+
 def file_row_count(spec: BenchmarkSpec) -> int:
     return len(_read_rows(Path(spec.path).expanduser()))
 

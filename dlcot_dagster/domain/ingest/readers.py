@@ -11,6 +11,7 @@ Lines are split on ``\\n`` only: U+2028/U+2029 inside JSON strings are data.
 
 from __future__ import annotations
 
+import codecs
 import io
 import json
 from dataclasses import dataclass
@@ -161,6 +162,131 @@ def iter_json(data: bytes) -> Iterator[Unit]:
         yield Unit(1, obj=obj)
 
 
+STREAM_JSON_ABOVE = 64 << 20  # a JSON list file larger than this is read element by element
+MAX_JSON_ELEMENT_CHARS = 256 << 20  # an element that does not decode within this many characters is malformed
+_JSON_CHUNK = 1 << 20
+
+
+def iter_json_stream(stream: IO[bytes]) -> Iterator[Unit]:
+    """The elements of a large JSON list, one at a time, in memory bounded by the largest element.
+
+    Bytes are decoded incrementally into a text window; ``json.JSONDecoder.raw_decode`` reads one element at the
+    window's position. An element cut by the window's end fails to decode and is read again with a window that
+    at least doubles. A syntax error inside the list ends the units (nothing after it can be delimited): the
+    element at fault becomes one ``malformed_json`` unit, so every record read is still accounted for."""
+    dec = codecs.getincrementaldecoder("utf-8")()
+    decoder = json.JSONDecoder()
+    state = {"buf": "", "pos": 0, "eof": False}
+
+    def fill(nbytes: int) -> None:
+        raw = stream.read(nbytes)
+        if not raw:
+            state["eof"] = True
+        text = dec.decode(raw, final=not raw)
+        state["buf"] = state["buf"][state["pos"]:] + text
+        state["pos"] = 0
+
+    def skip_ws() -> str | None:
+        while True:
+            buf, pos = state["buf"], state["pos"]
+            while pos < len(buf) and buf[pos] in " \t\r\n":
+                pos += 1
+            state["pos"] = pos
+            if pos < len(buf):
+                return buf[pos]
+            if state["eof"]:
+                return None
+            fill(_JSON_CHUNK)
+
+    n = 0
+    try:
+        fill(_JSON_CHUNK)
+        if state["buf"].startswith("\ufeff"):
+            state["pos"] = 1
+        if skip_ws() != "[":
+            yield _file_error(RejectReason.UNREADABLE_FILE, "not a JSON list")
+            return
+        state["pos"] += 1
+        while True:
+            c = skip_ws()
+            if c == "]":
+                if n == 0:
+                    yield _file_error(RejectReason.EMPTY_FILE, "JSON list is empty")
+                return
+            if c is None:  # cut off after element n: the rest of the file is one unusable unit
+                yield Unit(0, error=RecordError(RejectReason.MALFORMED_JSON, f"the JSON list is not closed (cut off after element {n})"))
+                return
+            if n > 0:
+                if c != ",":
+                    yield Unit(n + 1, error=RecordError(RejectReason.MALFORMED_JSON, f"expected ',' or ']' after element {n}"),
+                               excerpt=_excerpt(state["buf"][state["pos"]:]))
+                    return
+                state["pos"] += 1
+                c = skip_ws()
+            if c is None:
+                yield Unit(0, error=RecordError(RejectReason.MALFORMED_JSON, f"the JSON list is not closed (cut off after element {n})"))
+                return
+            want = _JSON_CHUNK
+            while True:
+                buf, pos = state["buf"], state["pos"]
+                try:
+                    obj, end = decoder.raw_decode(buf, pos)
+                    if end < len(buf) or state["eof"]:
+                        break
+                    err = None  # a value that ends exactly at the window's end may go on (a number): read on
+                except json.JSONDecodeError as exc:
+                    err = exc
+                except (RecursionError, ValueError) as exc:
+                    yield Unit(n + 1, error=RecordError(RejectReason.MALFORMED_JSON, f"unparsable JSON element: {exc}"[:300]),
+                               excerpt=_excerpt(buf[pos:]))
+                    return
+                if state["eof"] or len(buf) - pos > MAX_JSON_ELEMENT_CHARS:
+                    msg = f"{err.msg} in element {n + 1}" if err else f"element {n + 1} is cut off"
+                    yield Unit(n + 1, error=RecordError(RejectReason.MALFORMED_JSON, msg), excerpt=_excerpt(buf[pos:]))
+                    return
+                fill(max(want, len(buf) - pos))
+                want *= 2
+            n += 1
+            state["pos"] = end
+            yield Unit(n, obj=obj)
+    except UnicodeDecodeError as exc:
+        yield Unit(n + 1, error=RecordError(RejectReason.UNDECODABLE_BYTES, f"invalid UTF-8 in element {n + 1}: {exc.reason}"))
+
+
+def peek_keys(path: Path) -> list[str] | None:
+    """The field names of a data file's first record (a Parquet file's columns), or None if there is none."""
+    suffix = path.suffix.lower()
+    try:
+        if suffix in PARQUET_SUFFIXES:
+            import pyarrow.parquet as pq
+
+            return list(pq.read_schema(path).names)
+        units = iter_json_stream_or_whole(path) if suffix in JSON_SUFFIXES else None
+        if units is None:
+            with open(path, "rb") as fh:
+                for unit in iter_jsonl(fh):
+                    return list(unit.obj) if isinstance(unit.obj, dict) else None
+            return None
+        for unit in units:
+            return list(unit.obj) if isinstance(unit.obj, dict) else None
+    except Exception:  # a file that cannot be read has no keys; ingestion reports it properly
+        return None
+    return None
+
+
+def iter_json_stream_or_whole(path: Path) -> Iterator[Unit]:
+    """A JSON file's units: element by element when it is a large list, else parsed whole."""
+    with open(path, "rb") as fh:
+        head = fh.read(SNIFF_BYTES)
+        big = path.stat().st_size > STREAM_JSON_ABOVE
+        first = head.lstrip(b"\xef\xbb\xbf").lstrip(b" \t\r\n")[:1]
+        if big and first == b"[" and not _looks_binary(head):
+            fh.seek(0)
+            yield from iter_json_stream(fh)
+            return
+    yield from iter_json(path.read_bytes())
+
+
 def iter_parquet(path: Path | IO[bytes]) -> Iterator[Unit]:
     import polars as pl
 
@@ -183,7 +309,7 @@ def iter_units(path: Path) -> Iterator[Unit]:
         if suffix in PARQUET_SUFFIXES:
             yield from iter_parquet(path)
         elif suffix in JSON_SUFFIXES:
-            yield from iter_json(path.read_bytes())
+            yield from iter_json_stream_or_whole(path)
         else:
             with open(path, "rb") as fh:
                 yield from iter_jsonl(fh)

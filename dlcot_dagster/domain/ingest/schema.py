@@ -36,6 +36,21 @@ class RejectReason(str, Enum):
     DUPLICATE_ID = "duplicate_id"
     TOO_MANY_TOKENS = "too_many_tokens"
     TIMEOUT = "timeout"  # normalizing the record ran past the per-record time budget
+    NO_THINKING = "no_thinking"  # reasoning off, or an unmarked answer where the layout marks its thinking
+    NO_REFERENCE = "no_reference"  # no reference answer could be resolved (or only `self`, with require_reference)
+
+
+class ReferenceSource(str, Enum):
+    """Where a trace's ``reference_answer`` came from, in the order they are tried."""
+
+    GIVEN = "given"  # a reference-answer field of the record
+    EXTRACTED = "extracted"  # the final statement (\\boxed{} ...) of a worked reference solution in the record
+    JOINED = "joined"  # a problems file named in the source spec, matched by id or normalized problem text
+    MAJORITY = "majority"  # the most common final answer of >= k generations of the same problem
+    SELF = "self"  # the trace's own final answer: correctness checks then test only self-consistency
+
+
+REFERENCE_SOURCES = tuple(s.value for s in ReferenceSource)
 
 
 class TraceRecord(BaseModel):
@@ -57,6 +72,15 @@ class TraceRecord(BaseModel):
     thinking_tokens: int = 0
     response_tokens: int = 0
     raw_tokens: int = Field(default=0, description="thinking_tokens + response_tokens")
+    reference_source: str | None = Field(
+        default=ReferenceSource.GIVEN.value,
+        description="given | extracted | joined | majority | self (None only while ingestion has not resolved it)",
+    )
+    generation: int | None = Field(default=None, description="k of a row with several generations (id <row id>#<k>)")
+    source_label: bool | None = Field(default=None, description="the dataset's own correctness label of this trace")
+    finish_reason: str | None = Field(default=None, description="the dataset's finish reason of this generation")
+    reasoning_complete: bool | None = Field(default=None, description="the dataset's own completeness flag")
+    source_format: str | None = Field(default=None, description="the detected dataset layout, e.g. openr1, sharegpt")
 
 
 class RejectRecord(BaseModel):
@@ -72,10 +96,13 @@ class RejectRecord(BaseModel):
     field: str | None = None
     detail: str
     excerpt: str | None = None
+    generation: int | None = None
 
     def message(self) -> str:
         where = f"{self.source_file}:{self.source_line}" if self.source_line else self.source_file
         rec = f" record {self.record_id!r}" if self.record_id else ""
+        if self.generation is not None:
+            rec += f" generation {self.generation}"
         fld = f" field {self.field!r}" if self.field else ""
         return f"{where}{rec}{fld}: {self.reason.value}: {self.detail}"
 
@@ -95,6 +122,12 @@ TRACE_SCHEMA: dict[str, pl.DataType] = {
     "thinking_tokens": pl.Int64(),
     "response_tokens": pl.Int64(),
     "raw_tokens": pl.Int64(),
+    "reference_source": pl.String(),
+    "generation": pl.Int64(),
+    "source_label": pl.Boolean(),
+    "finish_reason": pl.String(),
+    "reasoning_complete": pl.Boolean(),
+    "source_format": pl.String(),
 }
 
 REJECT_SCHEMA: dict[str, pl.DataType] = {
@@ -106,6 +139,7 @@ REJECT_SCHEMA: dict[str, pl.DataType] = {
     "field": pl.String(),
     "detail": pl.String(),
     "excerpt": pl.String(),
+    "generation": pl.Int64(),
 }
 
 assert list(TRACE_SCHEMA) == list(TraceRecord.model_fields), "TRACE_SCHEMA out of sync with TraceRecord"
