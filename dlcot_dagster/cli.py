@@ -2,6 +2,7 @@
 
 * ``dlcot demo``: materialize every asset for every teacher of the bundled samples.
 * ``dlcot inspect PATH --teacher NAME``: read one teacher dump without Dagster, one JSON object per record.
+* ``dlcot export --teacher T --format F --out DIR``: a materialized corrected_traces partition as an SFT dataset.
 * ``dlcot answers compare --input FILE.jsonl``: audit the answer checker.
 """
 
@@ -298,6 +299,51 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 1 if failures else 0
 
 
+# ---------------------------------------------------------------- export
+def _store_for(url: str):
+    """A blob store for a folder or an ``s3://`` URL (client from the environment, as the deployment builds it)."""
+    from .domain.storage import blob_store_from_url, is_s3_url
+
+    if is_s3_url(url):
+        from .defs.deployment import s3_resource_from_env
+
+        return blob_store_from_url(url, s3_resource_from_env().get_client())
+    return blob_store_from_url(Path(url).expanduser().resolve())
+
+
+def cmd_export(args: argparse.Namespace, out=None) -> int:
+    """Export a materialized corrected_traces partition (read from the Parquet storage, local or S3)."""
+    from contextlib import ExitStack
+
+    from .defs.settings import scratch_dir, storage_location
+    from .domain.export import ExportError, ExportTarget, export_partition, stored_table
+    from .domain.storage import StorageUnavailableError
+
+    out = out or sys.stdout
+    storage = args.storage or storage_location()
+    try:
+        target = ExportTarget(args.format, args.style, args.sharegpt_roles)
+        source, dest = _store_for(storage), _store_for(args.out)
+        with ExitStack() as stack:
+            corrected, raw, dropped = (
+                stack.enter_context(stored_table(source, f"{asset}/{args.teacher}.parquet", scratch_dir()))
+                for asset in ("corrected_traces", "raw_traces", "dropped_traces")
+            )
+            if corrected is None:
+                print(f"dlcot export: no corrected_traces for teacher {args.teacher!r} under {storage}; "
+                      "materialize the partition first (dlcot demo, or dagster asset materialize)", file=sys.stderr)
+                return 2
+            report = export_partition(
+                corrected, dest, "", target, teacher=args.teacher, raw=raw, dropped=dropped,
+                tokenizer=args.tokenizer, batch_size=args.batch_size, shard_rows=args.shard_rows, scratch=scratch_dir(),
+            )
+    except (ExportError, StorageUnavailableError, OSError) as exc:
+        print(f"dlcot export: {exc}", file=sys.stderr)
+        return 2
+    _emit(report.as_dict(), out)
+    return 0
+
+
 # ---------------------------------------------------------------- answers
 def cmd_answers_compare(args: argparse.Namespace) -> int:
     from .domain.answers.cli import compare_file
@@ -326,6 +372,22 @@ def build_parser() -> argparse.ArgumentParser:
                    help="pruning policy (default: default)")
     i.add_argument("--max-seq-len", type=int, default=32_768, help="longest SFT sample in tokens (default 32768)")
     i.set_defaults(func=cmd_inspect)
+
+    e = sub.add_parser("export", help="export a materialized corrected_traces partition as an SFT dataset")
+    e.add_argument("--teacher", required=True, help="teacher partition to export")
+    e.add_argument("--format", required=True, choices=["jsonl", "parquet", "hf"],
+                   help="jsonl | parquet (data/train-*.<ext> shards) | hf (a datasets.save_to_disk folder)")
+    e.add_argument("--out", required=True, help="destination folder or s3://bucket/prefix (a dataset card is written too)")
+    e.add_argument("--style", default="messages", choices=["messages", "sharegpt"],
+                   help="messages (role/content, default) | sharegpt (conversations: from/value)")
+    e.add_argument("--sharegpt-roles", default="human_gpt", choices=["human_gpt", "user_assistant"],
+                   help="ShareGPT role names (default human_gpt, as LLaMA-Factory expects; user_assistant for TRL)")
+    e.add_argument("--storage", help="asset storage (folder or s3://); default: DLCOT_STORAGE_URL / DLCOT_STORAGE_DIR / "
+                                     "$DAGSTER_HOME/storage / ./.dlcot/storage")
+    e.add_argument("--tokenizer", help="tokenizer the token counts were made with, for the card")
+    e.add_argument("--batch-size", type=int, default=1024, help="rows per batch (default 1024)")
+    e.add_argument("--shard-rows", type=int, default=100_000, help="rows per data file (default 100000)")
+    e.set_defaults(func=cmd_export)
 
     a = sub.add_parser("answers", help="answer checking tools")
     asub = a.add_subparsers(dest="answers_command", required=True)
