@@ -146,11 +146,13 @@ def tiny_base(smollm2_dir, tmp_path_factory):
     return tiny_model(smollm2_dir, tmp_path_factory.mktemp("tiny") / "base")
 
 
-def trl_input_ids(ds, base, out: Path) -> list[list[int]]:
-    """The token ids TRL's SFTTrainer prepares from a dataset, after one collated batch proves the columns load."""
+def trl_input_ids(ds, base, out: Path, rows: int = 6) -> list[list[int]]:
+    """The token ids TRL's SFTTrainer prepares from (the first rows of) a dataset, after one collated batch proves
+    the columns load."""
     from transformers import AutoTokenizer
     from trl import SFTConfig, SFTTrainer
 
+    ds = ds.select(range(min(rows, ds.num_rows)))
     tok = AutoTokenizer.from_pretrained(str(base))
     args = SFTConfig(output_dir=str(out), max_length=32_768, per_device_train_batch_size=2, report_to="none",
                      use_cpu=True, disable_tqdm=True)
@@ -175,7 +177,8 @@ def test_hf_folder_and_every_style_read_by_load_from_disk_and_trl(store_dir, tmp
     assert "configs" not in card_of(hf)  # a save_to_disk folder is not read through data_files
     ids = trl_input_ids(ds, tiny_base, tmp_path / "t1")
     # TRL renders each conversation with the chat template: the same ids as the template applied to the messages
-    for i in (0, len(ids) - 1):
+    assert len(ids) == 6
+    for i in range(len(ids)):
         msgs = [dict(m) for m in corrected["messages"][i]]
         assert ids[i] == tok.apply_chat_template(msgs, tokenize=True, return_dict=True)["input_ids"]
 
@@ -337,3 +340,22 @@ def test_sft_exports_asset_lineage_and_materialization(store_dir, tmp_path):
     assert sorted(p.name for p in root.iterdir()) == ["messages-hf", "sharegpt-jsonl"]
     assert card_of(root / "messages-hf")["dlcot"]["tokenizer"] == "qwen2"
     assert md["uri_sharegpt-jsonl"].value == str(root / "sharegpt-jsonl")
+
+
+def test_stored_tables_are_read_with_memory_of_one_row_group(tmp_path):
+    """stream.iter_batches (exports, stages) holds about one row group of Arrow memory, not the bytes read so far."""
+    import pyarrow as pa
+
+    from dlcot_dagster.domain.stream import iter_batches
+
+    path = tmp_path / "t.parquet"
+    n, per_group = 4000, 100
+    table = pa.table({"id": [str(i) for i in range(n)], "text": [os.urandom(500).hex() for _ in range(n)]})
+    pq.write_table(table, path, row_group_size=per_group)  # 40 row groups of ~100 kB (incompressible text)
+    size = path.stat().st_size
+    base, peak, rows = pa.total_allocated_bytes(), 0, 0
+    for batch in iter_batches(path, 64, columns=["id", "text"]):
+        rows += batch.height
+        peak = max(peak, pa.total_allocated_bytes() - base)
+    assert rows == n
+    assert peak < size / 8, (peak, size)  # a whole-file reader keeps ~size
