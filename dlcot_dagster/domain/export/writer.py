@@ -4,8 +4,9 @@
 stages do), converts each batch to the target's rows, and appends it to the current shard of a staging folder:
 
 * ``jsonl`` / ``parquet``: ``data/train-NNNNN-of-NNNNN.<ext>``, at most ``shard_rows`` rows per shard;
-* ``hf``: the same Parquet shards, then ``datasets.Dataset.from_parquet`` (an Arrow cache file written batch by
-  batch, memory-mapped) and ``save_to_disk`` into the folder that ``datasets.load_from_disk`` reads.
+* ``hf``: one Arrow stream file, written batch by batch, opened memory-mapped by ``datasets.Dataset.from_file``
+  and written by ``save_to_disk`` into the folder that ``datasets.load_from_disk`` reads (``datasets`` owns that
+  layout; its ``from_parquet`` is not used: its reader keeps every row group of a file it has read in memory).
 
 Then the card is rendered and the folder is published through the :class:`~..storage.BlobStore` (renamed into
 place for a local store, uploaded for S3): data files first, then the files of a previous export at the same
@@ -111,7 +112,7 @@ class ShardWriter:
 
     def __init__(self, root: Path, container: str, schema: pa.Schema, total_rows: int, shard_rows: int):
         self.root = root
-        self.container = container  # jsonl | parquet
+        self.container = container  # jsonl | parquet | arrow (an Arrow IPC stream)
         self.schema = schema
         self.shard_rows = max(1, int(shard_rows))
         self.n_shards = max(1, math.ceil(total_rows / self.shard_rows))
@@ -119,6 +120,7 @@ class ShardWriter:
         self._shard = -1
         self._in_shard = 0
         self._pq: pq.ParquetWriter | None = None
+        self._ipc: pa.ipc.RecordBatchStreamWriter | None = None
         self._fh = None
         (root / "data").mkdir(parents=True, exist_ok=True)
         self._next()
@@ -130,6 +132,9 @@ class ShardWriter:
         if self._pq is not None:
             self._pq.close()
             self._pq = None
+        if self._ipc is not None:
+            self._ipc.close()
+            self._ipc = None
         if self._fh is not None:
             self._fh.close()
             self._fh = None
@@ -144,10 +149,14 @@ class ShardWriter:
             self._pq = pq.ParquetWriter(self.root / rel, self.schema, compression="zstd")
         else:
             self._fh = open(self.root / rel, "wb")
+            if self.container == "arrow":
+                self._ipc = pa.ipc.new_stream(self._fh, self.schema)
 
     def _append(self, table: pa.Table) -> None:
         if self._pq is not None:
             self._pq.write_table(table)
+        elif self._ipc is not None:
+            self._ipc.write_table(table)
         else:
             pl.from_arrow(table).write_ndjson(self._fh)
 
@@ -214,14 +223,14 @@ def publish(root: Path, files: list[str], store, prefix: str) -> str:
 # ------------------------------------------------------------------------------------------ hf
 
 
-def _save_hf(parquet_files: list[Path], out: Path, cache: Path) -> list[str]:
-    """A ``save_to_disk`` folder from Parquet shards (Arrow cache written batch by batch, then sharded)."""
+def _save_hf(arrow_file: Path, out: Path) -> list[str]:
+    """A ``save_to_disk`` folder from an Arrow stream file (memory-mapped, copied in shards of 500 MB)."""
     import datasets
 
     was_quiet = datasets.are_progress_bars_disabled()
     datasets.disable_progress_bars()
     try:
-        ds = datasets.Dataset.from_parquet([str(p) for p in parquet_files], cache_dir=str(cache), split="train")
+        ds = datasets.Dataset.from_file(str(arrow_file), split="train")
         ds.save_to_disk(str(out), max_shard_size=HF_MAX_SHARD_SIZE)
         del ds
     finally:
@@ -309,8 +318,10 @@ def export_partition(
     rows = 0
     nbytes = 0
     with staging_dir(str(scratch) if scratch else None, prefix="dlcot-export-") as stage:
-        shard_root = stage / ("parquet" if target.format == "hf" else "out")
-        shards = ShardWriter(shard_root, "parquet" if target.format == "hf" else target.format, schema, total, shard_rows)
+        hf = target.format == "hf"
+        shard_root = stage / ("arrow" if hf else "out")
+        # hf: one staged Arrow file, which save_to_disk shards by size
+        shards = ShardWriter(shard_root, "arrow" if hf else target.format, schema, total, total if hf else shard_rows)
         try:
             for batch, files in iter_export_batches(corrected, raw, batch_size):
                 table = to_arrow(batch, target)
@@ -324,9 +335,9 @@ def export_partition(
             written = shards.close()
         if rows != total:
             raise ExportError(f"{corrected}: read {rows} rows, the table has {total}")
-        if target.format == "hf":
+        if hf:
             out = stage / "hf"
-            written = _save_hf([shard_root / f for f in written], out, stage / "cache")
+            written = _save_hf(shard_root / written[0], out)
         else:
             out = shard_root
 
