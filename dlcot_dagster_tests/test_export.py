@@ -223,6 +223,19 @@ def test_reference_source_comes_from_corrected_else_raw_else_given(store_dir, tm
     assert "self" in set(got["reference_source"])
 
 
+def test_an_empty_partition_exports_a_card_and_empty_data(store_dir, tmp_path):
+    import datasets
+
+    empty = tmp_path / "empty.parquet"
+    pl.read_parquet(table(store_dir, "corrected_traces")).head(0).write_parquet(empty)
+    hf = export(store_dir, tmp_path / "hf", ExportTarget("hf"), corrected=empty)
+    assert hf.rows == 0 and datasets.load_from_disk(str(tmp_path / "hf")).num_rows == 0
+    pq_rep = export(store_dir, tmp_path / "pq", ExportTarget("parquet"), corrected=empty)
+    assert pl.read_parquet(tmp_path / "pq" / pq_rep.files[0]).height == 0
+    assert card_of(tmp_path / "pq")["dlcot"]["rows"] == 0
+    assert "This partition has no rows" in (tmp_path / "pq" / CARD_NAME).read_text()
+
+
 def test_export_streams_bounded_batches(store_dir, tmp_path, monkeypatch):
     seen: list[int] = []
     real = export_writer.to_arrow

@@ -114,6 +114,9 @@ class CardFacts:
         lines = [
             f"# DLCoT SFT data: {self.teacher}",
             "",
+            *(["**This partition has no rows** (every trace was rejected or dropped; see the counts below). "
+               "`datasets.load_dataset` refuses a split with no rows; the data files are empty.", ""]
+              if not self.rows else []),
             f"{self.rows:,} supervised fine-tuning samples distilled from long chain-of-thought traces of "
             f"**{self.teacher}** by the DLCoT pipeline (segment, prune redundant approaches, remove error states; "
             "arXiv 2503.16385). Every sample's final answer was re-checked against its reference.",

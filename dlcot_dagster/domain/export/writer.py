@@ -231,7 +231,8 @@ def _save_hf(arrow_file: Path, out: Path) -> list[str]:
     datasets.disable_progress_bars()
     try:
         ds = datasets.Dataset.from_file(str(arrow_file), split="train")
-        ds.save_to_disk(str(out), max_shard_size=HF_MAX_SHARD_SIZE)
+        # an empty dataset saved by size gets no data file at all, which load_from_disk cannot read
+        ds.save_to_disk(str(out), **({"max_shard_size": HF_MAX_SHARD_SIZE} if ds.num_rows else {"num_shards": 1}))
         del ds
     finally:
         if not was_quiet:
