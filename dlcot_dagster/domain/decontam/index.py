@@ -330,7 +330,7 @@ class BenchmarkIndex:
 
 
 def _related_groups(ptr: np.ndarray, prob: np.ndarray, sizes: list[int], n_problems: int,
-                    share: float = 0.5, max_df: int = 64) -> np.ndarray:
+                    share: float = 0.7, max_df: int = 64) -> np.ndarray:
     """Group id per problem: union of problems sharing at least ``share`` of the smaller one's n-grams (counted
     over n-grams found in at most ``max_df`` problems; commoner ones are boilerplate whatever the grouping)."""
     from collections import Counter
