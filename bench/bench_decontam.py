@@ -262,43 +262,52 @@ def real_hits(settings) -> dict:
         m = idx.match(prob)
         per_file[f]["traces"] += 1
         per_file[f][f"hit:{m.benchmark}" if m else "clean"] += 1
-    # LIMO problems that share any 8-gram (boilerplate included) with AIME / MATH-500 / AMC: why (not) a match
+    # LIMO problems that share any 8-gram (boilerplate included) with AIME / MATH-500 / AMC (an n=8 index finds
+    # them, as the issue counts them), sorted by why the production matcher does (not) call them a match
     limo = [(rid, p) for f, rid, p in rows if f == "limo_deepseek-r1-distill-qwen-32b.jsonl"]
     target = {"aime24", "aime25", "math500", "amc23"}
+    idx8 = build_index(ALL, replace(settings, ngram=8))
     n = settings.ngram
     classes: Counter = Counter()
     examples: dict = defaultdict(list)
     corpus_bp = idx.learn_corpus_boilerplate(p for _, p in limo)
     idx_c = idx.with_corpus_boilerplate(corpus_bp)
+
+    def postings(index, g):
+        return index.post_prob[index.post_ptr[g] : index.post_ptr[g + 1]].tolist()
+
     for rid, p in limo:
         toks = tokens(p)
-        g = idx._positions(ngram_hashes(toks, n))
-        g = sorted(set(g.tolist()))
-        hit_probs = {int(x) for gi in g for x in idx.post_prob[idx.post_ptr[gi] : idx.post_ptr[gi + 1]]
-                     if idx.problems[int(x)].benchmark in target}
-        if not hit_probs:
+        g8 = set(idx8._positions(ngram_hashes(toks, 8)).tolist())
+        hit8 = {i for g in g8 for i in postings(idx8, g) if idx8.problems[i].benchmark in target}
+        if not hit8:
             continue
         classes["shares_an_8gram"] += 1
-        m = idx.match(p)
-        mc = idx_c.match(p)
+        m, mc = idx.match(p), idx_c.match(p)
+        classes["match_with_corpus_boilerplate"] += mc is not None
         if m is not None:
             cls = "match"
         else:
-            distinctive = [gi for gi in g if not idx.boiler[gi]
-                           and any(int(x) in hit_probs for x in idx.post_prob[idx.post_ptr[gi] : idx.post_ptr[gi + 1]])]
-            if not distinctive:
+            g = set(idx._positions(ngram_hashes(toks, n)).tolist())
+            distinctive = [x for x in g if not idx.boiler[x]]
+            shares = {i: sum(1 for x in distinctive if i in postings(idx, x)) / max(1, int(idx.distinctive[i]))
+                      for i in hit8}
+            best = max(hit8, key=lambda i: (shares[i], -i))
+            nums_ok = idx._numbers_agree(best, numbers(toks))
+            if shares[best] == 0:
                 cls = "boilerplate_only"
+            elif shares[best] < settings.threshold:
+                cls = "below_threshold"
             else:
-                best = max(hit_probs, key=lambda i: sum(1 for gi in distinctive if i in idx.post_prob[idx.post_ptr[gi]:idx.post_ptr[gi + 1]]) / max(1, idx.distinctive[i]))
-                share = sum(1 for gi in distinctive if best in idx.post_prob[idx.post_ptr[gi]:idx.post_ptr[gi + 1]]) / max(1, idx.distinctive[best])
-                nums_ok = idx._numbers_agree(best, numbers(toks))
-                cls = "below_threshold" if share < settings.threshold else ("numbers_disagree" if not nums_ok else "below_min_shared")
-                if len(examples[cls]) < 6:
-                    examples[cls].append({"limo": rid, "benchmark": idx.problems[best].id, "share": round(share, 3),
-                                          "numbers_agree": nums_ok, "limo_problem": p[:300],
-                                          "benchmark_problem": idx.problems[best].problem[:300]})
+                cls = "numbers_disagree" if not nums_ok else "below_min_shared"
+            shared8 = sorted({" ".join(toks[j : j + 8]) for j, h in enumerate(ngram_hashes(toks, 8).tolist())
+                              if (k := int(np.searchsorted(idx8.gram_hash, np.uint64(h)))) < len(idx8.gram_hash)
+                              and int(idx8.gram_hash[k]) == h and best in postings(idx8, k)})
+            if len(examples[cls]) < 8:
+                examples[cls].append({"limo": rid, "benchmark": idx.problems[best].id, "share": round(shares[best], 3),
+                                      "numbers_agree": nums_ok, "shared_8grams": shared8[:4],
+                                      "limo_problem": p[:300], "benchmark_problem": idx.problems[best].problem[:300]})
         classes[cls] += 1
-        classes["match_with_corpus_boilerplate"] += mc is not None
     return {"per_file": {f: dict(c) for f, c in sorted(per_file.items())}, "limo_8gram": dict(classes),
             "limo_corpus_boilerplate_ngrams": int(len(corpus_bp)), "limo_examples": examples}
 

@@ -154,33 +154,33 @@ class TraceDeduper:
 # --------------------------------------------------------------------------------------------- verdicts
 
 
-def _verdict(rid: str, teacher: str, key: str, overlap=None, duplicate_of: str | None = None, drop: bool = True) -> dict:
-    row = {"id": rid, "teacher": teacher, "status": "kept", "reason": None, "benchmark": None, "matched_id": None,
-           "match_kind": None, "match_score": None, "evidence": None, "problem_key": key}
-    if overlap is not None:
-        row.update(benchmark=overlap.benchmark, matched_id=overlap.benchmark_id, match_kind=overlap.kind,
-                   match_score=round(float(overlap.score), 4), evidence=list(overlap.evidence))
-        if drop:
-            row.update(status="dropped", reason=f"{OVERLAP_REASON}:{overlap.benchmark}")
-    elif duplicate_of is not None:
-        row.update(matched_id=duplicate_of, match_kind="duplicate", match_score=1.0, evidence=[])
-        if drop:
-            row.update(status="dropped", reason=DUPLICATE_REASON)
-    return row
-
-
 def decontam_frame(
     raw: pl.DataFrame, spec: DecontamSpec, duplicates: list[str | None] | None = None, *, audit: bool = False
 ) -> pl.DataFrame:
-    """One verdict per raw row, in order (``DECONTAM_SCHEMA``). ``audit``: compute everything, drop nothing."""
+    """One verdict per raw row, in order (``DECONTAM_SCHEMA``); a benchmark overlap wins over a duplicate.
+    ``audit``: compute everything, drop nothing (the evidence columns are still filled)."""
     index = spec.index() if spec.benchmarks else None
-    dups = duplicates if (duplicates is not None and spec.drop_duplicates) else [None] * raw.height
-    rows = []
-    for r, dup in zip(raw.select("id", "teacher", "problem").iter_rows(named=True), dups):
-        toks = tokens(r["problem"] or "")
+    n = raw.height
+    dups = duplicates if (duplicates is not None and spec.drop_duplicates) else [None] * n
+    cols: dict[str, list] = {k: [None] * n for k in DECONTAM_SCHEMA}
+    cols["id"], cols["teacher"] = raw["id"].to_list(), raw["teacher"].to_list()
+    cols["status"] = ["kept"] * n
+    for j, problem in enumerate(raw["problem"].to_list()):
+        toks = tokens(problem or "")
+        cols["problem_key"][j] = f"{text_key(toks):016x}"
         overlap = index.match_tokens(toks) if index is not None else None
-        rows.append(_verdict(r["id"], r["teacher"], f"{text_key(toks):016x}", overlap, dup, drop=not audit))
-    return pl.DataFrame(rows, schema=DECONTAM_SCHEMA)
+        if overlap is not None:
+            cols["benchmark"][j], cols["matched_id"][j] = overlap.benchmark, overlap.benchmark_id
+            cols["match_kind"][j], cols["match_score"][j] = overlap.kind, round(float(overlap.score), 4)
+            cols["evidence"][j] = list(overlap.evidence)
+            if not audit:
+                cols["status"][j], cols["reason"][j] = "dropped", f"{OVERLAP_REASON}:{overlap.benchmark}"
+        elif dups[j] is not None:
+            cols["matched_id"][j], cols["match_kind"][j], cols["match_score"][j] = dups[j], "duplicate", 1.0
+            cols["evidence"][j] = []
+            if not audit:
+                cols["status"][j], cols["reason"][j] = "dropped", DUPLICATE_REASON
+    return pl.DataFrame(cols, schema=DECONTAM_SCHEMA)
 
 
 def verdict_drops(verdicts: pl.DataFrame | None) -> dict[str, str]:
