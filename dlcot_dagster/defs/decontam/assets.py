@@ -13,6 +13,7 @@ import numpy as np
 import polars as pl
 
 from ...domain.decontam import DECONTAM_SCHEMA, DecontamReport, TraceDeduper, learn_spec, shared_problems
+from ...domain.decontam.step import problem_keys
 from ...domain.stats import markdown_table
 from ...domain.stream import BatchRunner, EngineSpec, ParquetSink, ParquetTable, choose_workers, decontam_task, staging_dir
 from ..benchmarks import BenchmarksResource
@@ -112,10 +113,7 @@ def decontam_verdicts(
     description="Problems several teachers share (same normalized problem): reported, not dropped. On demand.",
 )
 def cross_teacher_problems(context: dg.AssetExecutionContext, decontam_verdicts: dict[str, ParquetTable]):
-    keys: dict[str, np.ndarray] = {}
-    for teacher, table in sorted(decontam_verdicts.items()):
-        col = table.read(columns=["problem_key"])["problem_key"].to_list()
-        keys[teacher] = np.unique(np.array([int(k, 16) for k in col], dtype=np.uint64))
+    keys = {t: problem_keys(table.batches(65_536, columns=["problem_key"])) for t, table in sorted(decontam_verdicts.items())}
     rows = []
     for teacher, mine in keys.items():
         others = {t: k for t, k in keys.items() if t != teacher}

@@ -26,7 +26,7 @@ seven usual benchmarks. Nothing here imports dagster.
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from hashlib import blake2b
 from typing import Iterable, Sequence
 
@@ -362,7 +362,3 @@ def _group_df(ptr: np.ndarray, groups_of_postings: np.ndarray) -> np.ndarray:
     g_idx = np.repeat(np.arange(len(ptr) - 1), np.diff(ptr))
     pairs = np.unique(np.stack([g_idx, groups_of_postings.astype(np.int64)], axis=1), axis=0)
     return np.bincount(pairs[:, 0], minlength=len(ptr) - 1).astype(np.int32)
-
-
-def settings_with(settings: DecontamSettings, **kw) -> DecontamSettings:
-    return replace(settings, **kw)

@@ -178,6 +178,8 @@ def _group(text: str, k: int) -> tuple[str | None, int]:
 def _fracs(text: str) -> str:
     """``\\frac{a}{b}`` (any spelling, nested) -> `` a / b ``; outermost first, at most 8 levels deep."""
     text = _FRAC_NAMES.sub(r"\\frac", text)
+    if text.count("\\frac") > 256:  # hostile or degenerate input: no fraction has its two arguments read
+        return text.replace("\\frac", " ")
     for _ in range(8):
         if "\\frac" not in text:
             return text

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -84,7 +83,3 @@ def load_problems(specs: tuple[BenchmarkSpec, ...] | list[BenchmarkSpec]) -> lis
         df = load_benchmark(spec)
         out += [BenchmarkProblem(r["benchmark"], r["id"], r["problem"]) for r in df.select("benchmark", "id", "problem").iter_rows(named=True)]
     return out
-
-
-def env_benchmark_dir() -> str | None:
-    return os.environ.get("DLCOT_BENCHMARKS_DIR") or None

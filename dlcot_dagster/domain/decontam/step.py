@@ -11,9 +11,10 @@
   share of its distinctive n-grams found, the shared n-grams or the normalized text as evidence), or
   ``duplicate_trace`` (the earlier trace's id), else ``kept``. An overlap wins over a duplicate;
 * :func:`kept_overlaps` re-checks kept rows (the blocking check on ``corrected_traces``);
-* :class:`DecontamReport` adds the batches up for the UI: rows and distinct benchmark problems hit per benchmark,
-  a few training / benchmark pairs side by side, and the partition's problem keys for the cross-teacher report
-  (near-duplicate problems across teachers are reported, never dropped).
+* :class:`DecontamReport` adds the batches up for the UI: rows and distinct benchmark problems hit per benchmark and
+  a few training / benchmark pairs side by side (memory bounded by the benchmarks, not the corpus);
+* :func:`problem_keys` / :func:`shared_problems`: the normalized-problem keys of a partition and what two teachers
+  share (near-duplicate problems across teachers are reported, never dropped).
 
 Nothing here imports dagster.
 """
@@ -237,14 +238,12 @@ class DecontamReport:
     problems_hit: dict[str, set] = field(default_factory=dict)  # benchmark -> distinct benchmark problem ids
     kinds: dict[str, int] = field(default_factory=dict)  # match kind -> rows
     pairs: list[dict] = field(default_factory=list)
-    _keys: list = field(default_factory=list)
 
     def add(self, verdicts: pl.DataFrame, benchmark_problems: dict[str, str] | None = None,
             raw: pl.DataFrame | None = None) -> None:
         """One batch of verdicts; ``raw`` (its raw rows) gives the training side of the pairs, else fill
         ``pairs[i]["training"]`` later."""
         self.rows += verdicts.height
-        self._keys.append(np.array([int(k, 16) for k in verdicts["problem_key"].to_list()], dtype=np.uint64))
         d = verdicts.filter(pl.col("status") == "dropped")
         for reason, n in d.group_by("reason").len().iter_rows():
             self.dropped[reason] = self.dropped.get(reason, 0) + n
@@ -262,12 +261,6 @@ class DecontamReport:
                     "score": v["match_score"], "evidence": list(v["evidence"] or [])[:4],
                 })
 
-    def problem_keys(self) -> np.ndarray:
-        """The partition's distinct normalized-problem keys, sorted (8 bytes each)."""
-        keys = np.unique(np.concatenate(self._keys)) if self._keys else np.empty(0, dtype=np.uint64)
-        self._keys = [keys]
-        return keys
-
     def per_benchmark(self) -> dict[str, dict]:
         out = {}
         for reason, n in sorted(self.dropped.items()):
@@ -277,15 +270,28 @@ class DecontamReport:
         return out
 
     def pairs_markdown(self) -> str:
+        """A few training / benchmark problems side by side, with how they matched."""
         if not self.pairs:
             return "_(no benchmark overlap)_"
+
+        def cell(text: str) -> str:
+            return _cut(text).replace("|", "\\|")
+
         out = ["| training problem | benchmark problem | match |", "|---|---|---|"]
         for p in self.pairs:
-            ev = "<br>".join(f"`{e}`" for e in p["evidence"][:3]) if p["kind"] == "ngram" else "normalized text equal" if p["kind"] == "exact" else "contained"
-            esc = lambda s: _cut(s).replace("|", "\\|")  # noqa: E731
-            out.append(f"| **{p['id']}**<br>{esc(p['training'])} | **{p['benchmark_id']}**<br>{esc(p['benchmark'])} "
-                       f"| {p['kind']} {p['score']:.2f}<br>{ev.replace('|', chr(92) + '|')} |")
+            if p["kind"] == "ngram":
+                how = "<br>".join(f"`{cell(e)}`" for e in p["evidence"][:3])
+            else:
+                how = "normalized texts equal" if p["kind"] == "exact" else "benchmark problem contained"
+            out.append(f"| **{p['id']}**<br>{cell(p['training'])} | **{p['benchmark_id']}**<br>{cell(p['benchmark'])} "
+                       f"| {p['kind']} {p['score']:.2f}<br>{how} |")
         return "\n".join(out)
+
+
+def problem_keys(batches: Iterable[pl.DataFrame]) -> np.ndarray:
+    """The distinct ``problem_key`` values of verdict batches, as a sorted uint64 array (8 bytes per problem)."""
+    parts = [np.unique(np.array([int(k, 16) for k in b["problem_key"].to_list()], dtype=np.uint64)) for b in batches]
+    return np.unique(np.concatenate(parts)) if parts else np.empty(0, dtype=np.uint64)
 
 
 def shared_problems(mine: np.ndarray, others: dict[str, np.ndarray]) -> dict[str, int]:
