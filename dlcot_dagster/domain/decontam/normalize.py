@@ -16,6 +16,7 @@ What is normalized away (both sides, training problem and benchmark problem, go 
   punctuation, braces, ``^`` (so ``x^{2}``, ``x^2`` and ``x²`` agree);
 * **symbol spellings**: ``\\le``/``\\leq``/``≤``, ``\\ne``/``≠``, ``\\cdot``/``\\times``/``×``/``*``, ``−``/``-``,
   ``π``/``\\pi``, ``°``/``^\\circ``, Greek letters, ``\\ldots``/``…``;
+* **HTML entities** (``&lt;``, ``&amp;``) and Unicode forms (NFKC: ``x²``, ``x₁``, ``½``, full-width characters);
 * **numbers**: thousands separators (``80,000`` -> ``80000``), leading/trailing zeros (``27.0`` -> ``27``, ``.5`` ->
   ``0.5``).
 
@@ -26,6 +27,7 @@ problem is cut at :data:`MAX_CHARS`).
 
 from __future__ import annotations
 
+import html
 import re
 import unicodedata
 from collections import Counter
@@ -125,7 +127,7 @@ _COMMANDS.update({
 _SYMBOL_CHARS = {
     "≤": " <= ", "⩽": " <= ", "≥": " >= ", "⩾": " >= ", "≠": " != ", "×": " * ", "·": " * ", "⋅": " * ",
     "∗": " * ", "÷": " / ", "→": " -> ", "°": " circ ", "º": " circ ", "−": "-", "–": "-", "‐": "-", "‑": "-",
-    "…": " ", "~": " ", "&": " ",
+    "…": " ", "~": " ", "&": " ", "⁄": " / ", "∕": " / ",
     "α": " alpha ", "β": " beta ", "γ": " gamma ", "δ": " delta ", "ε": " epsilon ", "ζ": " zeta ", "η": " eta ",
     "θ": " theta ", "ι": " iota ", "κ": " kappa ", "λ": " lambda ", "μ": " mu ", "ν": " nu ", "ξ": " xi ",
     "π": " pi ", "ρ": " rho ", "σ": " sigma ", "τ": " tau ", "υ": " upsilon ", "φ": " phi ", "χ": " chi ",
@@ -232,6 +234,8 @@ def tokens(text: str) -> list[str]:
     if not text:
         return []
     text = text[:MAX_CHARS]
+    if "&" in text and ";" in text:  # HTML entities of scraped pages: &lt; &gt; &amp; &#215;
+        text = html.unescape(text)
     if not text.isascii():
         text = unicodedata.normalize("NFKC", text)
         text = _SYMBOL_RE.sub(lambda m: _SYMBOL_CHARS[m.group(0)], text)
