@@ -350,9 +350,14 @@ def _init_worker(spec: EngineSpec) -> None:
     _STATE = WorkerState(spec)
 
 
+def _state_for(task: Callable, state: WorkerState) -> WorkerState:
+    """The worker state a task gets: built (engine, token counter) unless the task needs neither (``no_engine``)."""
+    return state if getattr(task, "no_engine", False) else state.ensure()
+
+
 def _call(task: Callable, item: Any) -> Any:
     assert _STATE is not None, "worker not initialized"
-    return task(_STATE.ensure(), item)
+    return task(_state_for(task, _STATE), item)
 
 
 class BatchRunner:
@@ -389,7 +394,7 @@ class BatchRunner:
         if self.workers == 1:
             for item in items:
                 t0 = time.perf_counter()
-                out = task(self.local, item)
+                out = task(_state_for(task, self._local), item)
                 self.busy_s += time.perf_counter() - t0
                 yield out
             return
@@ -402,7 +407,7 @@ class BatchRunner:
             second = next(it)
         except StopIteration:  # a single batch: a pool would only add its start-up time
             t0 = time.perf_counter()
-            out = task(self.local, first)
+            out = task(_state_for(task, self._local), first)
             self.busy_s += time.perf_counter() - t0
             yield out
             return
@@ -540,6 +545,9 @@ def decontam_task(st: WorkerState, item: tuple[pl.DataFrame, list]) -> pl.DataFr
 
     raw, duplicates = item
     return decontam_frame(raw, st.spec.decontam, duplicates, audit=st.spec.decontam_audit)
+
+
+decontam_task.no_engine = True  # matching needs the benchmark index only, not the DLCoT engine
 
 
 def apply_token_counts(batch: pl.DataFrame, counter: Any, max_raw_tokens: int | None) -> tuple[pl.DataFrame, pl.DataFrame]:
