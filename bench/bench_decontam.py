@@ -17,6 +17,10 @@ The benchmarks are split in two halves: ``dev`` (math500, aime24, minerva_math) 
 ``--real`` matches the shared trace files' problems against all benchmarks and sorts the LIMO problems that share an
 n-gram with AIME / MATH-500 / AMC into match / below threshold / numbers disagree / boilerplate only.
 
+``--step-sizes 10000,100000 [--distinct]`` runs the step alone (dedup, verdicts, kept-row re-check) over corpora of
+two sizes: CPU per trace and peak RSS (``--distinct`` makes every trace distinct, so the duplicate fingerprint set
+grows as it would on real data).
+
 ``--cost N`` measures the added time per trace side by side: the streaming runner (``stream.run_partition``) on a
 ``bench/make_corpus.py`` corpus of N traces (in /tmp), pinned to one core, with and without the decontamination step,
 in child processes (peak RSS of each), plus the step alone at two corpus sizes (memory independence).
@@ -73,6 +77,9 @@ def build_index(names, settings):
     return BenchmarkIndex(load_problems(specs(names)), settings)
 
 
+TRANSFORMS_PER_REWRITE = (2, 5)
+
+
 def rewrites(problems, n: int, seed: int):
     from decontam_rewrite import rewrite
 
@@ -81,7 +88,7 @@ def rewrites(problems, n: int, seed: int):
     for p in problems:
         for _ in range(n):
             src = _AIME_WRAPPER.sub("", p.problem) if rng.random() < 0.6 else p.problem
-            text, how = rewrite(src, rng)
+            text, how = rewrite(src, rng, k=TRANSFORMS_PER_REWRITE)
             out.append((p, text, how))
     return out
 
@@ -352,6 +359,7 @@ def step_child(args) -> None:
     from dlcot_dagster.domain.decontam.spec import DecontamSpec
     from dlcot_dagster.domain.decontam.step import TraceDeduper, decontam_frame, kept_overlaps, learn_spec
     from dlcot_dagster.domain.stream import parsed_batches
+    import polars as pl
 
     cpus = sorted(os.sched_getaffinity(0))
     os.sched_setaffinity(0, {cpus[-1]})
@@ -371,6 +379,7 @@ def step_child(args) -> None:
     rows = dropped = 0
     with tempfile.TemporaryDirectory() as tmp:
         dedup = TraceDeduper(Path(tmp))
+        distinct = args.child_distinct  # the corpus repeats every ~2.8k traces: make every trace distinct for dedup
         it = parsed_batches(files, "b", None, 256, lambda d: None, [])
         while True:
             t0 = time.process_time()
@@ -378,6 +387,8 @@ def step_child(args) -> None:
                 b = next(it)
             except StopIteration:
                 break
+            if distinct:
+                b = b.with_columns(thinking=pl.col("thinking") + pl.col("id"))
             t1 = time.process_time()
             t_parse += t1 - t0
             dups = dedup.mark(b)
@@ -391,7 +402,7 @@ def step_child(args) -> None:
             dropped += int((v["status"] == "dropped").sum())
         ru = resource.getrusage(resource.RUSAGE_SELF)
         per = lambda x: round(1e6 * x / max(1, rows), 1)  # noqa: E731
-        print(json.dumps({"n": args.child_n, "rows": rows, "dropped": dropped, "cpu_s": {
+        print(json.dumps({"n": args.child_n, "distinct": distinct, "rows": rows, "dropped": dropped, "cpu_s": {
             "index_build": round(t_index, 2), "learn_incl_parse": round(t_learn, 2), "parse": round(t_parse, 2),
             "dedup": round(t_dedup, 2), "verdicts": round(t_dec, 2), "kept_recheck": round(t_check, 2)},
             "us_per_trace": {"dedup": per(t_dedup), "verdicts": per(t_dec), "kept_recheck": per(t_check)},
@@ -421,6 +432,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rewrites", type=int, default=3, help="rewrites per benchmark problem (positives)")
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--transforms", default="2,5", help="transforms drawn per rewrite, MIN,MAX (stress: 6,10)")
     ap.add_argument("--sweep", action="store_true", help="dev figures over a grid of settings")
     ap.add_argument("--real", action="store_true", help="hits on the shared traces, LIMO n-gram hits sorted")
     ap.add_argument("--cost", type=str, default="", help="corpus sizes for the side-by-side cost runs, e.g. 10000")
@@ -436,13 +448,19 @@ def main() -> None:
     ap.add_argument("--child-mode", help=argparse.SUPPRESS)
     ap.add_argument("--child-n", type=int, help=argparse.SUPPRESS)
     ap.add_argument("--child-step", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--child-distinct", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--distinct", action="store_true", help="step-alone runs: every trace distinct (no duplicates), "
+                    "so the duplicate fingerprint set grows with the corpus as it does on real data")
     args = ap.parse_args()
     if args.child_mode or args.child_step:
         (step_child if args.child_step else cost_child)(args)
         return
 
     settings = settings_from(args)
-    print(json.dumps({"settings": asdict(settings), "rewrites_per_problem": args.rewrites}))
+    global TRANSFORMS_PER_REWRITE
+    TRANSFORMS_PER_REWRITE = tuple(int(x) for x in args.transforms.split(","))
+    print(json.dumps({"settings": asdict(settings), "rewrites_per_problem": args.rewrites,
+                      "transforms_per_rewrite": TRANSFORMS_PER_REWRITE}))
     results: dict = {"settings": asdict(settings)}
     if args.sweep:
         full_cache = {}
@@ -486,7 +504,7 @@ def main() -> None:
     if args.step_sizes:
         results["step"] = []
         for n in [int(x) for x in args.step_sizes.split(",")]:
-            r = run_child(args, ["--child-step", "--child-n", str(n)])
+            r = run_child(args, ["--child-step", "--child-n", str(n), *(["--child-distinct"] if args.distinct else [])])
             results["step"].append(r)
             print(json.dumps({"step_alone": r}), flush=True)
     if args.cost:
