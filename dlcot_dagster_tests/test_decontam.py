@@ -175,6 +175,17 @@ def test_corpus_boilerplate(index):
     assert again.distinctive[0] == idx.with_corpus_boilerplate(learned).distinctive[0]
 
 
+def test_problem_made_of_boilerplate_matches_by_containment():
+    idx = BenchmarkIndex([BenchmarkProblem("b", "b-0", PROBLEM)])
+    toks = tokens(PROBLEM)
+    n = idx.settings.ngram
+    every = idx.with_corpus_boilerplate([" ".join(toks[i : i + n]) for i in range(len(toks) - n + 1)])
+    assert every.distinctive[0] == 0 and idx.distinctive[0] > 0
+    m = every.match("Here is a task. " + PROBLEM + " Good luck.")
+    assert m.kind == "contained" and m.benchmark_id == "b-0"
+    assert every.match(PROBLEM.split(". The incircle")[0]) is None  # part of it is not enough any more
+
+
 # ------------------------------------------------------------------ real data
 
 

@@ -158,9 +158,17 @@ class BenchmarkIndex:
 
     # ------------------------------------------------------------------ boilerplate
     def _recount(self) -> None:
-        """Distinctive (non-boilerplate) n-grams per problem."""
-        keep = ~self.boiler[np.repeat(np.arange(len(self.gram_hash)), np.diff(self.post_ptr))] if len(self.gram_hash) else np.empty(0, dtype=bool)
+        """Distinctive (non-boilerplate) n-grams per problem. A problem with none left (all its phrasing is
+        boilerplate) can still match by containment of its whole text."""
+        if len(self.gram_hash):
+            keep = ~self.boiler[np.repeat(np.arange(len(self.gram_hash)), np.diff(self.post_ptr))]
+        else:
+            keep = np.empty(0, dtype=bool)
         self.distinctive = np.bincount(self.post_prob[keep], minlength=len(self.problems)).astype(np.int32)
+        n = self.settings.ngram
+        self._all_boilerplate = [
+            (f" {' '.join(t)} ", i) for i, t in enumerate(self._tokens) if len(t) >= n and self.distinctive[i] == 0
+        ]
 
     def _positions(self, hashes: np.ndarray) -> np.ndarray:
         """Index positions of the given n-gram hashes that are in the index."""
@@ -243,11 +251,11 @@ class BenchmarkIndex:
         best: tuple | None = None
         nums = None
         t = token_hashes(toks)
+        padded = f" {joined} "
+        contained = [i for text, i in self._all_boilerplate if text in padded]
         if self._short_texts is not None:
-            padded = f" {joined} "
-            contained = [i for text, i in self._short_texts if text in padded]
+            contained += [i for text, i in self._short_texts if text in padded]
         else:
-            contained = []
             for m, (hashes, owners) in self._short.items():
                 if m > len(toks):
                     continue
