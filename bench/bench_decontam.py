@@ -330,7 +330,7 @@ def cost_child(args) -> None:
 
     os.environ.update({"TOKENIZERS_PARALLELISM": "false", "RAYON_NUM_THREADS": "1", "POLARS_MAX_THREADS": "1"})
     cpus = sorted(os.sched_getaffinity(0))
-    os.sched_setaffinity(0, {cpus[-1]})
+    os.sched_setaffinity(0, {cpus[args.child_cpu % len(cpus)]})
     out = Path(args.corpus_dir) / str(args.child_n)
     make_corpus(args.child_n, out)
     decontam = None
@@ -416,16 +416,25 @@ def settings_from(args):
     return replace(d, **{k: getattr(args, k) for k in asdict(d) if getattr(args, k, None) is not None})
 
 
-def run_child(args, extra: list[str]) -> dict:
+def child_cmd(args, extra: list[str]) -> list[str]:
     cmd = [sys.executable, __file__, "--corpus-dir", args.corpus_dir, *extra]
     for k in ("ngram", "threshold", "min_shared", "boilerplate_min_df", "corpus_min_df", "corpus_min_share"):
         if getattr(args, k) is not None:
             cmd += [f"--{k.replace('_', '-')}", str(getattr(args, k))]
-    env = dict(os.environ, PYTHONPATH=str(REPO), HF_HUB_OFFLINE="1")
-    p = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    return cmd
+
+
+def child_result(cmd: list[str], p) -> dict:
+    out, err = p.communicate()
     if p.returncode != 0:
-        raise SystemExit(f"child failed: {' '.join(cmd)}\n{p.stderr[-3000:]}")
-    return json.loads(p.stdout.strip().splitlines()[-1])
+        raise SystemExit(f"child failed: {' '.join(cmd)}\n{err[-3000:]}")
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def run_child(args, extra: list[str]) -> dict:
+    cmd = child_cmd(args, extra)
+    env = dict(os.environ, PYTHONPATH=str(REPO), HF_HUB_OFFLINE="1")
+    return child_result(cmd, subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env))
 
 
 def main() -> None:
@@ -449,6 +458,9 @@ def main() -> None:
     ap.add_argument("--child-n", type=int, help=argparse.SUPPRESS)
     ap.add_argument("--child-step", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--child-distinct", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--child-cpu", type=int, default=-1, help=argparse.SUPPRESS)
+    ap.add_argument("--concurrent", action="store_true", help="cost runs: all modes at the same time, each pinned to "
+                    "its own CPU, so they share the machine's load (needs as many CPUs as modes)")
     ap.add_argument("--distinct", action="store_true", help="step-alone runs: every trace distinct (no duplicates), "
                     "so the duplicate fingerprint set grows with the corpus as it does on real data")
     args = ap.parse_args()
@@ -511,13 +523,36 @@ def main() -> None:
         results["cost"] = []
         for n in [int(x) for x in args.cost.split(",")]:
             runs = {}
-            for m in args.modes.split(","):
-                runs[m] = run_child(args, ["--child-mode", m, "--child-n", str(n)])
-                print(json.dumps({"cost_run": runs[m]}), flush=True)
+            modes = args.modes.split(",")
+            if args.concurrent:  # build the corpus once, then every mode at once on its own CPU
+                from make_corpus import make_corpus
+
+                make_corpus(n, Path(args.corpus_dir) / str(n))
+                env = dict(os.environ, PYTHONPATH=str(REPO), HF_HUB_OFFLINE="1")
+                procs = {}
+                for i, m in enumerate(modes):
+                    cmd = child_cmd(args, ["--child-mode", m, "--child-n", str(n), "--child-cpu", str(i)])
+                    procs[m] = (cmd, subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env))
+                for m, (cmd, p) in procs.items():
+                    runs[m] = child_result(cmd, p)
+                    print(json.dumps({"cost_run": runs[m], "concurrent": True}), flush=True)
+            else:
+                for m in modes:
+                    runs[m] = run_child(args, ["--child-mode", m, "--child-n", str(n)])
+                    print(json.dumps({"cost_run": runs[m]}), flush=True)
             base = runs["off"]
             added = {m: round(runs[m]["cpu_s"] / base["cpu_s"] - 1, 4) for m in runs if m != "off"}
-            line = {"n": n, "cpu_s": {m: r["cpu_s"] for m, r in runs.items()},
-                    "added_cpu_share": added,
+            # within the audit run itself (the same load on both sides): decontamination's stage seconds against the
+            # rest, per trace and in total (the learning pass re-parses the first corpus_sample records)
+            in_run = {}
+            if "audit" in runs:
+                st = runs["audit"]["stage_s"]
+                dec = {k: v for k, v in st.items() if k.startswith("decontam")}
+                rest = sum(v for k, v in st.items() if not k.startswith("decontam"))
+                in_run = {"decontam_s": dec, "rest_s": round(rest, 2), "share_total": round(sum(dec.values()) / rest, 4),
+                          "share_per_trace": round(sum(v for k, v in dec.items() if k != "decontam_learn") / rest, 4)}
+            line = {"n": n, "concurrent": args.concurrent, "cpu_s": {m: r["cpu_s"] for m, r in runs.items()},
+                    "added_cpu_share": added, "audit_in_run": in_run,
                     "rss_mb": {m: r["rss_mb"] for m, r in runs.items()}}
             results["cost"].append(line)
             print(json.dumps({"cost": line}))
