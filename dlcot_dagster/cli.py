@@ -1,7 +1,8 @@
 """The ``dlcot`` console command.
 
 * ``dlcot demo``: materialize every asset for every teacher of the bundled samples.
-* ``dlcot inspect PATH --teacher NAME``: read one teacher dump without Dagster, one JSON object per record.
+* ``dlcot inspect PATH --teacher NAME [--benchmark NAME=PATH ...]``: read one teacher dump without Dagster, one JSON
+  object per record (decontamination against the benchmarks, then the DLCoT stages).
 * ``dlcot export --teacher T --format F --out DIR``: a materialized corrected_traces partition as an SFT dataset.
 * ``dlcot answers compare --input FILE.jsonl``: audit the answer checker.
 """
@@ -12,6 +13,7 @@ import argparse
 import json
 import os
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Sequence
@@ -29,13 +31,15 @@ def _emit(obj: dict, out) -> None:
 
 # ---------------------------------------------------------------- inspect
 def cmd_inspect(args: argparse.Namespace, out=None) -> int:
-    """Ingest one dump and run the DLCoT stages on it, exactly as the assets do, without Dagster."""
+    """Ingest one dump, decontaminate it and run the DLCoT stages on it, exactly as the assets do, without Dagster."""
     from .domain.answers import AnswerChecker
+    from .domain.decontam import TraceDeduper, attach_evidence, decontam_frame, learn_spec
     from .domain.dlcot import DLCoTPolicy, RulesEngine
     from .domain.ingest import iter_outcomes, load_spec, named_files
     from .domain.pipeline import correct_frame, prune_frame, segment_frame
     from .domain.ingest.schema import TraceRecord, traces_frame
     from .domain.tokens import TokenCounter
+    import polars as pl
 
     out = out or sys.stdout
     path = Path(args.path)
@@ -56,16 +60,31 @@ def cmd_inspect(args: argparse.Namespace, out=None) -> int:
     outcomes.sort(key=lambda o: (order.get(o.source_file, len(order)), o.source_line, o.generation if o.generation is not None else -1))
 
     raw_all = traces_frame([o for o in outcomes if isinstance(o, TraceRecord)])
+    try:
+        dspec = _decontam_spec(args)
+    except (ValueError, FileNotFoundError, KeyError) as exc:
+        print(f"dlcot inspect: {exc}", file=sys.stderr)
+        return 2
+    if dspec is not None:
+        dspec = learn_spec(dspec, raw_all["problem"].to_list())
     engine = RulesEngine(DLCoTPolicy.preset(args.policy), AnswerChecker())
     # one teacher at a time (a multi-teacher dump gives each teacher's trace the same row id), keyed by (teacher, id)
     results, corrected, dropped = {}, {}, {}
     for teacher in sorted(set(raw_all["teacher"].to_list())):
         raw = raw_all.filter(raw_all["teacher"] == teacher)
-        pruned = prune_frame(raw, segment_frame(raw, engine), engine)
+        verdicts = None
+        if dspec is not None:
+            with tempfile.TemporaryDirectory(prefix="dlcot-inspect-") as tmp, TraceDeduper(tmp) as dedup:
+                verdicts = decontam_frame(raw, dspec, dedup.mark(raw))
+        drops = {} if verdicts is None else dict(
+            verdicts.filter(pl.col("status") == "dropped").select("id", "reason").iter_rows()
+        )
+        pruned = prune_frame(raw, segment_frame(raw, engine, drops=drops), engine)
         tables = correct_frame(raw, pruned, engine, counter, max_seq_len=args.max_seq_len)
         results.update({(r.teacher, r.id): r for r in tables.results})
         corrected.update({(r["teacher"], r["id"]): r for r in tables.kept.iter_rows(named=True)})
-        dropped.update({(r["teacher"], r["id"]): r for r in tables.dropped.iter_rows(named=True)})
+        dropped.update({(r["teacher"], r["id"]): r
+                        for r in attach_evidence(tables.dropped, verdicts).iter_rows(named=True)})
 
     for outcome in outcomes:
         if isinstance(outcome, TraceRecord):
@@ -77,6 +96,7 @@ def cmd_inspect(args: argparse.Namespace, out=None) -> int:
                 "teacher": outcome.teacher,
                 "status": "kept" if row is not None else "dropped",
                 "reason": None if row is not None else dropped[key]["reason"],
+                "stage": None if row is not None else dropped[key]["stage"],
                 "raw_tokens": outcome.raw_tokens,
                 "corrected_tokens": row["corrected_tokens"] if row is not None else None,
                 "thinking_closed": outcome.thinking_closed,
@@ -102,6 +122,10 @@ def cmd_inspect(args: argparse.Namespace, out=None) -> int:
                 "source_file": outcome.source_file,
                 "source_line": outcome.source_line,
             }
+            d = dropped.get(outcome.id)
+            if d is not None and d.get("match_kind"):
+                rec.update(benchmark=d["benchmark"], matched_id=d["matched_id"], match_kind=d["match_kind"],
+                           match_score=d["match_score"], evidence=d["evidence"])
             if args.with_text:
                 rec.update(
                     problem=outcome.problem,
@@ -124,6 +148,36 @@ def cmd_inspect(args: argparse.Namespace, out=None) -> int:
             }
         _emit(rec, out)
     return 0
+
+
+def _decontam_spec(args: argparse.Namespace):
+    """The decontamination spec of ``inspect``: ``--benchmark NAME=PATH`` files, else the default list (the known
+    files of DLCOT_BENCHMARKS_DIR, else the bundled demo benchmark); None with ``--no-decontam``."""
+    from .domain.decontam import DecontamSettings, DecontamSpec
+    from .domain.students.benchmarks import BenchmarkSpec
+
+    if args.no_decontam:
+        return None
+    if args.benchmark:
+        specs = []
+        for item in args.benchmark:
+            name, sep, path = item.partition("=")
+            if not sep or not name.strip() or not path.strip():
+                raise ValueError(f"--benchmark {item!r}: expected NAME=PATH (e.g. math500=/data/math500.jsonl)")
+            if not Path(path).expanduser().is_file():
+                raise FileNotFoundError(f"--benchmark {item!r}: no file at {path}")
+            specs.append(BenchmarkSpec(name.strip(), path.strip()))
+    else:
+        from .defs.benchmarks import default_benchmarks
+
+        specs = [b.spec() for b in default_benchmarks()]
+    d = DecontamSettings()
+    settings = DecontamSettings(
+        ngram=args.ngram or d.ngram, threshold=args.threshold or d.threshold, min_shared=d.min_shared,
+        boilerplate_min_df=d.boilerplate_min_df, corpus_min_df=d.corpus_min_df, corpus_min_share=d.corpus_min_share,
+        min_short_tokens=d.min_short_tokens,
+    )
+    return DecontamSpec(benchmarks=tuple(specs), settings=settings, drop_duplicates=not args.keep_duplicates)
 
 
 # ---------------------------------------------------------------- demo
@@ -174,7 +228,6 @@ def _demo_students(defs, instance, teachers: list[str], console) -> bool | None:
 
     from .console import Step
     from .defs.constants import BENCHMARK_SCORES, STUDENT_CHECKPOINTS
-    from .defs.settings import SAMPLES_BENCHMARKS
 
     missing = _ml_stack_missing()
     if missing:
@@ -184,12 +237,7 @@ def _demo_students(defs, instance, teachers: list[str], console) -> bool | None:
     resources = dict(defs.resources or {})
     quiet = {"console": {"config": {"log_level": "ERROR"}}}
     sft = {"max_steps": 3, "limit": 4, "max_seq_len": 512, "gradient_accumulation_steps": 1, "learning_rate": 1e-4}
-    evaluation = {
-        "benchmarks": [{"name": "demo_arithmetic", "path": str(SAMPLES_BENCHMARKS / "demo_arithmetic.jsonl"),
-                        "problem_field": "problem", "answer_field": "answer", "id_field": "id"}],
-        "limit": 6,
-        "max_tokens": 64,
-    }
+    evaluation = {"limit": 6, "max_tokens": 64}  # on the `benchmarks` resource (default: the bundled demo file)
     ok = True
     jobs = [(t, v) for t in teachers for v in ("dlcot", "raw")]
     for i, (teacher, variant) in enumerate(jobs, start=1):
@@ -435,6 +483,13 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("--policy", default="default", choices=["default", "first_correct_only", "none"],
                    help="pruning policy (default: default)")
     i.add_argument("--max-seq-len", type=int, default=32_768, help="longest SFT sample in tokens (default 32768)")
+    i.add_argument("--benchmark", action="append", metavar="NAME=PATH",
+                   help="a benchmark file to decontaminate against (repeatable; known names need no field mapping). "
+                   "Default: the known files in DLCOT_BENCHMARKS_DIR, else the bundled demo benchmark")
+    i.add_argument("--no-decontam", action="store_true", help="skip decontamination (benchmark overlap, duplicates)")
+    i.add_argument("--keep-duplicates", action="store_true", help="do not drop duplicate traces")
+    i.add_argument("--ngram", type=int, help="decontamination n-gram size (default 6)")
+    i.add_argument("--threshold", type=float, help="decontamination n-gram share threshold (default 0.5)")
     i.set_defaults(func=cmd_inspect)
 
     e = sub.add_parser("export", help="export a materialized corrected_traces partition as an SFT dataset")

@@ -3,6 +3,9 @@
 
 import dagster as dg
 
+from .defs.benchmarks import BenchmarksResource
+from .defs.decontam.assets import cross_teacher_problems, decontam_verdicts
+from .defs.decontam.resources import DecontamResource
 from .defs.dlcot.assets import corrected_traces, pruned_solutions, segmented_traces
 from .defs.deployment import executor_from_env, storage_resources
 from .defs.dlcot.resources import DLCoTEngineResource
@@ -21,9 +24,10 @@ def build_definitions() -> dg.Definitions:
     return dg.Definitions(
         # teacher_generations (on demand, GPU) writes a landing folder; it is not downstream of raw_traces
         # student_checkpoints / benchmark_scores (on demand, GPU) are not in reprocess_teacher (defs/landing/jobs.py)
+        # cross_teacher_problems (on demand, every teacher partition) is not in reprocess_teacher either
         assets=[
-            raw_traces, segmented_traces, pruned_solutions, corrected_traces, sft_exports, teacher_generations,
-            student_checkpoints, benchmark_scores,
+            raw_traces, decontam_verdicts, segmented_traces, pruned_solutions, corrected_traces, sft_exports,
+            teacher_generations, student_checkpoints, benchmark_scores, cross_teacher_problems,
         ],
         jobs=[reprocess_job],
         sensors=[landing_zone_sensor],
@@ -34,6 +38,9 @@ def build_definitions() -> dg.Definitions:
             "tokenizer": TokenizerResource(),
             "dlcot_engine": DLCoTEngineResource(),
             "llm": LLMResource(),
+            # the one list of evaluation benchmarks: benchmark_scores evaluates on it, decontamination guards against it
+            "benchmarks": BenchmarksResource(),
+            "decontam": DecontamResource(),
         },
         executor=executor_from_env(),  # DLCOT_EXECUTOR=k8s: one pod per step
     )

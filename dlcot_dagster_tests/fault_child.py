@@ -27,6 +27,8 @@ def main(argv: list[str] | None = None) -> int:
     import dagster as dg
 
     from dlcot_dagster.defs.dlcot.resources import DLCoTEngineResource
+    from dlcot_dagster.defs.benchmarks import BenchmarksResource
+    from dlcot_dagster.defs.decontam.resources import DecontamResource
     from dlcot_dagster.defs.io_managers import ParquetIOManager
     from dlcot_dagster.defs.partitions import teacher_partitions
     from dlcot_dagster.defs.resources import LandingZoneResource, TokenizerResource
@@ -51,6 +53,8 @@ def main(argv: list[str] | None = None) -> int:
             "tokenizer": TokenizerResource(),
             "parquet_io_manager": ParquetIOManager(base_dir=a.store),
             "dlcot_engine": DLCoTEngineResource(batch_size=a.batch_size, workers=1),
+            "benchmarks": BenchmarksResource(),
+            "decontam": DecontamResource(),
         },
     )
     print("SUCCESS", result.success, flush=True)

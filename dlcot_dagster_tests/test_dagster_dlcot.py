@@ -25,6 +25,10 @@ from dlcot_dagster.defs.constants import (
     REPROCESS_JOB,
     SEGMENTED_TRACES,
 )
+from dlcot_dagster.defs.benchmarks import BenchmarksResource
+from dlcot_dagster.defs.constants import DECONTAM_VERDICTS
+from dlcot_dagster.defs.decontam.assets import decontam_verdicts
+from dlcot_dagster.defs.decontam.resources import DecontamResource
 from dlcot_dagster.defs.dlcot.assets import corrected_traces, pruned_solutions, segmented_traces
 from dlcot_dagster.defs.dlcot.resources import DLCoTEngineResource
 from dlcot_dagster.defs.ingest.assets import raw_traces
@@ -35,7 +39,7 @@ from dlcot_dagster.domain.dlcot import ENGINE_VERSION
 
 from .conftest import shared_data_dir
 
-ASSETS = [raw_traces, segmented_traces, pruned_solutions, corrected_traces]
+ASSETS = [raw_traces, decontam_verdicts, segmented_traces, pruned_solutions, corrected_traces]
 
 
 def link(landing: Path, teacher: str, src: Path) -> None:
@@ -54,6 +58,8 @@ def materialize(landing: Path, store: Path, teacher: str, instance, policy: str 
             "tokenizer": TokenizerResource(),
             "parquet_io_manager": ParquetIOManager(base_dir=str(store)),
             "dlcot_engine": DLCoTEngineResource(policy=policy),
+            "benchmarks": BenchmarksResource(),  # the bundled demo benchmark: these traces are not in it
+            "decontam": DecontamResource(),
         },
     )
 
@@ -152,7 +158,8 @@ def test_code_versions_track_engine_and_lineage():
         node = graph.get(key)
         assert node.code_version and node.code_version.startswith(ENGINE_VERSION)
         assert node.partitions_def == teacher_partitions
-    assert graph.get(CORRECTED_TRACES).parent_keys == {RAW_TRACES, PRUNED_SOLUTIONS}
+    assert graph.get(CORRECTED_TRACES).parent_keys == {RAW_TRACES, PRUNED_SOLUTIONS, DECONTAM_VERDICTS}
+    assert graph.get(SEGMENTED_TRACES).parent_keys == {RAW_TRACES, DECONTAM_VERDICTS}
     job = defs.resolve_job_def(REPROCESS_JOB)
     assert {SEGMENTED_TRACES, PRUNED_SOLUTIONS, CORRECTED_TRACES, DROPPED_TRACES} <= set(
         job.asset_layer.executable_asset_keys

@@ -15,6 +15,9 @@ from dlcot_dagster.defs.constants import (
     CHECK_SEGMENT_COVERAGE,
     CHECK_TOKENS_NOT_INCREASED,
 )
+from dlcot_dagster.defs.benchmarks import BenchmarksResource
+from dlcot_dagster.defs.decontam.assets import decontam_verdicts
+from dlcot_dagster.defs.decontam.resources import DecontamResource
 from dlcot_dagster.defs.dlcot.assets import corrected_traces, pruned_solutions, segmented_traces
 from dlcot_dagster.defs.dlcot.resources import DLCoTEngineResource
 from dlcot_dagster.defs.ingest.assets import raw_traces
@@ -100,11 +103,13 @@ def test_llm_mode_falls_back_to_rules_when_the_guard_rejects_the_split(vllm_engi
         "tokenizer": TokenizerResource(),
         "parquet_io_manager": ParquetIOManager(base_dir=str(tmp_path / "store")),
         "dlcot_engine": DLCoTEngineResource(engine="llm", llm=llm),
+        "benchmarks": BenchmarksResource(),
+        "decontam": DecontamResource(),
     }
     with dg.instance_for_test() as instance:
         instance.add_dynamic_partitions(teacher_partitions.name, [teacher])
         result = dg.materialize(
-            [raw_traces, segmented_traces, pruned_solutions, corrected_traces],
+            [raw_traces, decontam_verdicts, segmented_traces, pruned_solutions, corrected_traces],
             partition_key=teacher, instance=instance, resources=resources,
         )
         assert result.success

@@ -12,6 +12,9 @@ import pytest
 from dagster_aws.s3 import S3Resource
 
 from dlcot_dagster.defs.deployment import storage_resources
+from dlcot_dagster.defs.benchmarks import BenchmarksResource
+from dlcot_dagster.defs.decontam.assets import decontam_verdicts
+from dlcot_dagster.defs.decontam.resources import DecontamResource
 from dlcot_dagster.defs.dlcot.assets import segmented_traces
 from dlcot_dagster.defs.dlcot.resources import DLCoTEngineResource
 from dlcot_dagster.defs.ingest.assets import raw_traces
@@ -161,12 +164,14 @@ def test_raw_traces_from_s3_to_s3_and_idempotent_rerun(s3, tmp_path):
         **storage_resources(landing=s3.url(land), storage=s3.url(store), blobs=s3.url(store + "/_blobs"), s3=s3_resource(s3)),
         "tokenizer": TokenizerResource(),
         "dlcot_engine": DLCoTEngineResource(),
+        "benchmarks": BenchmarksResource(),
+        "decontam": DecontamResource(),
     }
     resources["landing_zone"] = S3LandingZoneResource(root=s3.url(land), s3=s3_resource(s3), scratch_dir=str(tmp_path / "scratch"))
 
     with dg.instance_for_test() as instance:
         instance.add_dynamic_partitions(teacher_partitions.name, [teacher])
-        first = dg.materialize([raw_traces, segmented_traces], partition_key=teacher, instance=instance, resources=resources)
+        first = dg.materialize([raw_traces, decontam_verdicts, segmented_traces], partition_key=teacher, instance=instance, resources=resources)
         assert first.success
         mats = {
             e.asset_key.to_user_string(): e.event_specific_data.materialization.metadata
@@ -179,7 +184,8 @@ def test_raw_traces_from_s3_to_s3_and_idempotent_rerun(s3, tmp_path):
 
         after_first = objects()
         assert sorted(after_first) == sorted(
-            f"{store}/{a}/{teacher}.parquet" for a in ("raw_traces", "raw_trace_rejects", "segmented_traces")
+            f"{store}/{a}/{teacher}.parquet"
+            for a in ("raw_traces", "raw_trace_rejects", "decontam_verdicts", "segmented_traces")
         )
         traces = read_s3_parquet(client, bucket, f"{store}/raw_traces/{teacher}.parquet")
         rejects = read_s3_parquet(client, bucket, f"{store}/raw_trace_rejects/{teacher}.parquet")
@@ -197,7 +203,7 @@ def test_raw_traces_from_s3_to_s3_and_idempotent_rerun(s3, tmp_path):
         assert pl.read_parquet(tmp_path / "local" / "raw_traces" / f"{teacher}.parquet").equals(traces)
 
         # re-run: same objects, same content, nothing added
-        again = dg.materialize([raw_traces, segmented_traces], partition_key=teacher, instance=instance, resources=resources)
+        again = dg.materialize([raw_traces, decontam_verdicts, segmented_traces], partition_key=teacher, instance=instance, resources=resources)
         assert again.success
         assert sorted(objects()) == sorted(after_first)
         assert read_s3_parquet(client, bucket, f"{store}/raw_traces/{teacher}.parquet").equals(traces)

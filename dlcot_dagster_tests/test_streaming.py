@@ -12,6 +12,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from dlcot_dagster.defs.benchmarks import BenchmarksResource
+from dlcot_dagster.defs.decontam.resources import DecontamResource
 from dlcot_dagster.defs.dlcot.resources import DLCoTEngineResource
 from dlcot_dagster.defs.io_managers import ParquetIOManager
 from dlcot_dagster.defs.partitions import teacher_partitions
@@ -171,6 +173,32 @@ def test_run_partition_pool_equals_serial(tmp_path, trace_files, monkeypatch):
     assert sorted(kept.to_list() + dropped.to_list()) == sorted(raw_ids.to_list())
 
 
+def test_run_partition_with_decontamination_pool_equals_serial(tmp_path, trace_files, monkeypatch):
+    """Decontamination in the streaming runner: duplicates marked in this process, matching on the workers; the
+    20 MATH-500 traces dropped at stage decontam; a pool writes what a serial run writes; kept + dropped == raw."""
+    from dlcot_dagster.domain.decontam import DecontamSpec
+    from dlcot_dagster.domain.students.benchmarks import BenchmarkSpec
+
+    monkeypatch.setenv("DLCOT_ROW_GROUP_BYTES", "0")
+    m500 = BenchmarkSpec("math500", str(shared_data_dir() / "benchmarks" / "math500.jsonl"))
+    spec = EngineSpec(max_raw_tokens=32_768, decontam=DecontamSpec((m500,)))
+    serial = run_partition(trace_files, "t", tmp_path / "serial", spec=spec, workers=1, batch_size=8)
+    pooled = run_partition(trace_files, "t", tmp_path / "pooled", spec=spec, workers=2, batch_size=8)
+    assert serial.benchmark_overlaps == pooled.benchmark_overlaps == 0
+    assert {"decontam", "decontam_check", "decontam_learn"} <= set(serial.stage_seconds)
+    for name in [*TABLES, "decontam_verdicts"]:
+        a = pl.read_parquet(tmp_path / "serial" / f"{name}.parquet")
+        b = pl.read_parquet(tmp_path / "pooled" / f"{name}.parquet")
+        assert a.equals(b), name
+    raw = pl.read_parquet(tmp_path / "serial" / "raw_traces.parquet")
+    kept = pl.read_parquet(tmp_path / "serial" / "corrected_traces.parquet")
+    dropped = pl.read_parquet(tmp_path / "serial" / "dropped_traces.parquet")
+    assert sorted(kept["id"].to_list() + dropped["id"].to_list()) == sorted(raw["id"].to_list())
+    decontam = dropped.filter(pl.col("stage") == "decontam")
+    assert decontam.height == 20 and set(decontam["reason"]) == {"benchmark_overlap:math500"}
+    assert decontam["id"].str.starts_with("math500_deepseek-r1").all() and decontam["matched_id"].is_not_null().all()
+
+
 def _materialize(landing, store, instance, workers: int, batch_size: int):
     return dg.materialize(
         ASSETS,
@@ -182,6 +210,8 @@ def _materialize(landing, store, instance, workers: int, batch_size: int):
             "tokenizer": TokenizerResource(),
             "parquet_io_manager": ParquetIOManager(base_dir=str(store)),
             "dlcot_engine": DLCoTEngineResource(batch_size=batch_size, workers=workers),
+            "benchmarks": BenchmarksResource(),
+            "decontam": DecontamResource(),
         },
     )
 
@@ -199,7 +229,8 @@ def test_dagster_stages_on_a_pool_write_what_a_serial_run_writes(tmp_path, share
         mats = {m.asset_key.to_user_string(): m.metadata for m in two.get_asset_materialization_events() and
                 [e.event_specific_data.materialization for e in two.get_asset_materialization_events()]}
         assert mats["segmented_traces"]["workers"].value == 2
-    for name in ["raw_traces", "segmented_traces", "pruned_solutions", "corrected_traces", "dropped_traces"]:
+    for name in ["raw_traces", "decontam_verdicts", "segmented_traces", "pruned_solutions", "corrected_traces",
+                 "dropped_traces"]:
         a = pl.read_parquet(tmp_path / "one" / name / "r1.parquet")
         b = pl.read_parquet(tmp_path / "two" / name / "r1.parquet")
         assert a.equals(b), name

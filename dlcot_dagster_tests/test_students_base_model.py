@@ -10,6 +10,7 @@ import warnings
 import dagster as dg
 import polars as pl
 
+from dlcot_dagster.defs.benchmarks import BenchmarksResource
 from dlcot_dagster.defs.io_managers import ParquetIOManager
 from dlcot_dagster.defs.llm.resources import LLMResource
 from dlcot_dagster.defs.partitions import teacher_partitions
@@ -60,8 +61,9 @@ def _run(tmp_path, monkeypatch, ev: dict):
         r = dg.materialize(
             [benchmark_scores], partition_key=TEACHER, instance=instance,
             resources={"parquet_io_manager": ParquetIOManager(base_dir=str(tmp_path / "store")),
-                       "blob_store": BlobStoreResource(url=str(tmp_path / "blobs")), "llm": llm},
-            run_config={"ops": {"benchmark_scores": {"config": {"benchmarks": [{"name": "gsm8k", "path": gsm8k}], "limit": 2, **ev}}}},
+                       "blob_store": BlobStoreResource(url=str(tmp_path / "blobs")), "llm": llm,
+                       "benchmarks": BenchmarksResource(benchmarks=[{"name": "gsm8k", "path": gsm8k}])},
+            run_config={"ops": {"benchmark_scores": {"config": {"limit": 2, **ev}}}},
         )
     assert r.success
     records = pl.read_parquet(tmp_path / "store" / "benchmark_scores" / f"{TEACHER}.parquet")

@@ -14,7 +14,10 @@ import dagster as dg
 import polars as pl
 import pytest
 
+from dlcot_dagster.defs.benchmarks import BenchmarksResource
 from dlcot_dagster.defs.constants import CORRECTED_TRACES, RAW_TRACES, REPROCESS_JOB
+from dlcot_dagster.defs.decontam.assets import decontam_verdicts
+from dlcot_dagster.defs.decontam.resources import DecontamResource
 from dlcot_dagster.defs.dlcot.assets import corrected_traces, pruned_solutions, segmented_traces
 from dlcot_dagster.defs.dlcot.resources import DLCoTEngineResource
 from dlcot_dagster.defs.ingest.assets import raw_traces
@@ -39,7 +42,7 @@ from dlcot_dagster.domain.students.sft import tiny_model
 from .conftest import shared_data_dir
 
 TEACHER = "demo-r1-style"
-UPSTREAM = [raw_traces, segmented_traces, pruned_solutions, corrected_traces]
+UPSTREAM = [raw_traces, decontam_verdicts, segmented_traces, pruned_solutions, corrected_traces]
 
 
 def test_partitioning_and_graph():
@@ -80,7 +83,9 @@ def test_students_materialize_with_checks(tmp_path, tiny_base, small_llm):
         warnings.simplefilter("ignore")
         instance.add_dynamic_partitions(teacher_partitions.name, [TEACHER])
         res = {"landing_zone": LandingZoneResource(root=str(SAMPLES_LANDING)), "tokenizer": TokenizerResource(),
-               "parquet_io_manager": parquet, "dlcot_engine": DLCoTEngineResource(), "blob_store": blobs, "llm": llm}
+               "parquet_io_manager": parquet, "dlcot_engine": DLCoTEngineResource(), "blob_store": blobs, "llm": llm,
+               "benchmarks": BenchmarksResource(benchmarks=[{"name": "gsm8k", "path": gsm8k}]),
+               "decontam": DecontamResource()}
         assert dg.materialize(UPSTREAM, partition_key=TEACHER, instance=instance, resources=res).success
         for variant in ("dlcot", "raw"):
             r = dg.materialize(
@@ -96,7 +101,7 @@ def test_students_materialize_with_checks(tmp_path, tiny_base, small_llm):
             assert Path(md["uri"].value, "manifest.json").is_file()
             checks = {c.check_name: c for c in r.get_asset_check_evaluations()}
             assert checks[CHECK_CHECKPOINT_GENERATES].passed
-        ev = {"benchmarks": [{"name": "gsm8k", "path": gsm8k}], "limit": 2, "max_tokens": 16, "include_base_model": True}
+        ev = {"limit": 2, "max_tokens": 16, "include_base_model": True}  # on the `benchmarks` resource: gsm8k
         r = dg.materialize(
             [benchmark_scores, student_checkpoints, *UPSTREAM], selection=[BENCHMARK_SCORES], partition_key=TEACHER,
             instance=instance, resources=res, run_config={"ops": {"benchmark_scores": {"config": ev}}},
@@ -139,7 +144,9 @@ def test_checks_fail_on_bad_data(tmp_path, tiny_base, small_llm, monkeypatch):
         warnings.simplefilter("ignore")
         instance.add_dynamic_partitions(teacher_partitions.name, [TEACHER])
         res = {"landing_zone": LandingZoneResource(root=str(SAMPLES_LANDING)), "tokenizer": TokenizerResource(),
-               "parquet_io_manager": parquet, "dlcot_engine": DLCoTEngineResource(), "blob_store": blobs, "llm": llm}
+               "parquet_io_manager": parquet, "dlcot_engine": DLCoTEngineResource(), "blob_store": blobs, "llm": llm,
+               "benchmarks": BenchmarksResource(benchmarks=[{"name": "gsm8k", "path": str(shared_data_dir() / "benchmarks" / "gsm8k.jsonl")}]),
+               "decontam": DecontamResource()}
         assert dg.materialize(UPSTREAM, partition_key=TEACHER, instance=instance, resources=res).success
         for variant in ("dlcot", "raw"):
             assert dg.materialize(
@@ -166,8 +173,7 @@ def test_checks_fail_on_bad_data(tmp_path, tiny_base, small_llm, monkeypatch):
 
         monkeypatch.setattr(students, "smoke_generate", lambda *a, **kw: "ok")
         monkeypatch.setattr(students, "evaluate_problems", lossy_eval)
-        gsm8k = str(shared_data_dir() / "benchmarks" / "gsm8k.jsonl")
-        ev = {"benchmarks": [{"name": "gsm8k", "path": gsm8k}], "limit": 3}
+        ev = {"limit": 3}
         r = dg.materialize(
             [benchmark_scores, student_checkpoints, *UPSTREAM], selection=[BENCHMARK_SCORES], partition_key=TEACHER,
             instance=instance, resources=res, run_config={"ops": {"benchmark_scores": {"config": ev}}},

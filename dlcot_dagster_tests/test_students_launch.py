@@ -96,6 +96,8 @@ def test_a_failing_rank_fails_clearly(tmp_path):
 def test_student_checkpoints_on_two_cpu_ranks(tmp_path, tiny_base):
     """The asset with ``launcher: accelerate``, 2 ranks (torchrun, DDP over gloo): both ranks train on the demo
     teacher's corrected traces, rank 0 alone writes the result and the checkpoint, which loads and generates."""
+    from dlcot_dagster.defs.benchmarks import BenchmarksResource
+    from dlcot_dagster.defs.decontam.resources import DecontamResource
     from dlcot_dagster.defs.dlcot.resources import DLCoTEngineResource
     from dlcot_dagster.defs.io_managers import ParquetIOManager
     from dlcot_dagster.defs.partitions import teacher_partitions
@@ -110,7 +112,8 @@ def test_student_checkpoints_on_two_cpu_ranks(tmp_path, tiny_base):
            "launcher": "accelerate", "num_processes": 2}
     res = {"landing_zone": LandingZoneResource(root=str(SAMPLES_LANDING)), "tokenizer": TokenizerResource(),
            "parquet_io_manager": ParquetIOManager(base_dir=str(tmp_path / "store")), "dlcot_engine": DLCoTEngineResource(),
-           "blob_store": BlobStoreResource(url=str(tmp_path / "blobs"))}
+           "blob_store": BlobStoreResource(url=str(tmp_path / "blobs")), "benchmarks": BenchmarksResource(),
+           "decontam": DecontamResource()}
     with dg.instance_for_test() as instance, warnings.catch_warnings():
         warnings.simplefilter("ignore")
         instance.add_dynamic_partitions(teacher_partitions.name, [TEACHER])

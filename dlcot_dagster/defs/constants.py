@@ -24,6 +24,12 @@ REPROCESS_JOB = "reprocess_teacher"
 LANDING_SENSOR = "landing_zone_sensor"
 REPROCESS_SCHEDULE = "reprocess_all_teachers"
 
+# decontamination, before the DLCoT stages
+DECONTAM_GROUP = "decontam"
+DECONTAM_VERDICTS = dg.AssetKey("decontam_verdicts")
+CROSS_TEACHER_PROBLEMS = dg.AssetKey("cross_teacher_problems")
+CHECK_NO_BENCHMARK_OVERLAP = "no_benchmark_overlap"
+
 # stage 2: DLCoT
 DLCOT_GROUP = "dlcot"
 SEGMENTED_TRACES = dg.AssetKey("segmented_traces")

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import tempfile
 import time
+import typing
 
 import dagster as dg
 import polars as pl
@@ -27,10 +28,12 @@ from .settings import default_storage_dir, scratch_dir, storage_location
 
 
 def _wants_table(context: dg.InputContext) -> bool:
+    """The input is annotated ParquetTable (or dict[str, ParquetTable] for every partition of an upstream)."""
     try:
-        return getattr(context.dagster_type, "typing_type", None) is ParquetTable
+        t = getattr(context.dagster_type, "typing_type", None)
     except dg.DagsterInvariantViolationError:  # a hand-built context (tests, scripts) without a type
         return False
+    return t is ParquetTable or (typing.get_origin(t) is dict and ParquetTable in typing.get_args(t))
 
 
 def _check_obj(context: dg.OutputContext, obj, who: str) -> None:
@@ -79,8 +82,15 @@ class ParquetIOManager(dg.ConfigurableIOManager):
             raise _describe_write_error(context, str(dest), exc) from exc
         context.add_output_metadata({"path": dg.MetadataValue.path(str(path)), "stored_rows": rows})
 
-    def load_input(self, context: dg.InputContext) -> pl.DataFrame | ParquetTable:
-        path = self._path(context)
+    def load_input(self, context: dg.InputContext) -> pl.DataFrame | ParquetTable | dict:
+        if _all_partitions(context):
+            return {k: self._load(context, self._partition_path(context, k)) for k in context.asset_partition_keys}
+        return self._load(context, self._path(context))
+
+    def _partition_path(self, context: dg.InputContext, key: str) -> Path:
+        return Path(self.base_dir).joinpath(*context.asset_key.path) / f"{key}.parquet"
+
+    def _load(self, context: dg.InputContext, path: Path) -> pl.DataFrame | ParquetTable:
         if not path.is_file():
             raise FileNotFoundError(
                 f"{context.asset_key.to_user_string()}: no stored output at {path}; materialize it first"
@@ -88,6 +98,12 @@ class ParquetIOManager(dg.ConfigurableIOManager):
         if _wants_table(context):
             return ParquetTable(path)
         return pl.read_parquet(path)
+
+
+def _all_partitions(context: dg.InputContext) -> bool:
+    """An unpartitioned step reading every partition of a partitioned upstream (AllPartitionMapping): the input is
+    a dict partition key -> table."""
+    return context.has_asset_partitions and not context.has_partition_key
 
 
 def _rel_key(context: dg.OutputContext | dg.InputContext) -> str:
@@ -136,8 +152,14 @@ class S3ParquetIOManager(dg.ConfigurableIOManager):
             }
         )
 
-    def load_input(self, context: dg.InputContext) -> pl.DataFrame | ParquetTable:
-        store, key = self._store(), _rel_key(context)
+    def load_input(self, context: dg.InputContext) -> pl.DataFrame | ParquetTable | dict:
+        if _all_partitions(context):
+            base = "/".join(context.asset_key.path)
+            return {k: self._load(context, f"{base}/{k}.parquet") for k in context.asset_partition_keys}
+        return self._load(context, _rel_key(context))
+
+    def _load(self, context: dg.InputContext, key: str) -> pl.DataFrame | ParquetTable:
+        store = self._store()
         tmp = tempfile.mkdtemp(prefix="dlcot-parquet-", dir=scratch_dir())
         try:
             path = store.get_file(key, Path(tmp) / "in.parquet")

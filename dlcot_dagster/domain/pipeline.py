@@ -18,6 +18,13 @@ segmented row) or ``prune`` is carried through the later stages untouched and
 lands in ``dropped`` with ``stage`` = where it timed out; every raw row still
 yields exactly one row per stage. The batch hooks (``prepare`` of the LLM
 steps) run outside the per-record budget.
+
+Decontamination drops
+---------------------
+A record the decontamination step dropped (``drops`` of :func:`segment_frame`: id -> reason
+``benchmark_overlap:<benchmark>`` or ``duplicate_trace``) is carried through the stages the same
+way, unsegmented, and lands in ``dropped`` with ``stage`` = ``decontam``; its evidence columns are
+filled from the step's verdicts (:func:`.decontam.step.attach_evidence`).
 """
 
 from __future__ import annotations
@@ -30,6 +37,7 @@ from typing import Iterator
 import polars as pl
 
 from .budget import DEFAULT_RECORD_BUDGET_S, TIMEOUT_REASON, RecordTimeout, record_budget
+from .decontam.step import DECONTAM_STAGE, EVIDENCE_SCHEMA, is_decontam_reason
 from .dlcot import AnswerSpan, DLCoTResult, RulesEngine, Segment, SegmentedTrace, TraceInput
 from .dlcot.types import SampleStatus, SegmentKind
 from .tokens import TokenCounter, TokenMemo
@@ -95,10 +103,11 @@ CORRECTED_SCHEMA = {
 DROPPED_SCHEMA = {
     "id": pl.String(),
     "teacher": pl.String(),
-    "stage": pl.String(),  # segment | prune | correct
+    "stage": pl.String(),  # decontam | segment | prune | correct
     "reason": pl.String(),
     "raw_tokens": pl.Int64(),
     "reference_source": pl.String(),
+    **EVIDENCE_SCHEMA,  # decontam drops: the benchmark (problem) or earlier trace matched, and the evidence
 }
 
 
@@ -165,30 +174,53 @@ def _timed_out(stage_row: dict) -> bool:
     return stage_row.get("status") == SampleStatus.DROPPED.value and stage_row.get("reason") == TIMEOUT_REASON
 
 
+def _carried(stage_row: dict) -> bool:
+    """Dropped before labelling: timed out in segmentation, or dropped by the decontamination step."""
+    return stage_row.get("status") == SampleStatus.DROPPED.value and (
+        stage_row.get("reason") == TIMEOUT_REASON or is_decontam_reason(stage_row.get("reason"))
+    )
+
+
 # ------------------------------------------------------------------ segment
+def _unsegmented_row(r: dict, reason: str) -> dict:
+    """A record dropped before or during segmentation: carried through the later stages as dropped."""
+    return {
+        "id": r["id"],
+        "teacher": r["teacher"],
+        "segments": "[]",
+        "final_answer": None,
+        "n_segments": 0,
+        "n_solutions": 0,
+        "n_verifications": 0,
+        "status": SampleStatus.DROPPED.value,
+        "reason": reason,
+    }
+
+
 def segment_frame(
-    raw: pl.DataFrame, engine: RulesEngine, *, record_budget_s: float | None = DEFAULT_RECORD_BUDGET_S
+    raw: pl.DataFrame,
+    engine: RulesEngine,
+    *,
+    record_budget_s: float | None = DEFAULT_RECORD_BUDGET_S,
+    drops: dict[str, str] | None = None,
 ) -> pl.DataFrame:
+    """Segment every record; ``drops`` (id -> reason): records the decontamination step dropped, not segmented."""
     rows = []
-    inputs = [TraceInput.of(r) for r in raw.iter_rows(named=True)]
-    _prepare(engine.segmenter, inputs)
-    for r, rec in zip(raw.iter_rows(named=True), inputs):
+    drops = drops or {}
+    records = list(raw.iter_rows(named=True))
+    todo = [i for i, r in enumerate(records) if r["id"] not in drops]
+    inputs = {i: TraceInput.of(records[i]) for i in todo}
+    _prepare(engine.segmenter, list(inputs.values()))
+    for i, r in enumerate(records):
+        if i not in inputs:
+            rows.append(_unsegmented_row(r, drops[r["id"]]))
+            continue
         try:
-            trace = _Clock(record_budget_s).run(engine.segmenter.segment, rec)
+            trace = _Clock(record_budget_s).run(engine.segmenter.segment, inputs[i])
         except RecordTimeout:
-            rows.append(
-                {
-                    "id": r["id"],
-                    "teacher": r["teacher"],
-                    "segments": "[]",
-                    "final_answer": None,
-                    "n_segments": 0,
-                    "n_solutions": 0,
-                    "n_verifications": 0,
-                    "status": SampleStatus.DROPPED.value,
-                    "reason": TIMEOUT_REASON,
-                }
-            )
+            trace = None
+        if trace is None:
+            rows.append(_unsegmented_row(r, TIMEOUT_REASON))
             continue
         kinds = [s.kind for s in trace.segments]
         rows.append(
@@ -241,13 +273,13 @@ def _segmented_trace(raw_row: dict, stage_row: dict) -> SegmentedTrace:
     )
 
 
-def _timeout_pruned_row(r: dict, stage_row: dict, stage: str) -> dict:
-    """A sample that timed out (in ``stage``) and is carried, unlabelled, as dropped."""
+def _timeout_pruned_row(r: dict, stage_row: dict, stage: str, reason: str = TIMEOUT_REASON) -> dict:
+    """A sample that timed out (in ``stage``), or was dropped at decontamination, carried unlabelled as dropped."""
     return {
         "id": r["id"],
         "teacher": r["teacher"],
         "status": SampleStatus.DROPPED.value,
-        "reason": TIMEOUT_REASON,
+        "reason": reason,
         "segments": stage_row["segments"],
         "final_answer": stage_row.get("final_answer"),
         "n_correct": 0,
@@ -274,7 +306,7 @@ def prune_frame(
     rows = []
     pairs = list(_rows_in_order(raw, segmented, "segmented_traces"))
     traces = [_segmented_trace(r, s) for r, s in pairs]
-    carried = [_timed_out(s) for _r, s in pairs]  # timed out at segmentation: passed through as dropped
+    carried = [_carried(s) for _r, s in pairs]  # timed out at segmentation / decontaminated: passed through as dropped
     clocks = [_Clock(record_budget_s) for _ in pairs]
     late = [False] * len(pairs)  # timed out here
     _prepare(engine.labeler, [t for t, c in zip(traces, carried) if not c])
@@ -288,7 +320,10 @@ def prune_frame(
     _prepare(engine.clusterer, [t for i, t in enumerate(traces) if not (carried[i] or late[i])])
     for i, ((r, s), trace) in enumerate(zip(pairs, traces)):
         if carried[i]:
-            rows.append(_timeout_pruned_row(r, s, "segment"))
+            if _timed_out(s):
+                rows.append(_timeout_pruned_row(r, s, "segment"))
+            else:
+                rows.append(_timeout_pruned_row(r, s, DECONTAM_STAGE, s["reason"]))
             continue
         if not late[i]:
             try:

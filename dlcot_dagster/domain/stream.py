@@ -28,7 +28,7 @@ import uuid
 from collections import deque
 from contextlib import contextmanager
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from multiprocessing import get_context
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
@@ -258,6 +258,29 @@ def iter_aligned(
         yield a, b
 
 
+def iter_aligned_many(
+    paths: list[str | Path], batch_size: int = DEFAULT_BATCH_SIZE, *, what: list[str] | None = None
+) -> Iterator[tuple[pl.DataFrame, ...]]:
+    """Several tables of one partition in lockstep (the first is raw_traces); every ``id`` column must match it."""
+    what = what or [f"table {i}" for i in range(len(paths))]
+    n0 = pq.ParquetFile(paths[0]).metadata.num_rows
+    for p, w in zip(paths[1:], what[1:]):
+        n = pq.ParquetFile(p).metadata.num_rows
+        if n != n0:
+            raise ValueError(f"{w} is out of step with raw_traces: {n} rows vs {n0}; re-materialize it")
+    for frames in zip(*(iter_batches(p, batch_size) for p in paths)):
+        ids = frames[0]["id"].to_list()
+        for f, w in zip(frames[1:], what[1:]):
+            other = f["id"].to_list()
+            if other != ids:
+                bad = next(i for i, (x, y) in enumerate(zip(ids, other)) if x != y)
+                raise ValueError(
+                    f"{w} is out of step with raw_traces: row id {other[bad]!r} where raw has {ids[bad]!r}; "
+                    "re-materialize it"
+                )
+        yield frames
+
+
 def num_rows(path: str | Path) -> int:
     return pq.ParquetFile(path).metadata.num_rows
 
@@ -278,6 +301,8 @@ class EngineSpec:
     max_raw_tokens: int | None = None
     record_budget_s: float | None = DEFAULT_RECORD_BUDGET_S  # None or 0: no per-record time budget
     shared_cache: Any = None  # a multiprocessing manager dict, or None for a cache per process
+    decontam: Any = None  # a decontam.DecontamSpec: the benchmark index the workers match against (None: off)
+    decontam_audit: bool = False  # compute the decontamination verdicts but drop nothing (bench/bench_decontam.py)
 
     def build_engine(self):
         from .answers import AnswerChecker
@@ -344,9 +369,14 @@ def _init_worker(spec: EngineSpec) -> None:
     _STATE = WorkerState(spec)
 
 
+def _state_for(task: Callable, state: WorkerState) -> WorkerState:
+    """The worker state a task gets: built (engine, token counter) unless the task needs neither (``no_engine``)."""
+    return state if getattr(task, "no_engine", False) else state.ensure()
+
+
 def _call(task: Callable, item: Any) -> Any:
     assert _STATE is not None, "worker not initialized"
-    return task(_STATE.ensure(), item)
+    return task(_state_for(task, _STATE), item)
 
 
 class BatchRunner:
@@ -383,7 +413,7 @@ class BatchRunner:
         if self.workers == 1:
             for item in items:
                 t0 = time.perf_counter()
-                out = task(self.local, item)
+                out = task(_state_for(task, self._local), item)
                 self.busy_s += time.perf_counter() - t0
                 yield out
             return
@@ -396,7 +426,7 @@ class BatchRunner:
             second = next(it)
         except StopIteration:  # a single batch: a pool would only add its start-up time
             t0 = time.perf_counter()
-            out = task(self.local, first)
+            out = task(_state_for(task, self._local), first)
             self.busy_s += time.perf_counter() - t0
             yield out
             return
@@ -449,10 +479,13 @@ class SegmentOut:
     kinds: dict[str, int]  # segments per kind
 
 
-def segment_task(st: WorkerState, raw: pl.DataFrame) -> SegmentOut:
+def segment_task(st: WorkerState, item: pl.DataFrame | tuple[pl.DataFrame, pl.DataFrame]) -> SegmentOut:
+    """``item``: a raw batch, or (raw batch, its decontamination verdicts): dropped records are not segmented."""
+    from .decontam.step import verdict_drops
     from .pipeline import coverage_problems, segment_frame
 
-    seg = segment_frame(raw, st.engine, record_budget_s=st.spec.record_budget_s)
+    raw, verdicts = item if isinstance(item, tuple) else (item, None)
+    seg = segment_frame(raw, st.engine, record_budget_s=st.spec.record_budget_s, drops=verdict_drops(verdicts))
     kinds: dict[str, int] = {}
     for blob in seg["segments"].to_list():
         for item in json.loads(blob):
@@ -486,6 +519,7 @@ class CorrectOut:
     dropped: pl.DataFrame
     answer_failures: list[str]
     accounting_problems: list[str]  # the batch's raw rows against kept + dropped
+    benchmark_overlaps: list[str] = field(default_factory=list)  # kept rows whose problem overlaps a benchmark
 
 
 def recheck_answers(kept: pl.DataFrame, timeout_s: float) -> list[str]:
@@ -502,20 +536,37 @@ def recheck_answers(kept: pl.DataFrame, timeout_s: float) -> list[str]:
     return bad
 
 
-def correct_task(st: WorkerState, pair: tuple[pl.DataFrame, pl.DataFrame]) -> CorrectOut:
+def correct_task(st: WorkerState, item: tuple[pl.DataFrame, ...]) -> CorrectOut:
+    """``item``: (raw, pruned) or (raw, pruned, decontamination verdicts): their evidence goes to the dropped rows,
+    and, with ``spec.decontam``, every kept row is re-checked against the benchmarks."""
+    from .decontam.step import attach_evidence, kept_overlaps
     from .pipeline import correct_frame, dlcot_accounting_problems
 
-    raw, pruned = pair
+    raw, pruned = item[0], item[1]
+    verdicts = item[2] if len(item) > 2 else None
     counter = st.counter.memo() if st.counter is not None else None  # shared pieces of one batch's texts count once
     tables = correct_frame(
         raw, pruned, st.engine, counter, max_seq_len=st.spec.max_seq_len, record_budget_s=st.spec.record_budget_s
     )
+    dropped = attach_evidence(tables.dropped, verdicts)
     return CorrectOut(
         tables.kept,
-        tables.dropped,
+        dropped,
         recheck_answers(tables.kept, st.spec.answer_timeout_s),
-        dlcot_accounting_problems(raw, tables.kept, tables.dropped),
+        dlcot_accounting_problems(raw, tables.kept, dropped),
+        kept_overlaps(tables.kept, st.spec.decontam) if st.spec.decontam is not None else [],
     )
+
+
+def decontam_task(st: WorkerState, item: tuple[pl.DataFrame, list]) -> pl.DataFrame:
+    """(raw batch, earlier trace id or None per row) -> the batch's decontamination verdicts."""
+    from .decontam.step import decontam_frame
+
+    raw, duplicates = item
+    return decontam_frame(raw, st.spec.decontam, duplicates, audit=st.spec.decontam_audit)
+
+
+decontam_task.no_engine = True  # matching needs the benchmark index only, not the DLCoT engine
 
 
 def apply_token_counts(batch: pl.DataFrame, counter: Any, max_raw_tokens: int | None) -> tuple[pl.DataFrame, pl.DataFrame]:
@@ -594,21 +645,34 @@ class FusedOut:
     kept: pl.DataFrame
     dropped: pl.DataFrame
     seconds: dict[str, float] = field(default_factory=dict)
+    decontam: pl.DataFrame | None = None  # the verdicts, when spec.decontam is set
+    benchmark_overlaps: list[str] = field(default_factory=list)
 
 
-def fused_task(st: WorkerState, batch: pl.DataFrame) -> FusedOut:
-    """Tokenize → segment → prune → correct one batch (the end-to-end benchmark's unit of work)."""
+def fused_task(st: WorkerState, item: pl.DataFrame | tuple[pl.DataFrame, list]) -> FusedOut:
+    """Tokenize → (decontaminate) → segment → prune → correct one batch (the end-to-end benchmark's unit of work).
+    ``item``: a parsed batch, or (parsed batch, earlier trace id or None per row) when ``spec.decontam`` is set."""
+    from .decontam.step import decontam_frame, verdict_drops
     from .pipeline import correct_frame, prune_frame, segment_frame
 
+    batch, duplicates = item if isinstance(item, tuple) else (item, None)
     t = {}
     t0 = time.perf_counter()
     # one piece memo for the batch: the corrected texts re-use the piece counts of their raw texts
     counter = st.counter.memo() if st.counter is not None else None
     raw, rejects = apply_token_counts(batch, counter, st.spec.max_raw_tokens)
     t["tokenize"] = time.perf_counter() - t0
+    verdicts = None
+    if st.spec.decontam is not None:
+        t0 = time.perf_counter()
+        if duplicates is not None and rejects.height:  # rows over the token ceiling left the batch
+            left = set(raw["id"].to_list())
+            duplicates = [d for d, rid in zip(duplicates, batch["id"].to_list()) if rid in left]
+        verdicts = decontam_frame(raw, st.spec.decontam, duplicates, audit=st.spec.decontam_audit)
+        t["decontam"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     budget = st.spec.record_budget_s
-    seg = segment_frame(raw, st.engine, record_budget_s=budget)
+    seg = segment_frame(raw, st.engine, record_budget_s=budget, drops=verdict_drops(verdicts))
     t["segment"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     pruned = prune_frame(raw, seg, st.engine, record_budget_s=budget)
@@ -616,7 +680,15 @@ def fused_task(st: WorkerState, batch: pl.DataFrame) -> FusedOut:
     t0 = time.perf_counter()
     tables = correct_frame(raw, pruned, st.engine, counter, max_seq_len=st.spec.max_seq_len, record_budget_s=budget)
     t["correct"] = time.perf_counter() - t0
-    return FusedOut(raw, rejects, seg, pruned, tables.kept, tables.dropped, t)
+    dropped, overlaps = tables.dropped, []
+    if verdicts is not None:
+        from .decontam.step import attach_evidence, kept_overlaps
+
+        t0 = time.perf_counter()
+        dropped = attach_evidence(dropped, verdicts)
+        overlaps = kept_overlaps(tables.kept, st.spec.decontam)  # what the blocking check on corrected_traces runs
+        t["decontam_check"] = time.perf_counter() - t0
+    return FusedOut(raw, rejects, seg, pruned, tables.kept, dropped, t, verdicts, overlaps)
 
 
 # --------------------------------------------------------------------------------------------- ingestion
@@ -805,6 +877,7 @@ class RunReport:
     workers: int = 1
     batch_size: int = DEFAULT_BATCH_SIZE
     outputs: dict[str, str] = field(default_factory=dict)
+    benchmark_overlaps: int = 0  # kept rows the re-check found overlapping a benchmark (must stay 0)
 
     def as_dict(self) -> dict:
         d = self.__dict__.copy()
@@ -825,9 +898,15 @@ def run_partition(
     mp_context: str = "spawn",
     runner: BatchRunner | None = None,
 ) -> RunReport:
-    """Ingest → segment → prune → correct one partition in bounded batches, writing the six tables to
-    ``out_dir`` (raw_traces, raw_trace_rejects, segmented_traces, pruned_solutions, corrected_traces,
-    dropped_traces), each as incremental Parquet row groups committed at the end."""
+    """Ingest → (decontaminate) → segment → prune → correct one partition in bounded batches, writing the six
+    tables to ``out_dir`` (raw_traces, raw_trace_rejects, segmented_traces, pruned_solutions, corrected_traces,
+    dropped_traces; with ``spec.decontam`` also decontam_verdicts), each as incremental Parquet row groups
+    committed at the end.
+
+    With ``spec.decontam`` the corpus boilerplate is first learned from the first ``corpus_sample`` problems
+    (a parse-only pass over the files), duplicates are marked in this process (it sees the batches in order) and
+    the workers match each batch against the benchmarks before segmenting it."""
+    from .decontam.step import DECONTAM_SCHEMA, TraceDeduper, learn_spec
     from .pipeline import CORRECTED_SCHEMA, DROPPED_SCHEMA, PRUNED_SCHEMA, SEGMENTED_SCHEMA
     from .ingest.schema import REJECT_SCHEMA, TRACE_SCHEMA
 
@@ -841,6 +920,15 @@ def run_partition(
         "segmented": ("segmented_traces", SEGMENTED_SCHEMA), "pruned": ("pruned_solutions", PRUNED_SCHEMA),
         "kept": ("corrected_traces", CORRECTED_SCHEMA), "dropped": ("dropped_traces", DROPPED_SCHEMA),
     }
+    dedup = None
+    if spec.decontam is not None and runner is None:
+        t0 = time.perf_counter()
+        sample = parsed_batches(files, teacher, source_spec, batch_size, lambda df: None, [], spec.record_budget_s)
+        spec = replace(spec, decontam=learn_spec(spec.decontam, (p for b in sample for p in b["problem"].to_list())))
+        stage["decontam_learn"] = time.perf_counter() - t0
+    if spec.decontam is not None:
+        names["decontam"] = ("decontam_verdicts", DECONTAM_SCHEMA)
+        dedup = TraceDeduper(out)
     sinks = {k: ParquetSink(out / f"{n}.parquet", s, what=n) for k, (n, s) in names.items()}
     stats: list = []
     counts = FileCounts()
@@ -861,12 +949,21 @@ def run_partition(
                     stage["parse"] += time.perf_counter() - t0
                     return
                 stage["parse"] += time.perf_counter() - t0
-                yield b
+                if dedup is None:
+                    yield b
+                    continue
+                t0 = time.perf_counter()
+                marks = dedup.mark(b)
+                stage["decontam_dedup"] = stage.get("decontam_dedup", 0.0) + time.perf_counter() - t0
+                yield b, marks
 
         for res in runner.map(fused_task, timed_parse()):
             t0 = time.perf_counter()
             for k in ("raw", "rejects", "segmented", "pruned", "kept", "dropped"):
                 sinks[k].write(getattr(res, k))
+            if res.decontam is not None:
+                sinks["decontam"].write(res.decontam)
+                report.benchmark_overlaps += len(res.benchmark_overlaps)
             counts.add(res.raw, kept=True)
             counts.add(res.rejects, kept=False)
             stage["write"] += time.perf_counter() - t0
@@ -885,6 +982,8 @@ def run_partition(
                 sink.abort()
         if own_runner:
             runner.close()
+        if dedup is not None:
+            dedup.close()
     report.rows_in = sum(s.records for s in stats)  # every record read, kept or rejected
     report.rejected = sum(s.rejected for s in stats)
     report.bytes_in = sum(s.bytes for s in stats)

@@ -1,4 +1,9 @@
-"""Stage 2, DLCoT: raw_traces -> segmented_traces -> pruned_solutions -> corrected_traces (+ dropped_traces)."""
+"""Stage 2, DLCoT: raw_traces -> segmented_traces -> pruned_solutions -> corrected_traces (+ dropped_traces).
+
+``decontam_verdicts`` (defs/decontam) comes first: the records it dropped are carried through unsegmented and land in
+``dropped_traces`` with stage ``decontam`` and their evidence; the blocking check ``no_benchmark_overlap`` re-matches
+every kept row against the ``benchmarks`` list.
+"""
 
 import json
 
@@ -20,25 +25,31 @@ from ...domain.stream import (
     ParquetTable,
     correct_task,
     iter_aligned,
+    iter_aligned_many,
     prune_task,
     segment_task,
     staging_dir,
 )
 from ...domain.stats import histogram_png, markdown_table, png_markdown, token_stats
+from ..benchmarks import BenchmarksResource
 from ..constants import (
     CHECK_ANSWERS_VERIFIED,
     CHECK_DLCOT_ACCOUNTING,
     CHECK_MAX_SEQ_LEN,
+    CHECK_NO_BENCHMARK_OVERLAP,
     CHECK_SEGMENT_COVERAGE,
     CHECK_TOKEN_REDUCTION,
     CHECK_TOKENS_NOT_INCREASED,
     CORRECTED_TRACES,
+    DECONTAM_VERDICTS,
     DLCOT_GROUP,
     DROPPED_TRACES,
     PRUNED_SOLUTIONS,
     RAW_TRACES,
     SEGMENTED_TRACES,
 )
+from ..decontam.assets import learned_spec
+from ..decontam.resources import DecontamResource
 from ..gpu import gpu_step_kwargs
 from ..partitions import teacher_partitions
 from ..resources import TokenizerResource
@@ -86,7 +97,7 @@ def _llm_metadata(engine, dlcot_engine: DLCoTEngineResource) -> dict:
 
 @dg.asset(
     key=SEGMENTED_TRACES,
-    ins={"raw_traces": dg.AssetIn(RAW_TRACES)},
+    ins={"raw_traces": dg.AssetIn(RAW_TRACES), "decontam_verdicts": dg.AssetIn(DECONTAM_VERDICTS)},
     partitions_def=teacher_partitions,
     group_name=DLCOT_GROUP,
     io_manager_key="parquet_io_manager",
@@ -96,16 +107,22 @@ def _llm_metadata(engine, dlcot_engine: DLCoTEngineResource) -> dict:
                           description="segments tile each thinking text exactly (concatenation == original)")
     ],
     description="Each thinking split into restatement, understanding, solutions, verifications and conclusion "
-    "(character spans of the original).",
+    "(character spans of the original); records the decontamination step dropped are carried, unsegmented.",
     **GPU_STEP,
 )
-def segmented_traces(context: dg.AssetExecutionContext, raw_traces: ParquetTable, dlcot_engine: DLCoTEngineResource):
+def segmented_traces(
+    context: dg.AssetExecutionContext,
+    raw_traces: ParquetTable,
+    decontam_verdicts: ParquetTable,
+    dlcot_engine: DLCoTEngineResource,
+):
     bs = dlcot_engine.batch_size
     kinds: dict[str, int] = {}
     problems: list[str] = []
     with staging() as stage, dlcot_engine.runner(raw_traces.num_rows) as runner:
+        pairs = iter_aligned(raw_traces.path, decontam_verdicts.path, bs, what=DECONTAM_VERDICTS.to_user_string())
         with ParquetSink(stage / "segmented.parquet", SEGMENTED_SCHEMA, what=SEGMENTED_TRACES.to_user_string()) as sink:
-            for out in runner.map(segment_task, raw_traces.batches(bs)):
+            for out in runner.map(segment_task, pairs):
                 sink.write(out.segmented)
                 problems.extend(out.coverage_problems[: max(0, 10 - len(problems))])
                 for kind, n in out.kinds.items():
@@ -211,11 +228,17 @@ class CorrectConfig(dg.Config):
             description="Every raw trace that did not make it into corrected_traces, with stage and reason.",
         ),
     },
-    ins={"raw_traces": dg.AssetIn(RAW_TRACES), "pruned_solutions": dg.AssetIn(PRUNED_SOLUTIONS)},
+    ins={
+        "raw_traces": dg.AssetIn(RAW_TRACES),
+        "pruned_solutions": dg.AssetIn(PRUNED_SOLUTIONS),
+        "decontam_verdicts": dg.AssetIn(DECONTAM_VERDICTS),
+    },
     partitions_def=teacher_partitions,
     group_name=DLCOT_GROUP,
     code_version=CODE_VERSION,
     check_specs=[
+        dg.AssetCheckSpec(CHECK_NO_BENCHMARK_OVERLAP, asset=CORRECTED_TRACES, blocking=True,
+                          description="no kept row's problem overlaps a problem of the `benchmarks` list"),
         dg.AssetCheckSpec(CHECK_ANSWERS_VERIFIED, asset=CORRECTED_TRACES, blocking=True,
                           description="every corrected trace's final answer is equivalent to its reference"),
         dg.AssetCheckSpec(CHECK_TOKENS_NOT_INCREASED, asset=CORRECTED_TRACES, blocking=True,
@@ -234,8 +257,11 @@ def corrected_traces(
     config: CorrectConfig,
     raw_traces: ParquetTable,
     pruned_solutions: ParquetTable,
+    decontam_verdicts: ParquetTable,
     dlcot_engine: DLCoTEngineResource,
     tokenizer: TokenizerResource,
+    benchmarks: BenchmarksResource,
+    decontam: DecontamResource,
 ):
     teacher = context.partition_key
     bs = dlcot_engine.batch_size
@@ -243,8 +269,16 @@ def corrected_traces(
     bad_answers: list[str] = []
     n_bad_answers = 0
     problems: list[str] = []
-    with staging() as stage, dlcot_engine.runner(raw_traces.num_rows, counter, max_seq_len=config.max_seq_len) as runner:
-        pairs = iter_aligned(raw_traces.path, pruned_solutions.path, bs, what=PRUNED_SOLUTIONS.to_user_string())
+    overlaps: list[str] = []
+    n_overlaps = 0
+    # the check re-matches kept rows with the spec decontamination used (same list, settings, learned boilerplate)
+    dspec = learned_spec(raw_traces, benchmarks, decontam, bs)
+    runner_ctx = dlcot_engine.runner(raw_traces.num_rows, counter, max_seq_len=config.max_seq_len, decontam=dspec)
+    with staging() as stage, runner_ctx as runner:
+        pairs = iter_aligned_many(
+            [raw_traces.path, pruned_solutions.path, decontam_verdicts.path], bs,
+            what=["raw_traces", PRUNED_SOLUTIONS.to_user_string(), DECONTAM_VERDICTS.to_user_string()],
+        )
         kept_sink = ParquetSink(stage / "kept.parquet", CORRECTED_SCHEMA, what=CORRECTED_TRACES.to_user_string())
         dropped_sink = ParquetSink(stage / "dropped.parquet", DROPPED_SCHEMA, what=DROPPED_TRACES.to_user_string())
         with kept_sink, dropped_sink:
@@ -254,6 +288,8 @@ def corrected_traces(
                 n_bad_answers += len(out.answer_failures)
                 bad_answers.extend(out.answer_failures[: max(0, 10 - len(bad_answers))])
                 problems.extend(out.accounting_problems[: max(0, 10 - len(problems))])
+                n_overlaps += len(out.benchmark_overlaps)
+                overlaps.extend(out.benchmark_overlaps[: max(0, 10 - len(overlaps))])
             kept = kept_sink.commit()
             dropped = dropped_sink.commit()
 
@@ -281,6 +317,7 @@ def corrected_traces(
         ld = dropped.scan()
         by_reason = ld.group_by("reason").len().sort("reason").collect()
         by_stage = ld.group_by("stage").len().sort("stage").collect()
+        by_benchmark = ld.filter(pl.col("benchmark").is_not_null()).group_by("benchmark").len().sort("benchmark").collect()
         no_reason = ld.filter(pl.col("reason").is_null() | (pl.col("reason") == "")).select(pl.len()).collect().item()
         if kept.rows + dropped.rows != raw_traces.num_rows:
             problems.append(f"kept {kept.rows} + dropped {dropped.rows} != {raw_traces.num_rows} raw rows")
@@ -331,9 +368,22 @@ def corrected_traces(
                 "dagster/row_count": dropped.rows,
                 "by_reason": dg.MetadataValue.json(dict(by_reason.iter_rows()) if by_reason.height else {}),
                 "by_stage": dg.MetadataValue.json(dict(by_stage.iter_rows()) if by_stage.height else {}),
+                "by_benchmark": dg.MetadataValue.json(dict(by_benchmark.iter_rows()) if by_benchmark.height else {}),
             },
         )
 
+    yield dg.AssetCheckResult(
+        check_name=CHECK_NO_BENCHMARK_OVERLAP,
+        asset_key=CORRECTED_TRACES,
+        passed=n_overlaps == 0,
+        metadata={
+            "overlapping_rows": n_overlaps,
+            "benchmarks": dg.MetadataValue.json(sorted(b.name for b in dspec.benchmarks)),
+            "benchmark_problems": len(dspec.base_index()) if dspec.benchmarks else 0,
+            "config_hash": dspec.config_hash(),
+            "examples": dg.MetadataValue.json(overlaps[:10]),
+        },
+    )
     yield dg.AssetCheckResult(
         check_name=CHECK_ANSWERS_VERIFIED,
         asset_key=CORRECTED_TRACES,

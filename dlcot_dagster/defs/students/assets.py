@@ -8,7 +8,8 @@
   ``launcher: accelerate`` trains in ``num_processes`` ranks through ``accelerate launch`` (multi-GPU DDP, or FSDP /
   DeepSpeed with an ``accelerate_config`` from ``k8s/accelerate/``); the default ``inprocess`` trains in the step.
 * ``benchmark_scores`` is partitioned by ``teacher`` and depends on every variant of that teacher's checkpoints;
-  it evaluates each on the configured benchmark files through the ``llm`` resource's engine settings (model
+  it evaluates each on the benchmark files of the ``benchmarks`` resource (the list decontamination guards
+  against, defs/benchmarks.py) through the ``llm`` resource's engine settings (model
   replaced by the checkpoint), stores the per-sample records (Parquet) and shows pass@1 and output tokens side by
   side, raw vs DLCoT.
 
@@ -31,7 +32,7 @@ from pydantic import Field, field_validator
 from ...domain.answers import AnswerChecker
 from ...domain.llm import Sampling
 from ...domain.stats import markdown_table, png_markdown
-from ...domain.students.benchmarks import DEFAULT_TEMPLATE, BenchmarkSpec, file_row_count, load_benchmark
+from ...domain.students.benchmarks import DEFAULT_TEMPLATE, file_row_count, load_benchmark
 from ...domain.students.engines import release_engine
 from ...domain.students.evaluate import (
     dlcot_below_raw,
@@ -52,6 +53,7 @@ from ...domain.students.sft import (
     store_checkpoint,
     training_messages,
 )
+from ..benchmarks import BenchmarkConfig, BenchmarksResource  # noqa: F401  (BenchmarkConfig: former home)
 from ..constants import BENCHMARK_SCORES, CORRECTED_TRACES, RAW_TRACES, STUDENT_CHECKPOINTS, STUDENTS_GROUP
 from ..gpu import GPU_POOL, gpu_op_tags
 from ..llm.resources import LLMConfig, LLMResource, resolve_model
@@ -211,20 +213,8 @@ def student_checkpoints(
     )
 
 
-class BenchmarkConfig(dg.Config):
-    name: str = Field(description="benchmark name; known names (gsm8k, math500, aime24, ...) need no field mapping")
-    path: str = Field(description="JSONL / JSON / Parquet file")
-    problem_field: str | None = None
-    answer_field: str | None = None
-    id_field: str | None = None
-    answer_transform: str | None = Field(default=None, description="none | gsm8k (after ####) | first (list answer)")
-
-    def spec(self) -> BenchmarkSpec:
-        return BenchmarkSpec(self.name, self.path, self.problem_field, self.answer_field, self.id_field, self.answer_transform)
-
-
 class EvalConfig(dg.Config):
-    benchmarks: list[BenchmarkConfig] = Field(description="the benchmark files to evaluate every checkpoint on")
+    # the benchmark files come from the `benchmarks` resource, the list decontamination guards against
     limit: int | None = Field(default=5, description="first N problems of each benchmark (None: all)")
     n_samples: int = Field(default=1, description="samples per problem; pass@1 is averaged over them")
     temperature: float = 0.0
@@ -264,10 +254,16 @@ def _engine_config(llm: LLMResource, model: str) -> LLMConfig:
     pool=GPU_POOL,
     description="Per-sample benchmark results of every student checkpoint of a teacher (pass@1, output tokens).",
 )
-def benchmark_scores(context: dg.AssetExecutionContext, config: EvalConfig, llm: LLMResource, blob_store: BlobStoreResource):
+def benchmark_scores(
+    context: dg.AssetExecutionContext,
+    config: EvalConfig,
+    llm: LLMResource,
+    blob_store: BlobStoreResource,
+    benchmarks: BenchmarksResource,
+):
     teacher = context.partition_key
     store = blob_store.store()
-    specs = [b.spec() for b in config.benchmarks]
+    specs = list(benchmarks.specs())
     problems = pl.concat([load_benchmark(s, config.limit) for s in specs])
     expected = {s.name: min(file_row_count(s), config.limit) if config.limit is not None else file_row_count(s) for s in specs}
     sampling = Sampling(temperature=config.temperature, top_p=config.top_p, max_tokens=config.max_tokens, seed=config.seed)
