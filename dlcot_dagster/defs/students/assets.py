@@ -320,12 +320,20 @@ def benchmark_scores(context: dg.AssetExecutionContext, config: EvalConfig, llm:
             "problems_per_s": dg.MetadataValue.json(timings),
         },
     )
+    yield from _score_checks(table, labels, expected)
+
+
+def _score_checks(table: pl.DataFrame, labels: list[str], expected: dict[str, int]) -> list[dg.AssetCheckResult]:
+    """The checks of ``benchmark_scores`` on the per-benchmark table (one row per variant x benchmark); each
+    problem names its variant and benchmark."""
     bad = score_range_problems(table)
-    yield dg.AssetCheckResult(check_name=CHECK_SCORES_IN_RANGE, passed=not bad,
-                              metadata={"problems": dg.MetadataValue.json(bad)})
     counts = [p for v in labels for p in problem_count_problems(table.filter(pl.col("variant") == v), expected)]
-    yield dg.AssetCheckResult(check_name=CHECK_PROBLEM_COUNTS, passed=not counts,
-                              metadata={"expected": dg.MetadataValue.json(expected), "problems": dg.MetadataValue.json(counts)})
     worse = dlcot_below_raw(table)
-    yield dg.AssetCheckResult(check_name=CHECK_DLCOT_NOT_BELOW_RAW, passed=not worse, severity=dg.AssetCheckSeverity.WARN,
-                              metadata={"benchmarks": dg.MetadataValue.json(worse)})
+    return [
+        dg.AssetCheckResult(check_name=CHECK_SCORES_IN_RANGE, passed=not bad,
+                            metadata={"problems": dg.MetadataValue.json(bad)}),
+        dg.AssetCheckResult(check_name=CHECK_PROBLEM_COUNTS, passed=not counts,
+                            metadata={"expected": dg.MetadataValue.json(expected), "problems": dg.MetadataValue.json(counts)}),
+        dg.AssetCheckResult(check_name=CHECK_DLCOT_NOT_BELOW_RAW, passed=not worse, severity=dg.AssetCheckSeverity.WARN,
+                            metadata={"benchmarks": dg.MetadataValue.json(worse)}),
+    ]
