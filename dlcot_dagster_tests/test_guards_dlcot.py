@@ -308,8 +308,14 @@ def test_median_reduction_floor_is_inclusive(ingested, clean, tmp_path):
 
 
 @pytest.fixture(scope="module")
-def frames(ingested):
-    raw = pl.read_parquet(ingested[1])
+def frames(tmp_path_factory):
+    """raw -> segmented -> corrected tables of the same records, through the domain functions (no Dagster)."""
+    from dlcot_dagster.domain.ingest import ingest_path
+
+    folder = tmp_path_factory.mktemp("frames") / TEACHER
+    folder.mkdir()
+    (folder / "traces.jsonl").write_text("".join(json.dumps(r) + "\n" for r in [*SAMPLE, WRONG]))
+    raw = ingest_path(folder, TEACHER, TokenCounter()).traces
     engine = RulesEngine("default", AnswerChecker())
     seg = segment_frame(raw, engine)
     pruned = prune_frame(raw, seg, engine)
