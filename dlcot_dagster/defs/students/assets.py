@@ -32,7 +32,7 @@ from ...domain.answers import AnswerChecker
 from ...domain.llm import Sampling
 from ...domain.stats import markdown_table, png_markdown
 from ...domain.students.benchmarks import DEFAULT_TEMPLATE, BenchmarkSpec, file_row_count, load_benchmark
-from ...domain.students.engines import release_engine
+from ...domain.students.engines import engine_alive, release_engine
 from ...domain.students.evaluate import (
     dlcot_below_raw,
     evaluate_problems,
@@ -277,6 +277,7 @@ def benchmark_scores(context: dg.AssetExecutionContext, config: EvalConfig, llm:
     def evaluate(variant: str, folder: str, checkpoint_hash: str) -> None:
         smoke_generate(folder, max_new_tokens=2)  # loads and generates, or the step fails before evaluating
         cfg = _engine_config(llm, str(folder))
+        borrowed = cfg.backend == "vllm" and engine_alive(cfg.engine_args())  # started by someone else: keep it
         client = cfg.client()
         try:
             records, timing = evaluate_problems(
@@ -284,7 +285,7 @@ def benchmark_scores(context: dg.AssetExecutionContext, config: EvalConfig, llm:
                 template=config.prompt_template,
             )
         finally:
-            if cfg.backend == "vllm":
+            if cfg.backend == "vllm" and not borrowed:
                 release_engine(cfg.engine_args())
         frames.append(records.with_columns(pl.lit(variant).alias("variant"), pl.lit(checkpoint_hash).alias("checkpoint_hash")))
         timings[variant] = round(timing.problems_per_s, 3)
