@@ -10,6 +10,7 @@ consumes ``corrected_traces`` (an SFT export, ``student_checkpoints``): it must 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 from pathlib import Path
@@ -412,3 +413,74 @@ def test_recheck_answers_names_kept_rows_whose_text_is_wrong(frames):
     assert bad.startswith(f"{victim}: ")
     missing = kept.with_columns(final_text=pl.when(pl.col("id") == victim).then(pl.lit("")).otherwise("final_text"))
     assert recheck_answers(missing, 2.0) == [f"{victim}: no final answer"]
+
+
+def test_correct_frame_drops_a_sample_its_final_answer_makes_longer_than_raw(tmp_path):
+    """A trace with no final response gets a built answer line: here that makes it longer than the raw trace, so
+    the stage drops it (longer_than_raw) instead of keeping a sample that the blocking check would then reject."""
+    from dlcot_dagster.domain.ingest import ingest_path
+
+    folder = tmp_path / TEACHER
+    folder.mkdir()
+    rec = {"id": "terse", "problem": "What is 17 + 25?", "answer": "42", "response": "<think>\n17 + 25 = 42. So the answer is 42.\n</think>"}
+    (folder / "t.jsonl").write_text(json.dumps(rec) + "\n")
+    counter = TokenCounter()
+    raw = ingest_path(folder, TEACHER, counter).traces
+    engine = RulesEngine("default", AnswerChecker())
+    out = correct_frame(raw, prune_frame(raw, segment_frame(raw, engine), engine), engine, counter)
+    assert out.kept.height == 0
+    assert out.dropped.select("id", "stage", "reason").rows() == [("t/terse", "correct", "longer_than_raw")]
+    [res] = out.results  # the engine itself kept it: only the token comparison drops it
+    assert res.status.value == "kept" and res.final_answer_source == "built"
+    assert sum(counter.count([res.corrected_thinking, res.final_text])) > raw["raw_tokens"][0]
+
+
+# ------------------------------------------------------------------------------------------ the engine's own guards
+
+
+class _FaultyRewriter:
+    """A rewriter (the step interface an LLM rewrite plugs into) whose result ``fault`` corrupts."""
+
+    def __init__(self, fault):
+        from dlcot_dagster.domain.dlcot.correct import RuleRewriter
+
+        self.inner, self.fault = RuleRewriter(), fault
+
+    def rewrite(self, trace, policy):
+        return self.fault(self.inner.rewrite(trace, policy), trace)
+
+
+def _cut_answer_statement(rw, trace):
+    """Keeps the text but drops the protected answer statement from the kept spans."""
+    from dlcot_dagster.domain.dlcot.types import Span
+
+    a, b = rw.protected[-1]
+    kept = []
+    for s in rw.kept_spans:
+        if s.start < b and a < s.end:  # split the kept span around the answer statement
+            kept += [Span(start=s.start, end=a)] if s.start < a else []
+            kept += [Span(start=b, end=s.end)] if b < s.end else []
+        else:
+            kept.append(s)
+    return dataclasses.replace(rw, kept_spans=kept)
+
+
+@pytest.mark.parametrize(
+    ("fault", "reason"),
+    [
+        (_cut_answer_statement, "answer_statement_removed"),
+        (lambda rw, trace: dataclasses.replace(rw, corrected_thinking="  \n"), "empty_or_longer_output"),
+        (lambda rw, trace: dataclasses.replace(rw, corrected_thinking=trace.record.thinking + " More."), "empty_or_longer_output"),
+    ],
+    ids=["answer_cut", "empty", "longer"],
+)
+def test_engine_drops_a_rewrite_that_breaks_its_invariants(frames, fault, reason):
+    """The engine's last line: whatever a rewriter returns, a sample whose answer statement was cut, or whose
+    corrected thinking is empty or longer than the original, is dropped with the reason, never kept."""
+    raw, seg, clean = frames
+    engine = RulesEngine("default", AnswerChecker())
+    engine.rewriter = _FaultyRewriter(fault)
+    out = correct_frame(raw, prune_frame(raw, seg, engine), engine, TokenCounter())
+    assert out.kept.height == 0
+    want = {i: reason for i in clean.kept["id"]} | dict(zip(clean.dropped["id"], clean.dropped["reason"]))
+    assert dict(zip(out.dropped["id"], out.dropped["reason"])) == want
