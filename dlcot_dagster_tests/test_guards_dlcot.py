@@ -410,7 +410,9 @@ def test_recheck_answers_names_kept_rows_whose_text_is_wrong(frames):
     victim = kept["id"][0]
     wrong = kept.with_columns(final_text=pl.when(pl.col("id") == victim).then(pl.lit("So it is $\\boxed{7}$.")).otherwise("final_text"))
     [bad] = recheck_answers(wrong, 2.0)
-    assert bad.startswith(f"{victim}: ")
+    ref = kept.filter(pl.col("id") == victim)["reference_answer"][0]
+    verdict = AnswerChecker(use_cache=False).compare(ref, "7")
+    assert verdict.equivalent is False and bad == f"{victim}: {verdict.reason}"  # the checker's own reason
     missing = kept.with_columns(final_text=pl.when(pl.col("id") == victim).then(pl.lit("")).otherwise("final_text"))
     assert recheck_answers(missing, 2.0) == [f"{victim}: no final answer"]
 
@@ -484,3 +486,45 @@ def test_engine_drops_a_rewrite_that_breaks_its_invariants(frames, fault, reason
     assert out.kept.height == 0
     want = {i: reason for i in clean.kept["id"]} | dict(zip(clean.dropped["id"], clean.dropped["reason"]))
     assert dict(zip(out.dropped["id"], out.dropped["reason"])) == want
+
+
+def _tiled(n: int, segs: list[dict] | None = None, status: list | None = None) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """n synthetic 4-character thinkings and their segments (by default one segment tiling each)."""
+    raw = pl.DataFrame({"id": [f"r{i:02d}" for i in range(n)], "thinking": ["abcd"] * n})
+    blob = json.dumps(segs if segs is not None else [{"idx": 0, "start": 0, "end": 4}])
+    seg = pl.DataFrame({"id": raw["id"], "segments": [blob] * n, "status": status or [None] * n},
+                       schema_overrides={"status": pl.String()})
+    return raw, seg
+
+
+def test_coverage_problems_boundaries_and_limits():
+    # a zero-length segment does not break a tiling
+    raw, seg = _tiled(1, [{"idx": 0, "start": 0, "end": 0}, {"idx": 1, "start": 0, "end": 4}])
+    assert coverage_problems(raw, seg) == []
+    # twelve broken traces: ten reported by default, in order
+    raw, seg = _tiled(12, [{"idx": 0, "start": 0, "end": 3}])
+    assert [p.split(":")[0] for p in coverage_problems(raw, seg)] == [f"r{i:02d}" for i in range(10)]
+    # a timed-out trace is skipped, and the ones after it are still checked
+    status = ["dropped"] + [None] * 11
+    seg = seg.with_columns(status=pl.Series(status, dtype=pl.String()))
+    assert [p.split(":")[0] for p in coverage_problems(raw, seg, limit=3)] == ["r01", "r02", "r03"]
+    # tables out of step are an error naming the stage's table
+    with pytest.raises(ValueError, match="^segmented_traces is out of step with raw_traces"):
+        coverage_problems(raw, seg.head(11))
+
+
+def test_dlcot_accounting_problems_give_three_examples_of_each(frames):
+    raw, _, t = frames
+    kept, dropped = t.kept, t.dropped
+    as_dropped = kept.select("id", "teacher", "raw_tokens").with_columns(stage=pl.lit("correct"), reason=pl.lit("x"))
+    as_dropped = as_dropped.select(dropped.columns)
+    lost = dlcot_accounting_problems(raw, kept.head(0), dropped)
+    assert lost[1] == f"{kept.height} raw ids neither kept nor dropped, e.g. {sorted(kept['id'])[:3]}"
+    both = dlcot_accounting_problems(raw, kept, pl.concat([dropped, as_dropped]))
+    assert both[1] == f"{kept.height} ids both kept and dropped, e.g. {sorted(kept['id'])[:3]}"
+    stray = kept.with_columns(id=pl.format("x{}", pl.col("id")))
+    assert dlcot_accounting_problems(raw, stray, dropped)[-1] == (
+        f"{kept.height} ids not in raw_traces, e.g. {sorted(stray['id'])[:3]}")
+    blank = pl.concat([dropped, as_dropped]).with_columns(reason=pl.lit(None, pl.String()))
+    assert dlcot_accounting_problems(raw, kept.head(0), blank)[-1] == (
+        f"{raw.height} dropped rows without a reason, e.g. {sorted(raw['id'])[:3]}")

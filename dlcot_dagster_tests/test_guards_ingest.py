@@ -13,6 +13,7 @@ import json
 from pathlib import Path
 
 import dagster as dg
+import great_expectations  # noqa: F401  (imported at collection: `make mutate` workers fork after it is loaded)
 import polars as pl
 import pytest
 
@@ -199,21 +200,42 @@ def _narrow(**cols) -> pl.DataFrame:
 
 
 @pytest.mark.parametrize(
-    ("cols", "key", "rows"),
+    ("cols", "key", "rows", "examples"),
     [
-        ({"id": ["a", "a", "c"]}, "unique_ids", ["f.jsonl:1 id=a", "f.jsonl:2 id=a"]),
-        ({"id": ["a", None, "c"]}, "unique_ids", ["f.jsonl:2 id=null"]),
-        ({"problem": ["p", " \n", "p"]}, "non_empty_text", ["f.jsonl:2 id=b"]),
-        ({"thinking": ["t", "t", ""]}, "non_empty_text", ["f.jsonl:3 id=c"]),
-        ({"reference_answer": [None, "2", "3"]}, "non_empty_text", ["f.jsonl:1 id=a"]),
-        ({"raw_tokens": [0, 6, 7]}, "token_bounds", ["f.jsonl:1 id=a"]),
-        ({"raw_tokens": [5, 6, 11]}, "token_bounds", ["f.jsonl:3 id=c"]),
+        ({"id": ["a", "a", "c"]}, "unique_ids", ["f.jsonl:1 id=a", "f.jsonl:2 id=a"], ["a", "a"]),
+        ({"id": ["a", None, "c"]}, "unique_ids", ["f.jsonl:2 id=null"], [None]),
+        ({"problem": ["p", " \n", "p"]}, "non_empty_text", ["f.jsonl:2 id=b"], [""]),
+        ({"thinking": ["t", "t", ""]}, "non_empty_text", ["f.jsonl:3 id=c"], [""]),
+        ({"reference_answer": [None, "2", "3"]}, "non_empty_text", ["f.jsonl:1 id=a"], [""]),
+        ({"raw_tokens": [0, 6, 7]}, "token_bounds", ["f.jsonl:1 id=a"], [0]),
+        ({"raw_tokens": [5, 6, 11]}, "token_bounds", ["f.jsonl:3 id=c"], [11]),
     ],
 )
-def test_expectations_fail_on_bad_rows_and_name_them(cols, key, rows):
+def test_expectations_fail_on_bad_rows_and_name_them(cols, key, rows, examples):
     out = validate_raw_traces(_narrow(**cols), max_raw_tokens=10)
-    assert not out[key].success and out[key].rows == rows
-    assert all(o.success for k, o in out.items() if k != key), {k: o for k, o in out.items() if k != key}
+    o = out[key]
+    assert (o.name, o.success, o.unexpected_count, o.rows) == (key, False, len(examples), rows)
+    assert [None if x != x else x for x in o.examples] == examples  # pandas: a null id is NaN
+    for k, ok in out.items():
+        if k != key:
+            assert (ok.name, ok.success, ok.unexpected_count, ok.rows, ok.examples) == (k, True, 0, [], [])
+
+
+def test_expectations_cap_their_examples_and_rows():
+    """Ten example values, twenty named rows, however many rows fail (here 26, half on each text column)."""
+    n = 26
+    frame = _narrow(
+        id=[f"r{i:02d}" for i in range(n)], problem=[""] * 13 + ["p"] * 13, thinking=["t"] * 13 + [""] * 13,
+        reference_answer=["1"] * n, raw_tokens=[5] * n, source_file=["f.jsonl"] * n, source_line=list(range(1, n + 1)),
+    )
+    o = validate_raw_traces(frame, max_raw_tokens=10)["non_empty_text"]
+    assert o.unexpected_count == n and o.examples == [""] * 10
+    assert o.rows == [f"f.jsonl:{i + 1} id=r{i:02d}" for i in range(20)]
+
+
+def test_expectations_name_rows_by_id_without_location_columns():
+    o = validate_raw_traces(_narrow(id=["a", "b", "b"]).drop("source_file", "source_line"), max_raw_tokens=10)
+    assert o["unique_ids"].rows == ["id=b"]
 
 
 def test_token_ceiling_is_inclusive_like_ingestion():
@@ -221,3 +243,11 @@ def test_token_ceiling_is_inclusive_like_ingestion():
     assert validate_raw_traces(_narrow(raw_tokens=[1, 6, 10]), max_raw_tokens=10)["token_bounds"].success
     out = validate_raw_traces(_narrow(), max_raw_tokens=6)["token_bounds"]
     assert not out.success and out.rows == ["f.jsonl:3 id=c"]
+
+
+def test_accounting_problems_list_at_most_ten_duplicates():
+    lines = [("a.jsonl", i) for i in range(1, 13)]
+    problems = accounting_problems(_where(lines), _where(lines), [FileStats("a.jsonl", records=12)])
+    dups = [p for p in problems if "appears 2 times" in p]
+    assert len(dups) == 10 and len(set(dups)) == 10
+    assert problems[10:] == ["a.jsonl: 12 records read but 24 in kept + rejects", "kept 12 + rejected 12 = 24 != 12 records read"]

@@ -10,6 +10,7 @@ The record is the bundled ``lin-eq`` sample: a wrong intermediate step ("3x = 22
 
 from __future__ import annotations
 
+import functools
 import json
 
 import dagster as dg
@@ -32,8 +33,19 @@ from dlcot_dagster.domain.tokens import TokenCounter
 
 from .llm_support import ScriptedLLM, between, sample_raw, strip_deletions
 
-RAW = sample_raw().filter(pl.col("id") == "traces/lin-eq")
-TEXT = RAW["thinking"][0]
+
+
+@functools.cache
+def raw_frame() -> pl.DataFrame:
+    """The lin-eq record as raw_traces holds it (built on first use, not at import: under `make mutate` the test
+    modules are imported in a process that forks the test workers, and polars / tokenizers threads must not start
+    there)."""
+    return sample_raw().filter(pl.col("id") == "traces/lin-eq")
+
+
+def text() -> str:
+    return raw_frame()["thinking"][0]
+
 WRONG_STEP = "3x = 22 - 7 = 14"
 # the join the rules' deletions leave, and the smoothed wording the scripted rewrite puts there
 ROUGH, SMOOTH = "Subtract 7 from both sides: . 22 - 7 is 15, not 14.", "Subtract 7 from both sides: 22 - 7 = 15."
@@ -60,8 +72,9 @@ def good_reply(step: str, user: str):
     return {"text": base.replace(ROUGH, SMOOTH)}
 
 
-def run(reply, steps=LLM_STEPS, frame: pl.DataFrame = RAW):
+def run(reply, steps=LLM_STEPS, frame: pl.DataFrame | None = None):
     """segment -> prune -> correct with the LLM ``steps`` on the scripted endpoint; (tables, engine, requests)."""
+    frame = raw_frame() if frame is None else frame
     with ScriptedLLM(reply) as srv:
         cfg = LLMConfig(backend="openai", base_url=srv.base_url, model="scripted", cache_url="", max_retries=0)
         engine = build_llm_engine(cfg.client(), "default", AnswerChecker(), steps=steps, step_config=cfg.step_config())
@@ -78,9 +91,10 @@ def segments(frame: pl.DataFrame) -> list[dict]:
 @pytest.fixture(scope="module")
 def rules():
     engine = RulesEngine("default", AnswerChecker())
-    seg = segment_frame(RAW, engine)
-    pruned = prune_frame(RAW, seg, engine)
-    return seg, pruned, correct_frame(RAW, pruned, engine, TokenCounter())
+    raw = raw_frame()
+    seg = segment_frame(raw, engine)
+    pruned = prune_frame(raw, seg, engine)
+    return seg, pruned, correct_frame(raw, pruned, engine, TokenCounter())
 
 
 @pytest.fixture(scope="module")
@@ -93,16 +107,16 @@ def test_every_step_sends_real_prompts_and_accepts_the_reply(accepted):
     assert [r["step"] for r in requests] == ["segment", "label", "label", "label", "cluster", "rewrite"]
     for r in requests:  # the real client: model, schema-constrained response format, the step's prompt
         assert r["body"]["model"] == "scripted" and r["body"]["response_format"]["type"] == "json_schema"
-    assert TEXT in requests[0]["user"]
+    assert text() in requests[0]["user"]
     assert {s: (st["records"], st["accepted"]) for s, st in llm_report(engine).items()} == {s: (1, 1) for s in LLM_STEPS}
     assert llm_fallbacks(engine) == {}
 
 
 def test_accepted_split_replaces_the_rules_segments(accepted, rules):
     got = segments(accepted[0][0])
-    starts = [TEXT.index(a) for _, a, _ in SPLIT]
+    starts = [text().index(a) for _, a, _ in SPLIT]
     assert [(s["kind"], s["start"], s["end"]) for s in got] == [
-        (k, 0 if i == 0 else starts[i], starts[i + 1] if i + 1 < len(SPLIT) else len(TEXT))
+        (k, 0 if i == 0 else starts[i], starts[i + 1] if i + 1 < len(SPLIT) else len(text()))
         for i, (k, _, _) in enumerate(SPLIT)
     ]
     assert {s["cue"] for s in got} == {"llm"}
@@ -114,7 +128,7 @@ def test_accepted_labels_carry_the_model_verdict_and_its_error_passage(accepted,
     got = segments(accepted[0][1])
     labelled = [(s["kind"], s["label"], s["label_reason"]) for s in got if s["label"]]
     assert labelled == [("solution", "correct", "llm"), ("verification", "correct", "llm"), ("conclusion", "correct", "llm")]
-    a = TEXT.index(WRONG_STEP)
+    a = text().index(WRONG_STEP)
     assert got[1]["error_spans"] == [{"start": a, "end": a + len(WRONG_STEP), "reason": "llm_error_passage"}]
     assert not any(s.get("error_spans") for s in segments(rules[1]))
     assert [s["label"] for s in segments(rules[1]) if s["kind"] == "verification"] == ["incomplete", "incomplete"]
@@ -135,9 +149,9 @@ def test_accepted_rewrite_is_the_output_with_its_edits_mapped_onto_the_original(
     assert kept["corrected_thinking"] == baseline.replace(ROUGH, SMOOTH)
     edits = json.loads(kept["edits"])
     assert edits and {e["reason"] for e in edits} == {"llm_rewrite"}
-    assert "".join(e["inserted"] for e in edits) in SMOOTH and all(e["removed"] in TEXT for e in edits)
+    assert "".join(e["inserted"] for e in edits) in SMOOTH and all(e["removed"] in text() for e in edits)
     removed = json.loads(kept["removed_spans"])
-    a = TEXT.index(WRONG_STEP)
+    a = text().index(WRONG_STEP)
     assert {"start": a, "end": a + len(WRONG_STEP), "reason": "llm_error_passage"} in removed
     assert kept["answer_equivalent"] is True and kept["final_answer"] == "5"
     assert rules[2].kept["corrected_thinking"][0] != kept["corrected_thinking"]
