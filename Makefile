@@ -12,7 +12,7 @@ export HF_HUB_OFFLINE := 1
 export GX_ANALYTICS_ENABLED := false
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: install demo test dev bench bench-llm bench-scale bench-layouts clean
+.PHONY: install demo test dev bench bench-llm bench-scale bench-layouts mutate clean
 
 $(VENV)/.stamp-main: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -59,6 +59,17 @@ bench-scale: $(VENV)/.stamp-main
 # ingestion per trace, OpenR1-Math layout vs today's (baseline code from the merge base with main), one run
 bench-layouts: $(VENV)/.stamp-main
 	$(PY) bench/bench_layouts.py --records $(or $(RECORDS),100000) $(if $(LIMIT),--limit-seconds $(LIMIT))
+
+$(VENV)/.stamp-mutate: $(VENV)/.stamp-test
+	$(PY) -m pip install -q -e ".[mutate]"
+	touch $@
+
+# mutation testing of the guards (mutation.toml): every guard turned into "always pass" must be killed, then mutmut
+# over the guard functions with focused tests; report in .mutmut/report.md. Slow (see README), not part of `make test`.
+# MUTATE_ARGS: e.g. "always-pass", "mutmut llm-guards", "--all"
+mutate: $(VENV)/.stamp-mutate
+	bash scripts/ensure-test-services.sh
+	$(PY) scripts/mutate.py $(MUTATE_ARGS)
 
 bench-llm: $(VENV)/.stamp-test
 	VLLM_ENABLE_V1_MULTIPROCESSING=0 $(PY) bench/bench_llm.py

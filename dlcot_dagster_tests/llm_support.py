@@ -118,3 +118,82 @@ def sample_raw(teacher: str = "demo-r1-style"):
     files = [(p, p.relative_to(folder).as_posix()) for p in list_data_files(folder)]
     outcomes = iter_outcomes(files, teacher, load_spec(folder), TokenCounter("qwen2"))
     return traces_frame([o for o in outcomes if isinstance(o, TraceRecord)])
+
+
+# ---------------------------------------------------------------------------------- a scripted OpenAI endpoint
+
+
+class ScriptedLLM:
+    """A tiny OpenAI-compatible ``/v1/chat/completions`` endpoint on 127.0.0.1 whose replies the test controls.
+
+    A real small model cannot be made to return a chosen reply, so the LLM steps' *accepted* path is tested
+    against this fake at the transport boundary: the real :class:`OpenAIHTTPClient` posts the real prompts with
+    their JSON schemas, and the steps parse and guard the replies as they would a served model's.
+    ``reply(step, user_text) -> dict | str`` answers one request; ``step`` is the DLCoT step the request's
+    schema belongs to (segment, label, cluster, rewrite). Every request is recorded in ``requests``.
+    """
+
+    def __init__(self, reply):
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        self.reply = reply
+        self.requests: list[dict] = []
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):  # noqa: N802
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                step = outer.step_of(body)
+                user = body["messages"][-1]["content"]
+                outer.requests.append({"step": step, "user": user, "body": body})
+                content = outer.reply(step, user)
+                text = content if isinstance(content, str) else json.dumps(content)
+                out = json.dumps({
+                    "choices": [{"message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
+                    "usage": {"prompt_tokens": len(user) // 4, "completion_tokens": len(text) // 4},
+                }).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(out)))
+                self.end_headers()
+                self.wfile.write(out)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    @staticmethod
+    def step_of(body: dict) -> str:
+        props = set(body["response_format"]["json_schema"]["schema"]["properties"])
+        return {"parts": "segment", "label": "label", "groups": "cluster", "text": "rewrite"}[
+            next(p for p in ("parts", "label", "groups", "text") if p in props)
+        ]
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_port}/v1"
+
+    def __enter__(self) -> "ScriptedLLM":
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def between(text: str, open_: str = "<<<\n", close: str = "\n>>>") -> str:
+    """The quoted block of a prompt (the part, the reasoning, the marked text)."""
+    return text[text.index(open_) + len(open_): text.rindex(close)]
+
+
+def strip_deletions(marked: str) -> str:
+    """The baseline a rewrite starts from: the marked text without its [[DELETE]]...[[/DELETE]] passages."""
+    import re
+
+    from dlcot_dagster.domain.llm.prompts import DEL_CLOSE, DEL_OPEN
+
+    return re.sub(re.escape(DEL_OPEN) + r".*?" + re.escape(DEL_CLOSE), "", marked, flags=re.S)

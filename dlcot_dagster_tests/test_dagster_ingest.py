@@ -14,6 +14,10 @@ import pytest
 from dlcot_dagster.definitions import defs
 from dlcot_dagster.defs.constants import (
     CHECK_ACCOUNTING,
+    CORRECTED_TRACES,
+    DROPPED_TRACES,
+    PRUNED_SOLUTIONS,
+    SEGMENTED_TRACES,
     CHECK_NON_EMPTY_TEXT,
     CHECK_REFERENCE_SOURCES,
     CHECK_SELF_REFERENCE_SHARE,
@@ -76,21 +80,40 @@ def test_raw_traces_materializes_real_shared_partition(tmp_path, shared_data):
         assert md[RAW_TRACE_REJECTS]["by_reason"].value == {"empty_field": 1}
 
 
-def test_reprocess_job_runs_sample_partitions(tmp_path):
-    job = defs.resolve_job_def(REPROCESS_JOB)
+def test_reprocess_job_runs_sample_partitions(tmp_path, monkeypatch):
+    """The reprocess_teacher job itself (what the landing sensor and the schedule request), from the one
+    Definitions object, on every bundled sample partition: ingestion and every DLCoT stage downstream of it, with
+    their checks, and nothing of the students group."""
+    monkeypatch.setenv("DLCOT_STORAGE_DIR", str(tmp_path))
+    monkeypatch.delenv("DLCOT_LANDING_DIR", raising=False)  # the bundled samples
+    for var in ("DLCOT_LANDING_URL", "DLCOT_STORAGE_URL", "DLCOT_BLOB_URL", "DLCOT_EXECUTOR"):
+        monkeypatch.delenv(var, raising=False)
+    from dlcot_dagster.definitions import build_definitions
+
+    job = build_definitions().resolve_job_def(REPROCESS_JOB)
+    expected_assets = {RAW_TRACES, RAW_TRACE_REJECTS, SEGMENTED_TRACES, PRUNED_SOLUTIONS, CORRECTED_TRACES, DROPPED_TRACES}
+    assert set(job.asset_layer.executable_asset_keys) == expected_assets
+    teachers = sorted(p.name for p in SAMPLES_LANDING.iterdir() if p.is_dir())
     with dg.instance_for_test() as instance:
-        teachers = sorted(p.name for p in SAMPLES_LANDING.iterdir() if p.is_dir())
         instance.add_dynamic_partitions(teacher_partitions.name, teachers)
         for t in teachers:
-            res = dg.materialize(
-                [raw_traces], partition_key=t, instance=instance, resources=resources(SAMPLES_LANDING, tmp_path)
-            )
-            assert res.success
-        kept = {t: pl.read_parquet(tmp_path / "raw_traces" / f"{t}.parquet").height for t in teachers}
-        rej = {t: pl.read_parquet(tmp_path / "raw_trace_rejects" / f"{t}.parquet").height for t in teachers}
+            # one tokenizer process: a pool of workers per partition only costs start-up on these tiny dumps
+            res = job.execute_in_process(partition_key=t, instance=instance,
+                                         run_config={"ops": {"raw_traces": {"config": {"workers": 1}}}})
+            assert res.success and res.dagster_run.job_name == REPROCESS_JOB
+            mats = {e.event_specific_data.materialization.asset_key for e in res.get_asset_materialization_events()}
+            assert mats == expected_assets, t
+            checks = res.get_asset_check_evaluations()
+            assert len(checks) == 10 and all(c.passed for c in checks if c.check_name != "median_token_reduction"), t
+            assert {e.partition for e in res.get_asset_materialization_events()} == {t}
+    kept = {t: pl.read_parquet(tmp_path / "raw_traces" / f"{t}.parquet").height for t in teachers}
+    rej = {t: pl.read_parquet(tmp_path / "raw_trace_rejects" / f"{t}.parquet").height for t in teachers}
     assert kept == {"demo-gemini-style": 3, "demo-r1-style": 4, "demo-sky-style": 3}
     assert rej == {"demo-gemini-style": 0, "demo-r1-style": 0, "demo-sky-style": 3}
-    assert RAW_TRACES in job.asset_layer.executable_asset_keys
+    for t in teachers:  # every raw row made it downstream, kept or dropped with a reason
+        corrected = pl.read_parquet(tmp_path / "corrected_traces" / f"{t}.parquet")
+        dropped = pl.read_parquet(tmp_path / "dropped_traces" / f"{t}.parquet")
+        assert corrected.height + dropped.height == kept[t] and corrected.height > 0, t
 
 
 def test_great_expectations_checks_catch_bad_frames():

@@ -1,6 +1,11 @@
 """benchmark_scores with ``include_base_model``: the untuned base model is evaluated as a reference (rows with
-variant ``base``), named by the students' manifest unless ``base_model`` is set. Evaluation is stubbed (a fixed
-reply per problem; the stub records which model each client serves), so no engine runs."""
+variant ``base``), named by the students' manifest unless ``base_model`` is set.
+
+Everything is real: the stored student is a tiny random Qwen2 (loaded by transformers for the smoke generation and
+served by its own vLLM engine, started once for the module), the base model is the bundled SmolLM2-135M on the session's vLLM engine (the step
+borrows it and leaves it running), and the base rows are checked against a direct greedy evaluation of that
+engine. No stub: nothing here needs a fault that real vLLM cannot show.
+"""
 
 from __future__ import annotations
 
@@ -9,82 +14,113 @@ import warnings
 
 import dagster as dg
 import polars as pl
+import pytest
 
 from dlcot_dagster.defs.benchmarks import BenchmarksResource
 from dlcot_dagster.defs.io_managers import ParquetIOManager
-from dlcot_dagster.defs.llm.resources import LLMResource
+from dlcot_dagster.defs.llm.resources import LLMConfig, LLMResource
 from dlcot_dagster.defs.partitions import teacher_partitions
 from dlcot_dagster.defs.resources import BlobStoreResource
-from dlcot_dagster.defs.students.assets import CHECK_PROBLEM_COUNTS, benchmark_scores, checkpoint_prefix
+from dlcot_dagster.defs.students.assets import CHECK_PROBLEM_COUNTS, CHECK_SCORES_IN_RANGE, benchmark_scores, checkpoint_prefix
+from dlcot_dagster.domain.answers import AnswerChecker
+from dlcot_dagster.domain.llm import Sampling, VLLMOfflineClient, get_vllm_engine
 from dlcot_dagster.domain.storage import LocalBlobStore
-from dlcot_dagster.domain.students.sft import store_checkpoint
+from dlcot_dagster.domain.students.benchmarks import BenchmarkSpec, load_benchmark
+from dlcot_dagster.domain.students.evaluate import evaluate_problems
+from dlcot_dagster.domain.students.sft import dir_hash, store_checkpoint, tiny_model
 
 from .conftest import shared_data_dir
 
+pytestmark = pytest.mark.slow
+
 TEACHER = "t1"
+MAX_TOKENS = 12
+LIMIT = 2
 
 
-def _run(tmp_path, monkeypatch, ev: dict):
-    import dlcot_dagster.defs.students.assets as students
-    from dlcot_dagster.domain.llm import ChatReply
-    from dlcot_dagster.domain.students.evaluate import evaluate_problems as real_eval
+@pytest.fixture(scope="module")
+def student(smollm2_dir, tmp_path_factory):
+    """A stored 'dlcot' student (a tiny random Qwen2) whose manifest names the bundled SmolLM2 as its base."""
+    root = tmp_path_factory.mktemp("students")
+    folder = tiny_model(smollm2_dir, root / "ckpt")
+    store = LocalBlobStore(root / "blobs")
+    prefix = f"{checkpoint_prefix(TEACHER, 'dlcot')}/tiny"
+    store_checkpoint(store, prefix, folder, {"content_hash": dir_hash(folder), "base_model": "smollm2"})
+    store.put_bytes(f"{checkpoint_prefix(TEACHER, 'dlcot')}/latest.json", json.dumps({"prefix": prefix}).encode())
+    return root / "blobs", dir_hash(folder)
 
-    store = LocalBlobStore(tmp_path / "blobs")
-    for variant in ("dlcot", "raw"):  # two stored "checkpoints" (their files are never loaded: smoke_generate is stubbed)
-        folder = tmp_path / "ckpt" / variant
-        folder.mkdir(parents=True)
-        (folder / "config.json").write_text(json.dumps({"variant": variant}))
-        prefix = f"{checkpoint_prefix(TEACHER, variant)}/abc{variant}"
-        store_checkpoint(store, prefix, folder, {"content_hash": f"hash-{variant}", "base_model": "org/student-base"})
-        store.put_bytes(f"{checkpoint_prefix(TEACHER, variant)}/latest.json", json.dumps({"prefix": prefix}).encode())
 
-    served: list[str] = []
+@pytest.fixture(scope="module")
+def student_engine(vllm_engine, small_llm, student):
+    """The student's vLLM engine, started once for the module: every materialization borrows it (and so leaves
+    it running), instead of starting and releasing its own."""
+    from dlcot_dagster.domain.students.engines import release_engine
 
-    class StubClient:
-        def __init__(self, model):
-            self.model_id, self.stats = model, None
+    blobs, _ = student
+    args = LLMConfig(**{**small_llm, "model": str(blobs / checkpoint_prefix(TEACHER, "dlcot") / "tiny")}).engine_args()
+    engine = get_vllm_engine(args)
+    yield engine
+    release_engine(args)
 
-        def chat_batch(self, requests, on_reply=None):
-            return [ChatReply(text="\\boxed{18}", finish_reason="stop", completion_tokens=3) for _ in requests]
 
-    def stub_eval(client, problems, **kw):
-        served.append(client.model_id)
-        return real_eval(StubClient(client.model_id), problems, **kw)
-
-    monkeypatch.setattr(students, "smoke_generate", lambda *a, **kw: "ok")
-    monkeypatch.setattr(students, "evaluate_problems", stub_eval)
-    llm = LLMResource(backend="openai", base_url="http://127.0.0.1:9/v1", model="unused", cache_url="")
+def _run(tmp_path, blobs, small_llm, ev: dict):
+    llm = LLMResource(**small_llm, cache_url="")  # the session engine's settings: the base model reuses it
     gsm8k = str(shared_data_dir() / "benchmarks" / "gsm8k.jsonl")
+    config = {"limit": LIMIT, "max_tokens": MAX_TOKENS,
+              "variants": ["dlcot"], **ev}
     with dg.instance_for_test() as instance, warnings.catch_warnings():
         warnings.simplefilter("ignore")
         instance.add_dynamic_partitions(teacher_partitions.name, [TEACHER])
         r = dg.materialize(
             [benchmark_scores], partition_key=TEACHER, instance=instance,
             resources={"parquet_io_manager": ParquetIOManager(base_dir=str(tmp_path / "store")),
-                       "blob_store": BlobStoreResource(url=str(tmp_path / "blobs")), "llm": llm,
+                       "blob_store": BlobStoreResource(url=str(blobs)), "llm": llm,
                        "benchmarks": BenchmarksResource(benchmarks=[{"name": "gsm8k", "path": gsm8k}])},
-            run_config={"ops": {"benchmark_scores": {"config": {"limit": 2, **ev}}}},
+            run_config={"ops": {"benchmark_scores": {"config": config}}},
         )
     assert r.success
+    checks = {c.check_name: c for c in r.get_asset_check_evaluations()}
+    assert checks[CHECK_SCORES_IN_RANGE].passed and checks[CHECK_PROBLEM_COUNTS].passed
     records = pl.read_parquet(tmp_path / "store" / "benchmark_scores" / f"{TEACHER}.parquet")
-    return r, records, served
+    return r, records
 
 
-def test_base_model_is_evaluated_as_a_reference(tmp_path, monkeypatch):
-    r, records, served = _run(tmp_path, monkeypatch, {"include_base_model": True})
-    assert sorted(set(records["variant"])) == ["base", "dlcot", "raw"] and records.height == 6
+def _direct(small_llm) -> list[str]:
+    """The session engine's own greedy answers to the same prompts (what the base rows must hold)."""
+    problems = load_benchmark(BenchmarkSpec("gsm8k", str(shared_data_dir() / "benchmarks" / "gsm8k.jsonl")), LIMIT)
+    client = VLLMOfflineClient(LLMConfig(**small_llm).engine_args())
+    records, _ = evaluate_problems(client, problems, sampling=Sampling(temperature=0.0, max_tokens=MAX_TOKENS, seed=0),
+                                   checker=AnswerChecker())
+    return records["response"].to_list()
+
+
+def test_base_model_is_evaluated_as_a_reference(vllm_engine, student_engine, small_llm, student, tmp_path):
+    engine, _ = vllm_engine
+    blobs, student_hash = student
+    r, records = _run(tmp_path, blobs, small_llm, {"include_base_model": True})
+    assert sorted(set(records["variant"])) == ["base", "dlcot"] and records.height == 2 * LIMIT
     base = records.filter(pl.col("variant") == "base")
-    assert set(base["checkpoint_hash"]) == {"base:org/student-base"} and base["correct"].to_list() == [True, False]
-    assert served[-1] == "org/student-base" and len(served) == 3  # the manifest's base model, after both students
+    dl = records.filter(pl.col("variant") == "dlcot")
+    assert set(base["checkpoint_hash"]) == {"base:smollm2"} and set(dl["checkpoint_hash"]) == {student_hash}
+    # the base rows are SmolLM2's answers (the manifest's base model), not the student's
+    assert base["response"].to_list() == _direct(small_llm)
+    assert base["response"].to_list() != dl["response"].to_list()
+    assert (base["output_tokens"] > 0).all() and (dl["output_tokens"] > 0).all()
     md = r.asset_materializations_for_node("benchmark_scores")[0].metadata
-    assert md["checkpoints"].value["base"] == "base:org/student-base" and "base" in md["raw_vs_dlcot"].value
-    assert {c.check_name: c for c in r.get_asset_check_evaluations()}[CHECK_PROBLEM_COUNTS].passed
-    table = json.loads((tmp_path / "blobs" / "scores" / TEACHER / "per_benchmark.json").read_text())
-    assert {(t["variant"], t["problems"]) for t in table} == {("dlcot", 2), ("raw", 2), ("base", 2)}
+    assert md["checkpoints"].value == {"dlcot": student_hash, "base": "base:smollm2"} and "base" in md["raw_vs_dlcot"].value
+    table = json.loads((blobs / "scores" / TEACHER / "per_benchmark.json").read_text())
+    assert {(t["variant"], t["problems"]) for t in table} == {("dlcot", LIMIT), ("base", LIMIT)}
+    # the step borrowed the session's engine: it is still the process-wide engine for those settings
+    assert get_vllm_engine(LLMConfig(**small_llm).engine_args()) is engine
+    args = LLMConfig(**{**small_llm, "model": str(blobs / checkpoint_prefix(TEACHER, "dlcot") / "tiny")}).engine_args()
+    assert get_vllm_engine(args) is student_engine
 
 
-def test_base_model_is_off_by_default_and_can_be_named(tmp_path, monkeypatch):
-    _, records, served = _run(tmp_path / "a", monkeypatch, {})
-    assert sorted(set(records["variant"])) == ["dlcot", "raw"] and len(served) == 2
-    _, records, served = _run(tmp_path / "b", monkeypatch, {"include_base_model": True, "base_model": "other/base"})
-    assert served[-1] == "other/base" and set(records.filter(pl.col("variant") == "base")["checkpoint_hash"]) == {"base:other/base"}
+def test_base_model_is_off_by_default_and_can_be_named(vllm_engine, student_engine, small_llm, student, tmp_path):
+    blobs, _ = student
+    _, records = _run(tmp_path / "a", blobs, small_llm, {})
+    assert set(records["variant"]) == {"dlcot"} and records.height == LIMIT
+    named = str(small_llm["model"])  # a folder, named explicitly instead of the manifest's "smollm2"
+    _, records = _run(tmp_path / "b", blobs, small_llm, {"include_base_model": True, "base_model": named, "variants": []})
+    assert set(records["variant"]) == {"base"}
+    assert set(records["checkpoint_hash"]) == {f"base:{named}"} and records["response"].to_list() == _direct(small_llm)

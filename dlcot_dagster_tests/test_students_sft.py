@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import polars as pl
 import pytest
@@ -22,7 +23,7 @@ from dlcot_dagster.domain.students.sft import (
     train_sft,
     training_messages,
 )
-from dlcot_dagster.domain.storage import LocalBlobStore
+from dlcot_dagster.domain.storage import LocalBlobStore, S3BlobStore
 
 from .conftest import shared_data_dir
 
@@ -78,7 +79,7 @@ def test_variants_build_the_same_layout(r1_tables):
         training_messages("other", raw, kept)
 
 
-def test_sft_lowers_loss_and_checkpoint_loads(r1_tables, tiny_base, tmp_path):
+def test_sft_lowers_loss_and_checkpoint_loads(r1_tables, tiny_base, tmp_path, s3):
     raw, kept = r1_tables
     convs = training_messages("dlcot", raw, kept)
     settings = SFTSettings(learning_rate=3e-3, max_steps=10, max_seq_len=256, per_device_train_batch_size=2,
@@ -91,13 +92,30 @@ def test_sft_lowers_loss_and_checkpoint_loads(r1_tables, tiny_base, tmp_path):
     assert res.train_tokens > 0
     print(f"\nSFT tiny qwen2: {res.train_tokens} tokens in {res.seconds:.1f}s = {res.tokens_per_s:.0f} tokens/s")
 
-    store = LocalBlobStore(tmp_path / "blobs")
+    # stored and fetched back, from a local folder and from S3 (SeaweedFS on loopback): the FETCHED copy carries
+    # the trained checkpoint's hash, and it loads and generates
     h = dir_hash(res.output_dir)
-    uri = store_checkpoint(store, "students/r1/dlcot", res.output_dir, {"content_hash": h, "base_model": str(tiny_base)})
-    assert read_manifest(store, "students/r1/dlcot")["content_hash"] == h
-    local = fetch_checkpoint(store, "students/r1/dlcot", tmp_path / "dl")
-    assert str(local) == uri and dir_hash(res.output_dir) == h
-    assert isinstance(smoke_generate(local, max_new_tokens=4), str)
+    stores = {"local": LocalBlobStore(tmp_path / "blobs"), "s3": S3BlobStore.from_url(s3.url(s3.new_prefix("sft")), s3.client())}
+    for name, store in stores.items():
+        uri = store_checkpoint(store, "students/r1/dlcot", res.output_dir, {"content_hash": h, "base_model": str(tiny_base)})
+        assert read_manifest(store, "students/r1/dlcot")["content_hash"] == h
+        fetched = fetch_checkpoint(store, "students/r1/dlcot", tmp_path / f"dl-{name}")
+        assert fetched.resolve() != Path(res.output_dir).resolve()
+        if name == "local":
+            assert str(fetched) == uri  # a local store is read in place
+        else:
+            assert fetched == tmp_path / "dl-s3" and uri.startswith("s3://")  # downloaded
+        files = read_manifest(store, "students/r1/dlcot")["files"]
+        assert dir_hash(fetched, files) == h, name
+        # a local store's folder also holds the manifest; a download holds the listed files only
+        extra = {"manifest.json"} if name == "local" else set()
+        assert {p.relative_to(fetched).as_posix() for p in fetched.rglob("*") if p.is_file()} == set(files) | extra
+        assert isinstance(smoke_generate(fetched, max_new_tokens=4), str)
+    # a byte changed in the stored copy changes the fetched copy's hash: the comparison can fail
+    weights = next(Path(stores["local"].uri("students/r1/dlcot")).glob("*.safetensors"))
+    weights.write_bytes(weights.read_bytes()[:-1] + bytes([weights.read_bytes()[-1] ^ 1]))
+    files = read_manifest(stores["local"], "students/r1/dlcot")["files"]
+    assert dir_hash(fetch_checkpoint(stores["local"], "students/r1/dlcot", tmp_path / "dl-again"), files) != h
 
 
 def test_completion_only_loss_masks_the_prompt(r1_tables, tiny_base, tmp_path):

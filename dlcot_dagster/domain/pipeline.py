@@ -529,9 +529,9 @@ def dlcot_accounting_problems(raw: pl.DataFrame, kept: pl.DataFrame, dropped: pl
     extra = (set(k) | set(d)) - raw_ids
     if extra:
         problems.append(f"{len(extra)} ids not in raw_traces, e.g. {sorted(extra)[:3]}")
-    no_reason = dropped.filter(pl.col("reason").is_null() | (pl.col("reason") == "")).height
-    if no_reason:
-        problems.append(f"{no_reason} dropped rows without a reason")
+    no_reason = dropped.filter(pl.col("reason").is_null() | (pl.col("reason") == ""))["id"]
+    if no_reason.len():
+        problems.append(f"{no_reason.len()} dropped rows without a reason, e.g. {sorted(no_reason.to_list())[:3]}")
     return problems
 
 

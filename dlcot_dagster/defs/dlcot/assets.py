@@ -139,7 +139,12 @@ def segmented_traces(
                 **_run_metadata(runner, dlcot_engine),
             },
         )
-    yield dg.AssetCheckResult(
+    yield _coverage_check(problems)
+
+
+def _coverage_check(problems: list[str]) -> dg.AssetCheckResult:
+    """``segments_cover_thinking`` from the batches' coverage problems (each names its trace id)."""
+    return dg.AssetCheckResult(
         check_name=CHECK_SEGMENT_COVERAGE,
         passed=not problems,
         metadata={"problems": dg.MetadataValue.md("\n".join(f"- {p}" for p in problems) or "none")},
@@ -302,9 +307,6 @@ def corrected_traces(
         ).collect()
         red = {k: float(red_q[k][0] or 0) if kept.rows else 0.0 for k in ("median", "p10", "p90")}
         tokens = lk.select("raw_tokens", "corrected_tokens").collect()
-        longer = lk.filter(pl.col("corrected_tokens") > pl.col("raw_tokens")).select("id").collect()
-        too_long = lk.filter(pl.col("seq_tokens") > config.max_seq_len).select(pl.len()).collect().item()
-        longest = lk.select(pl.col("seq_tokens").max()).collect().item() or 0
         top = (
             lk.with_columns(n=pl.col("removed_spans").str.len_chars())
             .top_k(3, by="n")
@@ -318,11 +320,10 @@ def corrected_traces(
         by_reason = ld.group_by("reason").len().sort("reason").collect()
         by_stage = ld.group_by("stage").len().sort("stage").collect()
         by_benchmark = ld.filter(pl.col("benchmark").is_not_null()).group_by("benchmark").len().sort("benchmark").collect()
-        no_reason = ld.filter(pl.col("reason").is_null() | (pl.col("reason") == "")).select(pl.len()).collect().item()
-        if kept.rows + dropped.rows != raw_traces.num_rows:
-            problems.append(f"kept {kept.rows} + dropped {dropped.rows} != {raw_traces.num_rows} raw rows")
-        if no_reason:
-            problems.append(f"{no_reason} dropped rows without a reason")
+        checks = _corrected_checks(
+            lk, ld, raw_traces.num_rows, config, n_bad_answers=n_bad_answers, bad_answers=bad_answers,
+            problems=problems, reduction=red,
+        )
 
         hist = histogram_png(
             {"raw": tokens["raw_tokens"].to_list(), "corrected": tokens["corrected_tokens"].to_list()},
@@ -384,39 +385,79 @@ def corrected_traces(
             "examples": dg.MetadataValue.json(overlaps[:10]),
         },
     )
-    yield dg.AssetCheckResult(
-        check_name=CHECK_ANSWERS_VERIFIED,
-        asset_key=CORRECTED_TRACES,
-        passed=n_bad_answers == 0,
-        metadata={"failures": n_bad_answers, "examples": dg.MetadataValue.json(bad_answers[:10])},
-    )
-    yield dg.AssetCheckResult(
-        check_name=CHECK_TOKENS_NOT_INCREASED,
-        asset_key=CORRECTED_TRACES,
-        passed=longer.height == 0,
-        metadata={"rows_longer_than_raw": longer.height, "examples": dg.MetadataValue.json(longer["id"].head(10).to_list())},
-    )
-    yield dg.AssetCheckResult(
-        check_name=CHECK_MAX_SEQ_LEN,
-        asset_key=CORRECTED_TRACES,
-        passed=too_long == 0,
-        metadata={"max_seq_len": config.max_seq_len, "longest": int(longest), "over": int(too_long)},
-    )
-    yield dg.AssetCheckResult(
-        check_name=CHECK_DLCOT_ACCOUNTING,
-        asset_key=CORRECTED_TRACES,
-        passed=not problems,
-        metadata={
-            "raw": raw_traces.num_rows,
-            "kept": kept.rows,
-            "dropped": dropped.rows,
-            "problems": dg.MetadataValue.md("\n".join(f"- {p}" for p in problems[:10]) or "none"),
-        },
-    )
-    yield dg.AssetCheckResult(
-        check_name=CHECK_TOKEN_REDUCTION,
-        asset_key=CORRECTED_TRACES,
-        passed=kept.rows == 0 or red["median"] >= config.min_median_reduction,
-        severity=dg.AssetCheckSeverity.WARN,
-        metadata={"median_reduction": red["median"], "floor": config.min_median_reduction, "p10": red["p10"], "p90": red["p90"]},
-    )
+    yield from checks
+
+
+def _corrected_checks(
+    kept: pl.LazyFrame,
+    dropped: pl.LazyFrame,
+    raw_rows: int,
+    config: CorrectConfig,
+    *,
+    n_bad_answers: int,
+    bad_answers: list[str],
+    problems: list[str],
+    reduction: dict[str, float],
+) -> list[dg.AssetCheckResult]:
+    """The checks of ``corrected_traces``, read from its staged kept and dropped tables (before they move into
+    place). ``bad_answers`` / ``problems`` come from the batches (answer re-check, accounting by id); every
+    failing check names rows (ids) in its metadata."""
+    kept_rows = kept.select(pl.len()).collect().item()
+    dropped_rows = dropped.select(pl.len()).collect().item()
+    longer = kept.filter(pl.col("corrected_tokens") > pl.col("raw_tokens")).select("id").collect()
+    over = kept.filter(pl.col("seq_tokens") > config.max_seq_len).select("id", "seq_tokens").collect()
+    longest = kept.select(pl.col("seq_tokens").max()).collect().item() or 0
+    no_reason = dropped.filter(pl.col("reason").is_null() | (pl.col("reason") == "")).select("id").collect()
+    problems = list(problems)
+    if kept_rows + dropped_rows != raw_rows:
+        problems.append(f"kept {kept_rows} + dropped {dropped_rows} != {raw_rows} raw rows")
+    if no_reason.height:
+        problems.append(f"{no_reason.height} dropped rows without a reason, e.g. {no_reason['id'].head(3).to_list()}")
+    return [
+        dg.AssetCheckResult(
+            check_name=CHECK_ANSWERS_VERIFIED,
+            asset_key=CORRECTED_TRACES,
+            passed=n_bad_answers == 0,
+            metadata={"failures": n_bad_answers, "examples": dg.MetadataValue.json(bad_answers[:10])},
+        ),
+        dg.AssetCheckResult(
+            check_name=CHECK_TOKENS_NOT_INCREASED,
+            asset_key=CORRECTED_TRACES,
+            passed=longer.height == 0,
+            metadata={"rows_longer_than_raw": longer.height, "examples": dg.MetadataValue.json(longer["id"].head(10).to_list())},
+        ),
+        dg.AssetCheckResult(
+            check_name=CHECK_MAX_SEQ_LEN,
+            asset_key=CORRECTED_TRACES,
+            passed=over.height == 0,
+            metadata={
+                "max_seq_len": config.max_seq_len,
+                "longest": int(longest),
+                "over": over.height,
+                "examples": dg.MetadataValue.json([f"{i}: {n} tokens" for i, n in over.head(10).iter_rows()]),
+            },
+        ),
+        dg.AssetCheckResult(
+            check_name=CHECK_DLCOT_ACCOUNTING,
+            asset_key=CORRECTED_TRACES,
+            passed=not problems,
+            metadata={
+                "raw": raw_rows,
+                "kept": kept_rows,
+                "dropped": dropped_rows,
+                "problems": dg.MetadataValue.md("\n".join(f"- {p}" for p in problems[:10]) or "none"),
+            },
+        ),
+        dg.AssetCheckResult(
+            check_name=CHECK_TOKEN_REDUCTION,
+            asset_key=CORRECTED_TRACES,
+            passed=kept_rows == 0 or reduction["median"] >= config.min_median_reduction,
+            severity=dg.AssetCheckSeverity.WARN,
+            metadata={
+                "median_reduction": reduction["median"],
+                "floor": config.min_median_reduction,
+                "p10": reduction["p10"],
+                "p90": reduction["p90"],
+            },
+        ),
+    ]

@@ -50,7 +50,7 @@ _CHECKS = [
     dg.AssetCheckSpec(CHECK_NON_EMPTY_TEXT, asset=RAW_TRACES, blocking=True,
                       description="problem, thinking and reference answer are non-empty"),
     dg.AssetCheckSpec(CHECK_TOKEN_BOUNDS, asset=RAW_TRACES, blocking=True,
-                      description="raw token counts are positive and below the configured ceiling"),
+                      description="raw token counts are positive and at most the configured ceiling"),
     dg.AssetCheckSpec(CHECK_REFERENCE_SOURCES, asset=RAW_TRACES, blocking=True,
                       description="every trace has a reference answer from a known source "
                                   "(given | extracted | joined | majority | self); counts per source"),
@@ -140,6 +140,8 @@ def _outputs_and_checks(context, config, teacher, counter, stats, staged_traces,
             for c in ("problem", "thinking", "reference_answer")
         ),
         "raw_tokens",
+        "source_file",
+        "source_line",
     ).collect()
     outcomes = validate_raw_traces(narrow, config.max_raw_tokens)
     del narrow
@@ -180,14 +182,20 @@ def _outputs_and_checks(context, config, teacher, counter, stats, staged_traces,
             ),
         },
     )
+    yield from _ingest_checks(problems, outcomes, records_read, staged_traces.rows, staged_rejects.rows)
+
+
+def _ingest_checks(problems: list[str], outcomes: dict, records_read: int, kept: int, rejected: int):
+    """The four blocking checks of ``raw_traces``: accounting (``problems`` name files and lines) and the
+    great-expectations outcomes (each names its failing rows by file, line and id)."""
     yield dg.AssetCheckResult(
         check_name=CHECK_ACCOUNTING,
         asset_key=RAW_TRACES,
         passed=not problems,
         metadata={
             "records_read": records_read,
-            "kept": staged_traces.rows,
-            "rejected": staged_rejects.rows,
+            "kept": kept,
+            "rejected": rejected,
             "problems": dg.MetadataValue.md("\n".join(f"- {p}" for p in problems) or "none"),
         },
     )
@@ -233,6 +241,7 @@ def _outputs_and_checks(context, config, teacher, counter, stats, staged_traces,
             metadata={
                 "unexpected_count": o.unexpected_count,
                 "examples": dg.MetadataValue.json([str(x)[:200] for x in o.examples]),
+                "rows": dg.MetadataValue.json(o.rows),
                 "validated_with": "great_expectations",
             },
         )

@@ -22,3 +22,12 @@ def release_engine(args) -> None:
         return
     del engine
     gc.collect()
+
+
+def engine_alive(args) -> bool:
+    """Whether the process already holds an engine for ``args`` (a ``VLLMEngineArgs``): one another asset or a
+    caller started and still uses, which a step that only borrows it must not release."""
+    from ..llm.client import _ENGINES, _ENGINES_LOCK
+
+    with _ENGINES_LOCK:
+        return args in _ENGINES

@@ -23,7 +23,7 @@ import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
 import polars as pl
 
@@ -217,11 +217,15 @@ def _cuda() -> bool:
     return bool(torch.cuda.is_available())
 
 
-def dir_hash(folder: str | os.PathLike) -> str:
-    """sha256 over (relative path, content) of every file in ``folder``, sorted: the checkpoint's content hash."""
+def dir_hash(folder: str | os.PathLike, files: Iterable[str] | None = None) -> str:
+    """sha256 over (relative path, content) of every file in ``folder``, sorted: the checkpoint's content hash.
+
+    ``files`` (relative paths, e.g. a manifest's ``files``) restricts it to those files: the hash of a stored
+    checkpoint folder, which also holds its ``manifest.json``."""
     h = hashlib.sha256()
     root = Path(folder)
-    for p in sorted(q for q in root.rglob("*") if q.is_file()):
+    paths = (root / f for f in files) if files is not None else (q for q in root.rglob("*") if q.is_file())
+    for p in sorted(paths):
         h.update(p.relative_to(root).as_posix().encode() + b"\0")
         with open(p, "rb") as fh:
             for chunk in iter(lambda: fh.read(1 << 20), b""):
