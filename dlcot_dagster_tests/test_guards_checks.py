@@ -17,14 +17,16 @@ from dlcot_dagster.defs.constants import (
     CHECK_DLCOT_ACCOUNTING,
     CHECK_MAX_SEQ_LEN,
     CHECK_NON_EMPTY_TEXT,
+    CHECK_REFERENCE_SOURCES,
     CHECK_SEGMENT_COVERAGE,
+    CHECK_SELF_REFERENCE_SHARE,
     CHECK_TOKEN_BOUNDS,
     CHECK_TOKEN_REDUCTION,
     CHECK_TOKENS_NOT_INCREASED,
     CHECK_UNIQUE_IDS,
 )
 from dlcot_dagster.defs.dlcot.assets import CorrectConfig, _corrected_checks, _coverage_check
-from dlcot_dagster.defs.ingest.assets import _ingest_checks
+from dlcot_dagster.defs.ingest.assets import _ingest_checks, reference_source_report
 from dlcot_dagster.defs.students.assets import (
     CHECK_DLCOT_NOT_BELOW_RAW,
     CHECK_PROBLEM_COUNTS,
@@ -140,7 +142,8 @@ def _outcomes(**failed: list[str]) -> dict[str, ExpectationOutcome]:
 
 def test_ingest_checks_follow_accounting_and_each_expectation():
     ok = {r.check_name: r for r in _ingest_checks([], _outcomes(), 5, 4, 1)}
-    assert set(ok) == {CHECK_ACCOUNTING, CHECK_UNIQUE_IDS, CHECK_NON_EMPTY_TEXT, CHECK_TOKEN_BOUNDS}
+    assert set(ok) == {CHECK_ACCOUNTING, CHECK_REFERENCE_SOURCES, CHECK_SELF_REFERENCE_SHARE, CHECK_UNIQUE_IDS,
+                       CHECK_NON_EMPTY_TEXT, CHECK_TOKEN_BOUNDS}
     assert all(r.passed for r in ok.values())
     assert {k: v.value for k, v in ok[CHECK_ACCOUNTING].metadata.items()} == {
         "records_read": 5, "kept": 4, "rejected": 1, "problems": "none"}
@@ -154,6 +157,34 @@ def test_ingest_checks_follow_accounting_and_each_expectation():
         md = got[name].metadata
         assert md["rows"].value == ["f.jsonl:3 id=x"] and md["unexpected_count"].value == 1
         assert all(r.asset_key.to_user_string() == "raw_traces" for r in got.values())
+
+
+def _ref_report(sources: list[str | None], answers: list[str]) -> dict:
+    lt = pl.LazyFrame({"id": [f"t{i}" for i in range(len(sources))], "source_file": ["f.jsonl"] * len(sources),
+                       "source_line": list(range(1, len(sources) + 1)), "reference_source": sources,
+                       "reference_answer": answers}, schema_overrides={"reference_source": pl.String()})
+    return reference_source_report(lt, len(sources))
+
+
+def test_reference_source_checks_fail_on_unknown_or_empty_references_and_warn_on_self_share():
+    good = _ref_report(["given", "majority", "self", "extracted"], ["1", "2", "3", "4"])
+    ok = {r.check_name: r for r in _ingest_checks([], _outcomes(), 4, 4, 0, ref=good, max_self_share=0.5)}
+    assert not failing(ok) and ok[CHECK_REFERENCE_SOURCES].metadata["counts"].value == {
+        "extracted": 1, "given": 1, "majority": 1, "self": 1}
+    # an unknown source, a missing one, and an empty answer from a known source: blocking, each row named
+    bad = _ref_report(["given", "guessed", None, "joined"], ["1", "2", "3", " "])
+    assert bad["unaccounted"] == 3
+    got = {r.check_name: r for r in _ingest_checks([], _outcomes(), 4, 4, 0, ref=bad, max_self_share=0.5)}
+    assert failing(got) == {CHECK_REFERENCE_SOURCES}
+    examples = got[CHECK_REFERENCE_SOURCES].metadata["examples"].value
+    assert [e.split(" ")[0] for e in examples] == ["t1", "t2", "t3"] and "(f.jsonl:2): source 'guessed'" in examples[0]
+    # self share above the ceiling: a warning (not blocking), with the self rows named
+    selfish = _ref_report(["self", "self", "given"], ["1", "2", "3"])
+    warn = {r.check_name: r for r in _ingest_checks([], _outcomes(), 3, 3, 0, ref=selfish, max_self_share=0.5)}
+    w = warn[CHECK_SELF_REFERENCE_SHARE]
+    assert failing(warn) == {CHECK_SELF_REFERENCE_SHARE} and w.severity == dg.AssetCheckSeverity.WARN
+    assert w.metadata["examples"].value == ["t0", "t1"] and w.metadata["self_traces"].value == 2
+    assert "2 of 3 traces" in (w.description or "")
 
 
 # ------------------------------------------------------------------------------------------ benchmark_scores

@@ -182,12 +182,17 @@ def _outputs_and_checks(context, config, teacher, counter, stats, staged_traces,
             ),
         },
     )
-    yield from _ingest_checks(problems, outcomes, records_read, staged_traces.rows, staged_rejects.rows)
+    yield from _ingest_checks(problems, outcomes, records_read, staged_traces.rows, staged_rejects.rows, ref=ref,
+                              max_self_share=config.max_self_reference_share)
 
 
-def _ingest_checks(problems: list[str], outcomes: dict, records_read: int, kept: int, rejected: int):
-    """The four blocking checks of ``raw_traces``: accounting (``problems`` name files and lines) and the
-    great-expectations outcomes (each names its failing rows by file, line and id)."""
+def _ingest_checks(problems: list[str], outcomes: dict, records_read: int, kept: int, rejected: int, *,
+                   ref: dict | None = None, max_self_share: float = 1.0):
+    """The checks of ``raw_traces``: accounting (``problems`` name files and lines), reference sources (``ref``, from
+    :func:`reference_source_report`; blocking) and their self share (warning), and the great-expectations outcomes
+    (each names its failing rows by file, line and id)."""
+    if ref is None:
+        ref = {"counts": {}, "unaccounted": 0, "examples": [], "problems": [], "self_share": 0.0, "self_examples": []}
     yield dg.AssetCheckResult(
         check_name=CHECK_ACCOUNTING,
         asset_key=RAW_TRACES,
@@ -210,21 +215,21 @@ def _ingest_checks(problems: list[str], outcomes: dict, records_read: int, kept:
             "problems": dg.MetadataValue.md("\n".join(f"- {p}" for p in ref["problems"]) or "none"),
         },
     )
-    over = ref["self_share"] > config.max_self_reference_share
+    over = ref["self_share"] > max_self_share
     yield dg.AssetCheckResult(
         check_name=CHECK_SELF_REFERENCE_SHARE,
         asset_key=RAW_TRACES,
         passed=not over,
         severity=dg.AssetCheckSeverity.WARN,
         description=(
-            f"{ref['counts'].get('self', 0)} of {staged_traces.rows} traces ({100 * ref['self_share']:.1f} %) have no "
+            f"{ref['counts'].get('self', 0)} of {kept} traces ({100 * ref['self_share']:.1f} %) have no "
             "reference but their own final answer: their correctness checks test only self-consistency"
             if over else None
         ),
         metadata={
             "self_share": ref["self_share"],
             "self_traces": ref["counts"].get("self", 0),
-            "max_self_reference_share": config.max_self_reference_share,
+            "max_self_reference_share": max_self_share,
             "examples": dg.MetadataValue.json(ref["self_examples"]),
         },
     )
