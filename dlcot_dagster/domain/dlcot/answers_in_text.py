@@ -210,6 +210,11 @@ def asked_expressions(problem: str) -> set[str]:
     return out
 
 
+# thousands separators and spacing inside a number ("1,000", "1{,}000", "1\\,000", "1 000")
+_SEPARATORS_RE = re.compile(r"(?<=\d)(?:\{,\}|\\[,;!: ]|,|\s)(?=\d)")
+# an English word outside LaTeX commands ("\\sin" is not one)
+_PROSE_WORD_RE = re.compile(r"(?<![\\A-Za-z])[A-Za-z]{3,}(?![A-Za-z{])")
+_TRAILING_WORDS_RE = re.compile(r"(?:\s+[A-Za-z]+)+\s*$")
 _CLAUSE_SEP_RE = re.compile(r"[,;]\s|(?:^|\s)(?:so|thus|hence|then|and|therefore),?\s", re.IGNORECASE)
 
 _LEAD_CONNECTIVE_RE = re.compile(r"^\s*(?:(?:so|thus|hence|then|and|therefore)\b,?\s*)+", re.IGNORECASE)
@@ -360,6 +365,22 @@ class ImplicitAnswerFinder:
         self._stem_words = None
         self._problem = stem
         self._need_digits = all(p.digits or p.number is not None for p in self.targets)
+        # a necessary condition per sentence, one per target (any may hold): an integer target's digits as written
+        # (thousands separators removed), else every digit of the target, else one of its needles
+        self._gates: list[tuple[str, object]] | None = []
+        for p in self.targets:
+            if p.number is not None and p.number.denominator == 1 and abs(p.number) >= 10:
+                self._gates.append(("int", str(abs(p.number.numerator))))
+            elif p.number is not None and p.number.denominator != 1:
+                self._gates = None  # 0.5 may be written 1/2: no digit condition holds
+                break
+            elif p.digits:
+                self._gates.append(("digits", tuple(p.digits)))
+            elif p.needles:
+                self._gates.append(("needles", p.needles))
+            else:
+                self._gates = None  # no cheap condition for this target: read every sentence
+                break
 
     def _prefilter(self, value: str) -> list[_Prepared]:
         out = []
@@ -385,6 +406,30 @@ class ImplicitAnswerFinder:
             self._stem_words = set(_WORD3_RE.findall(self._problem.lower()))
         words = _WORD3_RE.findall(sent.lower())
         return len(words) >= 4 and sum(w in self._stem_words for w in words) / len(words) >= 0.7
+
+    def _gate(self, sentence: str) -> bool:
+        """Can ``sentence`` state any target at all? (cheap substring tests before the clause-by-clause reading)"""
+        flat = None
+        for kind, arg in self._gates:
+            if kind == "int":
+                if flat is None:
+                    flat = sentence.translate(_SUBDIGITS)
+                    if "," in flat or "\\" in flat or " " in flat:
+                        flat = _SEPARATORS_RE.sub("", flat)
+                if arg in flat:
+                    return True
+            elif kind == "digits":
+                if flat is None:
+                    flat = sentence.translate(_SUBDIGITS)
+                    if "," in flat or "\\" in flat or " " in flat:
+                        flat = _SEPARATORS_RE.sub("", flat)
+                if all(d in flat for d in arg):
+                    return True
+            else:
+                compact = sentence.replace(" ", "")
+                if any(n in compact for n in arg):
+                    return True
+        return False
 
     @staticmethod
     def _enumerates(sentence: str) -> bool:
@@ -432,6 +477,13 @@ class ImplicitAnswerFinder:
             if ok is None:
                 if len(tried) >= self.max_checks:
                     continue
+                core = _TRAILING_WORDS_RE.sub("", value)  # "20000/\pi square meters": units may follow
+                if len(_PROSE_WORD_RE.findall(core)) >= 2 and \
+                        len(set(_PROSE_WORD_RE.findall(core)) - set(_PROSE_WORD_RE.findall(p.target.value))) >= 2:
+                    # "the real part of \frac{e^{i2t} t}{4i}", "3 times the square root of 13 units": words the
+                    # target does not have, so not a restatement of it (and a slow parse for the checker)
+                    tried[key] = False
+                    continue
                 ok = getattr(self.checker.compare(p.target.value, value), "equivalent", None) is True
                 tried[key] = ok
             if ok:
@@ -449,6 +501,8 @@ class ImplicitAnswerFinder:
             if self._need_digits and _DIGIT_SOURCE_RE.search(text, a, b) is None:
                 continue
             whole = text[a:b]
+            if self._gates is not None and not self._gate(whole):
+                continue
             if whole.rstrip().endswith(":"):
                 continue  # "Next, n = 11:" introduces the work that follows
             # the value may close a clause in the middle ("Therefore, theta is 160°, which is the argument in that

@@ -45,6 +45,7 @@ brings nothing new.
 
 from __future__ import annotations
 
+import bisect
 import re
 from dataclasses import dataclass, field
 
@@ -97,6 +98,7 @@ TECHNIQUES: dict[str, tuple[str, ...]] = {
 }
 # (keyword, technique) pairs; a keyword matches anywhere in the lower-cased text (a word prefix: "substitut")
 _TECH_KEYS = tuple((w, name) for name, words in TECHNIQUES.items() for w in words)
+_WORD_START3_RE = re.compile(r"(?<![a-z])[a-z]{3}")
 
 _FRAC_RE = re.compile(r"\\[dt]?frac\s*\{\s*(-?\d+(?:\.\d+)?)\s*\}\s*\{\s*(-?\d+(?:\.\d+)?)\s*\}")
 _NUM_RE = re.compile(r"(?<![\w.])(\d{1,3}(?:,\d{3})+|\d+)(?:\.(\d+))?(?:\s*/\s*(\d+)(?![\d.]))?")
@@ -104,10 +106,14 @@ _NUM_RE = re.compile(r"(?<![\w.])(\d{1,3}(?:,\d{3})+|\d+)(?:\.(\d+))?(?:\s*/\s*(
 # operators and brackets; everything else (spaces, $, punctuation) is skipped
 _EXPR_TOKEN_RE = re.compile(r"\\[a-zA-Z]+|\d+(?:\.\d+)?|[a-zA-Z]+|[=+\-*/^<>≤≥≠√()\[\]|!]")
 _OPERATORS = frozenset("=+-*/^<>≤≥≠√")
+# a word token of _EXPR_TOKEN_RE: a run of two or more letters that is not (part of) a LaTeX command
+_WORD_SPLIT_RE = re.compile(r"(?<![a-zA-Z\\])[a-zA-Z]{2,}")
 _LATEX_OPERATORS = frozenset(
     "\\frac \\sqrt \\cdot \\times \\binom \\sum \\prod \\le \\ge \\leq \\geq \\neq \\div \\log \\ln \\sin "
     "\\cos \\tan".split()
 )
+_HAS_OP_RE = re.compile(r"[=+\-*/^<>≤≥≠√]|\\(?:frac|sqrt|cdot|times|binom|sum|prod|le|ge|leq|geq|neq|div|log|ln|sin|"
+                        r"cos|tan)(?![a-zA-Z])")
 _WORD_RE = re.compile(r"[a-z][a-z'-]{3,}")
 _STOP = frozenset(
     """that this with from have there their then than what when where which while would could should these those
@@ -197,37 +203,55 @@ def numbers(text: str) -> set[str]:
 def _exprs(text: str) -> set[str]:
     """Runs of math tokens holding an operator (see the module docstring), joined without spaces."""
     out = set()
-    run: list[str] = []
-    has_op = False
-
-    def flush() -> None:
+    # a word (two or more letters, not a LaTeX command) ends a run: read only the stretches between words that
+    # hold an operator, token by token
+    for chunk in _WORD_SPLIT_RE.split(text):
+        if len(chunk) < 3 or not _HAS_OP_RE.search(chunk):
+            continue
+        run: list[str] = []
+        has_op = False
+        for tok in _EXPR_TOKEN_RE.findall(chunk):
+            run.append(tok)
+            if tok[0] in _OPERATORS or tok in _LATEX_OPERATORS:
+                has_op = True
         if has_op and len(run) >= 3:
             e = "".join(run).strip("=")
             if len(e) >= 3:
                 out.add(e[:80])
                 if "=" in e:
                     out.update(p[:80] for p in e.split("=") if len(p) >= 3)
-
-    for tok in _EXPR_TOKEN_RE.findall(text):
-        c = tok[0]
-        if c.isalpha() and len(tok) > 1:  # a word ends the run
-            flush()
-            run, has_op = [], False
-            continue
-        run.append(tok)
-        if c in _OPERATORS or tok in _LATEX_OPERATORS:
-            has_op = True
-    flush()
     return out
 
 
-def techniques(text: str) -> set[str]:
-    low = text.lower()
-    found = set()
+def technique_occurrences(low: str) -> list[tuple[int, int, str]]:
+    """(start, end, technique) of every key phrase in the lower-cased ``low``, by start. A key that begins with a
+    letter counts at the start of a word only ("graph", not "paragraph"; "table", not "suitable")."""
+    starts3 = set(_WORD_START3_RE.findall(low))
+    out = []
     for key, name in _TECH_KEYS:
-        if name not in found and key in low:
-            found.add(name)
-    return found
+        word_key = key[0].isalpha()
+        if word_key and key[:3] not in starts3:
+            continue
+        i = low.find(key)
+        n = len(key)
+        while i != -1:
+            if not word_key or i == 0 or not low[i - 1].isalpha():
+                out.append((i, i + n, name))
+            i = low.find(key, i + 1)
+    out.sort()
+    return out
+
+
+def techniques_within(occ: list[tuple[int, int, str]], starts: list[int], start: int, end: int) -> set[str]:
+    """The techniques of :func:`technique_occurrences` whose key lies inside ``[start, end)``."""
+    lo = bisect.bisect_left(starts, start)
+    hi = bisect.bisect_left(starts, end)
+    return {name for s0, e0, name in occ[lo:hi] if e0 <= end}
+
+
+def techniques(text: str) -> set[str]:
+    """The techniques whose key phrases occur in ``text`` (see :func:`technique_occurrences`)."""
+    return {name for _s, _e, name in technique_occurrences(text.lower())}
 
 
 @dataclass
@@ -247,6 +271,7 @@ def evidence(
     given_values: set[str] | frozenset[str] = frozenset(),
     with_words: bool | None = None,
     kind: str | None = None,
+    tech: set[str] | None = None,
 ) -> Evidence:
     """Method evidence of ``text`` (see the module docstring); ``kind``: the check type, for a verification."""
     items: dict[str, float] = {}
@@ -257,7 +282,7 @@ def evidence(
         items["value:" + v] = W_GIVEN_VALUE if v in given_values else W_VALUE
     for e in _exprs(text):
         items["expr:" + e] = W_EXPR
-    for t in techniques(text):
+    for t in techniques(text) if tech is None else tech:
         items["op:" + t] = W_OP
     if with_words is None:
         with_words = sum(items.values()) < 4.0
@@ -309,6 +334,12 @@ class MethodClusterer:
 
         cfg = self.config
         text = trace.record.thinking
+        occ = technique_occurrences(text.lower()) if len(text.lower()) == len(text) else None
+        occ_starts = [o[0] for o in occ] if occ is not None else []
+
+        def tech_of(a: int, b: int) -> set[str] | None:
+            return techniques_within(occ, occ_starts, a, b) if occ is not None else None
+
         seen, given = problem_evidence(trace.record.problem)
         seen_problem = set(seen)
         plain_ev: dict[int, Evidence | None] = {}  # evidence without the check-kind item, reused below
@@ -326,7 +357,7 @@ class MethodClusterer:
             body = text[sg.start:sg.end]
             key = cluster_key(sg)
             kind = check_type(body) if sg.kind is SegmentKind.VERIFICATION else None
-            ev = evidence(body, given, kind=kind)
+            ev = evidence(body, given, kind=kind, tech=tech_of(sg.start, sg.end))
             plain_ev[sg.idx] = ev if kind not in TYPE_WEIGHTS else None
             leader, jac = lc.add(sg.idx, body, key)
             nov = novelty(ev, seen)
