@@ -122,7 +122,7 @@ def cmd_inspect(args: argparse.Namespace, out=None) -> int:
                 "source_file": outcome.source_file,
                 "source_line": outcome.source_line,
             }
-            d = dropped.get(outcome.id)
+            d = dropped.get(key)
             if d is not None and d.get("match_kind"):
                 rec.update(benchmark=d["benchmark"], matched_id=d["matched_id"], match_kind=d["match_kind"],
                            match_score=d["match_score"], evidence=d["evidence"])

@@ -141,7 +141,11 @@ def test_blocking_check_fails_on_overlap_and_stops_downstream(landing, tmp_path)
         )
         assert not r.success
         check = {c.check_name: c for c in r.get_asset_check_evaluations()}[CHECK_NO_BENCHMARK_OVERLAP]
-        assert not check.passed and check.metadata["overlapping_rows"].value == 20
+        # every kept row of the MATH-500 file overlaps (all 20 but one DLCoT drops: math500_0018 never reaches 28)
+        kept = pl.read_parquet(tmp_path / "corrected_traces" / f"{TEACHER}.parquet")
+        from_math500 = kept.filter(pl.col("id").str.starts_with("math500_deepseek-r1/")).height
+        assert from_math500 >= 19
+        assert not check.passed and check.metadata["overlapping_rows"].value == from_math500
         assert any("math500-test/" in e for e in check.metadata["examples"].value)
         assert not r.asset_materializations_for_node("sft_consumer")
 

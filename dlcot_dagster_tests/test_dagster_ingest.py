@@ -15,6 +15,8 @@ from dlcot_dagster.definitions import defs
 from dlcot_dagster.defs.constants import (
     CHECK_ACCOUNTING,
     CORRECTED_TRACES,
+    DECONTAM_VERDICTS,
+    SFT_EXPORTS,
     DROPPED_TRACES,
     PRUNED_SOLUTIONS,
     SEGMENTED_TRACES,
@@ -91,8 +93,11 @@ def test_reprocess_job_runs_sample_partitions(tmp_path, monkeypatch):
     from dlcot_dagster.definitions import build_definitions
 
     job = build_definitions().resolve_job_def(REPROCESS_JOB)
-    expected_assets = {RAW_TRACES, RAW_TRACE_REJECTS, SEGMENTED_TRACES, PRUNED_SOLUTIONS, CORRECTED_TRACES, DROPPED_TRACES}
+    expected_assets = {RAW_TRACES, RAW_TRACE_REJECTS, DECONTAM_VERDICTS, SEGMENTED_TRACES, PRUNED_SOLUTIONS,
+                       CORRECTED_TRACES, DROPPED_TRACES, SFT_EXPORTS}
     assert set(job.asset_layer.executable_asset_keys) == expected_assets
+    n_checks = len(job.asset_layer.asset_graph.asset_check_keys)
+    assert n_checks >= 13  # raw_traces 6, segmented_traces 1, corrected_traces 6 (and any added later)
     teachers = sorted(p.name for p in SAMPLES_LANDING.iterdir() if p.is_dir())
     with dg.instance_for_test() as instance:
         instance.add_dynamic_partitions(teacher_partitions.name, teachers)
@@ -104,7 +109,7 @@ def test_reprocess_job_runs_sample_partitions(tmp_path, monkeypatch):
             mats = {e.event_specific_data.materialization.asset_key for e in res.get_asset_materialization_events()}
             assert mats == expected_assets, t
             checks = res.get_asset_check_evaluations()
-            assert len(checks) == 10 and all(c.passed for c in checks if c.check_name != "median_token_reduction"), t
+            assert len(checks) == n_checks and all(c.passed for c in checks if c.check_name != "median_token_reduction"), t
             assert {e.partition for e in res.get_asset_materialization_events()} == {t}
     kept = {t: pl.read_parquet(tmp_path / "raw_traces" / f"{t}.parquet").height for t in teachers}
     rej = {t: pl.read_parquet(tmp_path / "raw_trace_rejects" / f"{t}.parquet").height for t in teachers}

@@ -20,6 +20,9 @@ from dlcot_dagster.defs.constants import (
 )
 from dlcot_dagster.defs.dlcot.assets import corrected_traces, pruned_solutions, segmented_traces
 from dlcot_dagster.defs.dlcot.resources import DLCoTEngineResource
+from dlcot_dagster.defs.benchmarks import BenchmarksResource
+from dlcot_dagster.defs.decontam.assets import decontam_verdicts
+from dlcot_dagster.defs.decontam.resources import DecontamResource
 from dlcot_dagster.defs.ingest.assets import raw_traces
 from dlcot_dagster.defs.io_managers import ParquetIOManager
 from dlcot_dagster.defs.partitions import teacher_partitions
@@ -35,6 +38,8 @@ def resources(landing: Path, store: Path) -> dict:
         "tokenizer": TokenizerResource(),
         "parquet_io_manager": ParquetIOManager(base_dir=str(store)),
         "dlcot_engine": DLCoTEngineResource(workers=1),
+        "benchmarks": BenchmarksResource(),
+        "decontam": DecontamResource(),
     }
 
 
@@ -80,7 +85,7 @@ def test_self_share_warns_and_reference_sources_reach_corrected_traces(tmp_path)
     put(landing, "ot", "openthoughts_114k.jsonl")
     with dg.instance_for_test() as instance:
         instance.add_dynamic_partitions(teacher_partitions.name, ["ot"])
-        r = dg.materialize([raw_traces, segmented_traces, pruned_solutions, corrected_traces], partition_key="ot",
+        r = dg.materialize([raw_traces, decontam_verdicts, segmented_traces, pruned_solutions, corrected_traces], partition_key="ot",
                            instance=instance, resources=resources(landing, store))
         assert r.success  # a warning does not stop the run
         ev = checks(r)
@@ -121,7 +126,7 @@ def test_unaccounted_reference_source_fails_the_blocking_check_and_stops_downstr
     put(landing, "ot", "openthoughts_114k.jsonl")
     with dg.instance_for_test() as instance:
         instance.add_dynamic_partitions(teacher_partitions.name, ["ot"])
-        r = dg.materialize([raw_traces, segmented_traces], partition_key="ot", instance=instance,
+        r = dg.materialize([raw_traces, decontam_verdicts, segmented_traces], partition_key="ot", instance=instance,
                            resources=resources(landing, store), raise_on_error=False)
         assert not r.success
         ev = checks(r)[CHECK_REFERENCE_SOURCES]

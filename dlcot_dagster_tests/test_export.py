@@ -217,7 +217,9 @@ def test_reference_source_comes_from_corrected_else_raw_else_given(store_dir, tm
     by_id = {i: cycle[k % 5] for k, i in enumerate(raw["id"].to_list())}
     raw_col = tmp_path / "raw_ref.parquet"
     raw.with_columns(pl.Series("reference_source", [by_id[i] for i in raw["id"]])).write_parquet(raw_col, row_group_size=3)
-    export(store_dir, tmp_path / "b", ExportTarget("jsonl"), raw=raw_col, batch_size=6)
+    without = tmp_path / "corrected_without_ref.parquet"  # a corrected_traces written before the column existed
+    corrected.drop("reference_source", strict=False).write_parquet(without)
+    export(store_dir, tmp_path / "b", ExportTarget("jsonl"), corrected=without, raw=raw_col, batch_size=6)
     got = pl.read_ndjson(tmp_path / "b" / "data" / "train-00000-of-00001.jsonl")
     assert got["reference_source"].to_list() == [by_id[i] for i in got["id"]]
     assert "self" in set(got["reference_source"])
@@ -320,6 +322,9 @@ def test_sft_exports_asset_lineage_and_materialization(store_dir, tmp_path):
     from dlcot_dagster.defs.dlcot.assets import corrected_traces, pruned_solutions, segmented_traces
     from dlcot_dagster.defs.export.assets import sft_exports
     from dlcot_dagster.defs.ingest.assets import raw_traces
+    from dlcot_dagster.defs.benchmarks import BenchmarksResource
+    from dlcot_dagster.defs.decontam.assets import decontam_verdicts
+    from dlcot_dagster.defs.decontam.resources import DecontamResource
     from dlcot_dagster.defs.io_managers import ParquetIOManager
     from dlcot_dagster.defs.partitions import teacher_partitions
     from dlcot_dagster.defs.dlcot.resources import DLCoTEngineResource
@@ -335,12 +340,13 @@ def test_sft_exports_asset_lineage_and_materialization(store_dir, tmp_path):
     with dg.instance_for_test() as instance:
         instance.add_dynamic_partitions(teacher_partitions.name, [TEACHER])
         result = dg.materialize(
-            [raw_traces, segmented_traces, pruned_solutions, corrected_traces, sft_exports], selection=[SFT_EXPORTS], partition_key=TEACHER,
+            [raw_traces, decontam_verdicts, segmented_traces, pruned_solutions, corrected_traces, sft_exports], selection=[SFT_EXPORTS], partition_key=TEACHER,
             instance=instance,
             resources={"parquet_io_manager": ParquetIOManager(base_dir=str(store_dir)),
                        "blob_store": BlobStoreResource(url=str(blobs)), "tokenizer": TokenizerResource(),
                        # needed by the upstream definitions only (they are not run: selection is sft_exports)
-                       "landing_zone": LandingZoneResource(root=str(tmp_path)), "dlcot_engine": DLCoTEngineResource()},
+                       "landing_zone": LandingZoneResource(root=str(tmp_path)), "dlcot_engine": DLCoTEngineResource(),
+                       "benchmarks": BenchmarksResource(), "decontam": DecontamResource()},
             run_config={"ops": {"sft_exports": {"config": {"targets": targets, "shard_rows": 16}}}},
         )
         assert result.success

@@ -23,15 +23,20 @@ from dlcot_dagster.defs.constants import (
     CHECK_ANSWERS_VERIFIED,
     CHECK_DLCOT_ACCOUNTING,
     CHECK_MAX_SEQ_LEN,
+    CHECK_NO_BENCHMARK_OVERLAP,
     CHECK_SEGMENT_COVERAGE,
     CHECK_TOKEN_REDUCTION,
     CHECK_TOKENS_NOT_INCREASED,
     CORRECTED_TRACES,
+    DECONTAM_VERDICTS,
     DROPPED_TRACES,
     PRUNED_SOLUTIONS,
     SEGMENTED_TRACES,
 )
 from dlcot_dagster.defs.dlcot.assets import corrected_traces, pruned_solutions, segmented_traces
+from dlcot_dagster.defs.benchmarks import BenchmarksResource
+from dlcot_dagster.defs.decontam.assets import decontam_verdicts
+from dlcot_dagster.defs.decontam.resources import DecontamResource
 from dlcot_dagster.defs.dlcot.resources import DLCoTEngineResource
 from dlcot_dagster.defs.ingest.assets import raw_traces
 from dlcot_dagster.defs.io_managers import ParquetIOManager
@@ -63,7 +68,7 @@ WRONG = {
     "response": "<think>\n17 + 25: 17 + 20 = 37, and 37 + 5 = 43. So the answer is 43.\n</think>\n\nThe sum is $\\boxed{43}$.",
 }
 WRONG_ID = f"traces/{WRONG['id']}"
-CORRECTED_CHECKS = {CHECK_ANSWERS_VERIFIED, CHECK_TOKENS_NOT_INCREASED, CHECK_MAX_SEQ_LEN, CHECK_DLCOT_ACCOUNTING,
+CORRECTED_CHECKS = {CHECK_NO_BENCHMARK_OVERLAP, CHECK_ANSWERS_VERIFIED, CHECK_TOKENS_NOT_INCREASED, CHECK_MAX_SEQ_LEN, CHECK_DLCOT_ACCOUNTING,
                     CHECK_TOKEN_REDUCTION}
 
 
@@ -73,8 +78,9 @@ def probe() -> dg.MaterializeResult:
     return dg.MaterializeResult()
 
 
-ASSETS = [raw_traces, segmented_traces, pruned_solutions, corrected_traces, probe]
-DLCOT_KEYS = [SEGMENTED_TRACES, PRUNED_SOLUTIONS, CORRECTED_TRACES, DROPPED_TRACES, dg.AssetKey("probe")]
+ASSETS = [raw_traces, decontam_verdicts, segmented_traces, pruned_solutions, corrected_traces, probe]
+DLCOT_KEYS = [DECONTAM_VERDICTS, SEGMENTED_TRACES, PRUNED_SOLUTIONS, CORRECTED_TRACES, DROPPED_TRACES,
+              dg.AssetKey("probe")]
 
 
 def _resources(landing: Path, store: Path) -> dict:
@@ -83,6 +89,8 @@ def _resources(landing: Path, store: Path) -> dict:
         "tokenizer": TokenizerResource(),
         "parquet_io_manager": ParquetIOManager(base_dir=str(store)),
         "dlcot_engine": DLCoTEngineResource(workers=1),  # the stage runs in the step process (faults reach it)
+        "benchmarks": BenchmarksResource(),  # the bundled demo benchmark: these traces are not in it
+        "decontam": DecontamResource(),
     }
 
 
@@ -175,7 +183,7 @@ def test_coverage_blocks_a_segmenter_that_loses_characters(ingested, tmp_path, m
             for r in raw.iter_rows(named=True)]
     assert ev.metadata["problems"].value.splitlines() == want
     assert {e.step_key for e in result.get_step_failure_events()} == {"segmented_traces"}
-    assert materialized(result) == {"segmented_traces"}  # pruned_solutions and everything after never ran
+    assert materialized(result) == {"decontam_verdicts", "segmented_traces"}  # pruned_solutions and after never ran
 
 
 # ------------------------------------------------------------------------------------------ corrected_traces
@@ -259,7 +267,14 @@ def _blank_reason(real, *a, **kw):
 def _keep_and_drop(real, *a, **kw):
     t = real(*a, **kw)
     again = t.kept.head(1).select("id", "teacher", "raw_tokens").with_columns(stage=pl.lit("correct"), reason=pl.lit("again"))
-    return type(t)(t.kept, pl.concat([t.dropped, again.select(t.dropped.columns)]), t.results)
+    return type(t)(t.kept, pl.concat([t.dropped, _like(again, t.dropped)]), t.results)
+
+
+def _like(rows: pl.DataFrame, table: pl.DataFrame) -> pl.DataFrame:
+    """``rows`` with ``table``'s columns (the ones it lacks null), in its order."""
+    return rows.with_columns(
+        **{c: pl.lit(None, dtype) for c, dtype in table.schema.items() if c not in rows.columns}
+    ).select(table.columns).cast(dict(table.schema))
 
 
 @pytest.mark.parametrize(
@@ -517,7 +532,7 @@ def test_dlcot_accounting_problems_give_three_examples_of_each(frames):
     raw, _, t = frames
     kept, dropped = t.kept, t.dropped
     as_dropped = kept.select("id", "teacher", "raw_tokens").with_columns(stage=pl.lit("correct"), reason=pl.lit("x"))
-    as_dropped = as_dropped.select(dropped.columns)
+    as_dropped = _like(as_dropped, dropped)
     lost = dlcot_accounting_problems(raw, kept.head(0), dropped)
     assert lost[1] == f"{kept.height} raw ids neither kept nor dropped, e.g. {sorted(kept['id'])[:3]}"
     both = dlcot_accounting_problems(raw, kept, pl.concat([dropped, as_dropped]))

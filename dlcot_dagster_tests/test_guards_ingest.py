@@ -18,6 +18,8 @@ import polars as pl
 import pytest
 
 from dlcot_dagster.defs.constants import (
+    CHECK_REFERENCE_SOURCES,
+    CHECK_SELF_REFERENCE_SHARE,
     CHECK_ACCOUNTING,
     CHECK_NON_EMPTY_TEXT,
     CHECK_TOKEN_BOUNDS,
@@ -25,6 +27,9 @@ from dlcot_dagster.defs.constants import (
     RAW_TRACES,
     SEGMENTED_TRACES,
 )
+from dlcot_dagster.defs.benchmarks import BenchmarksResource
+from dlcot_dagster.defs.decontam.assets import decontam_verdicts
+from dlcot_dagster.defs.decontam.resources import DecontamResource
 from dlcot_dagster.defs.dlcot.assets import segmented_traces
 from dlcot_dagster.defs.dlcot.resources import DLCoTEngineResource
 from dlcot_dagster.defs.ingest.assets import raw_traces
@@ -37,7 +42,8 @@ from dlcot_dagster.domain.quality import validate_raw_traces
 
 TEACHER = "t"
 SAMPLE = [json.loads(line) for line in (SAMPLES_LANDING / "demo-r1-style" / "traces.jsonl").read_text().splitlines() if line.strip()]
-ALL_CHECKS = {CHECK_ACCOUNTING, CHECK_UNIQUE_IDS, CHECK_NON_EMPTY_TEXT, CHECK_TOKEN_BOUNDS}
+ALL_CHECKS = {CHECK_ACCOUNTING, CHECK_REFERENCE_SOURCES, CHECK_SELF_REFERENCE_SHARE, CHECK_UNIQUE_IDS, CHECK_NON_EMPTY_TEXT,
+              CHECK_TOKEN_BOUNDS}
 
 
 def landing_with(tmp_path: Path, records: list[dict], spec: str | None = None) -> Path:
@@ -54,7 +60,7 @@ def ingest_then_segment(landing: Path, store: Path):
     with dg.instance_for_test() as instance:
         instance.add_dynamic_partitions(teacher_partitions.name, [TEACHER])
         return dg.materialize(
-            [raw_traces, segmented_traces],
+            [raw_traces, decontam_verdicts, segmented_traces],
             partition_key=TEACHER,
             instance=instance,
             raise_on_error=False,
@@ -64,6 +70,8 @@ def ingest_then_segment(landing: Path, store: Path):
                 "tokenizer": TokenizerResource(),
                 "parquet_io_manager": ParquetIOManager(base_dir=str(store)),
                 "dlcot_engine": DLCoTEngineResource(workers=1),
+                "benchmarks": BenchmarksResource(),
+                "decontam": DecontamResource(),
             },
         )
 
@@ -124,18 +132,21 @@ def test_unique_ids_blocks_duplicates_the_id_index_missed(tmp_path, monkeypatch)
 
 
 def test_non_empty_text_blocks_a_normalizer_that_loses_the_reference(tmp_path, monkeypatch):
-    """A normalizer regression that returns a blank reference answer for one record."""
-    import dlcot_dagster.domain.ingest as ingest
+    """A reference-resolution regression that returns a blank (given) reference answer for one record."""
+    from dlcot_dagster.domain.ingest.references import Resolver
 
-    real = ingest.normalize_record
+    real = Resolver.inline
 
-    def lossy(obj, spec):
-        norm = real(obj, spec)
-        return norm if obj.get("id") != SAMPLE[2]["id"] else dataclasses.replace(norm, reference_answer="  ")
+    def lossy(self, row):
+        got = real(self, row)
+        return got if row.raw_id != SAMPLE[2]["id"] else ("  ", got[1])
 
-    monkeypatch.setattr(ingest, "normalize_record", lossy)
-    evals = assert_blocked(ingest_then_segment(landing_with(tmp_path, SAMPLE), tmp_path / "store"), {CHECK_NON_EMPTY_TEXT})
+    monkeypatch.setattr(Resolver, "inline", lossy)
+    # both guards see it: the expectation (a blank field) and the reference-source check (an empty reference)
+    evals = assert_blocked(ingest_then_segment(landing_with(tmp_path, SAMPLE), tmp_path / "store"),
+                           {CHECK_NON_EMPTY_TEXT, CHECK_REFERENCE_SOURCES})
     assert evals[CHECK_NON_EMPTY_TEXT].metadata["rows"].value == [f"dump.jsonl:3 id=dump/{SAMPLE[2]['id']}"]
+    assert evals[CHECK_REFERENCE_SOURCES].metadata["examples"].value[0].startswith(f"dump/{SAMPLE[2]['id']} (dump.jsonl:3)")
 
 
 def test_accounting_blocks_a_batch_that_lost_a_record(tmp_path, monkeypatch):
@@ -170,19 +181,18 @@ def test_accounting_problems_name_each_fault():
     twice = accounting_problems(_where([("a.jsonl", 1), ("a.jsonl", 2), ("a.jsonl", 3)]), good_r, files)
     assert twice == [
         "a.jsonl:3 appears 2 times across the kept and rejects tables",
-        "a.jsonl: 3 records read but 4 in kept + rejects",
-        "kept 3 + rejected 2 = 5 != 4 records read",
+        "a.jsonl:3 has a row-level outcome and 1 other(s)",
     ]
     # a record lost
     lost = accounting_problems(_where([("a.jsonl", 1)]), good_r, files)
-    assert lost == ["a.jsonl: 3 records read but 2 in kept + rejects", "kept 1 + rejected 2 = 3 != 4 records read"]
+    assert lost == ["a.jsonl: 3 records read but 2 in kept + rejects", "kept 1 + rejected 2 cover 3 records != 4 records read"]
     # rows of a file that was never read, with the totals still matching
     stray = accounting_problems(good_t, _where([("a.jsonl", 3), ("c.jsonl", 1)]), files)
     assert stray == ["b.jsonl: 1 records read but 0 in kept + rejects", "c.jsonl: 1 rows in the tables but the file was not read"]
     # a file read but absent from the stats: the totals catch it even when every per-file count is right
     assert accounting_problems(good_t, good_r, files[:1]) == [
         "b.jsonl: 1 rows in the tables but the file was not read",
-        "kept 2 + rejected 2 = 4 != 3 records read",
+        "kept 2 + rejected 2 cover 4 records != 3 records read",
     ]
 
 
@@ -250,4 +260,5 @@ def test_accounting_problems_list_at_most_ten_duplicates():
     problems = accounting_problems(_where(lines), _where(lines), [FileStats("a.jsonl", records=12)])
     dups = [p for p in problems if "appears 2 times" in p]
     assert len(dups) == 10 and len(set(dups)) == 10
-    assert problems[10:] == ["a.jsonl: 12 records read but 24 in kept + rejects", "kept 12 + rejected 12 = 24 != 12 records read"]
+    # each duplicated line is also a row-level outcome beside another one: ten of those, in line order
+    assert problems[10:] == [f"a.jsonl:{i} has a row-level outcome and 1 other(s)" for i in range(1, 11)]

@@ -110,7 +110,7 @@ def test_materialization_is_stored_in_postgres(prod_home, postgres_server, s3, t
         )
         assert cur.fetchall() == [('["raw_trace_rejects"]', teacher), ('["raw_traces"]', teacher)]
         cur.execute("SELECT count(*) FROM event_logs WHERE run_id = %s AND dagster_event_type = 'ASSET_CHECK_EVALUATION'", (run_id,))
-        assert cur.fetchone()[0] == 4
+        assert cur.fetchone()[0] == 6  # raw_traces: accounting, reference sources, self share, 3 expectations
         cur.execute("SELECT partition FROM dynamic_partitions WHERE partitions_def_name = %s", (teacher_partitions.name,))
         assert cur.fetchall() == [(teacher,)]
         cur.execute("SELECT to_regclass('public.instigators') IS NOT NULL")  # schedule storage tables exist

@@ -489,7 +489,10 @@ def accounting_problems(traces: pl.DataFrame, rejects: pl.DataFrame, files: list
         return df.select(cols)
 
     both = pl.concat([where(traces), where(rejects)], how="vertical")
-    dup = both.group_by("teacher", "source_file", "source_line", "generation").len().filter(pl.col("len") > 1)
+    dup = (
+        both.group_by("teacher", "source_file", "source_line", "generation").len().filter(pl.col("len") > 1)
+        .sort("source_file", "source_line", "generation", "teacher", nulls_last=False)
+    )
     for t, f, line, gen, n in dup.head(10).iter_rows():
         g = "" if gen is None else f" generation {gen}"
         problems.append(f"{f}:{line}{g} appears {n} times across the kept and rejects tables" + (f" ({t})" if t else ""))
@@ -497,6 +500,7 @@ def accounting_problems(traces: pl.DataFrame, rejects: pl.DataFrame, files: list
         both.group_by("teacher", "source_file", "source_line")
         .agg(rowlevel=pl.col("generation").is_null().sum(), n=pl.len())
         .filter((pl.col("rowlevel") > 0) & (pl.col("n") > 1))
+        .sort("source_file", "source_line", "teacher")
     )
     for t, f, line, _r, n in mixed.head(10).iter_rows():
         problems.append(f"{f}:{line} has a row-level outcome and {n - 1} other(s)" + (f" ({t})" if t else ""))
