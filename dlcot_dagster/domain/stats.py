@@ -65,7 +65,7 @@ def markdown_table(frame: pl.DataFrame, max_rows: int = 5, max_chars: int = 80) 
     for row in frame.head(max_rows).iter_rows():
         cells = []
         for v in row:
-            t = "" if v is None else str(v)
+            t = "" if v is None else (f"{v:.4g}" if isinstance(v, float) else str(v))  # 0.1667, not 0.16666666666666666
             t = t.replace("\n", " ").replace("|", "\\|")
             cells.append(t if len(t) <= max_chars else t[: max_chars - 1] + "…")
         lines.append("| " + " | ".join(cells) + " |")
