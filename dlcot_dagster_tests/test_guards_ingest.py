@@ -262,3 +262,29 @@ def test_accounting_problems_list_at_most_ten_duplicates():
     assert len(dups) == 10 and len(set(dups)) == 10
     # each duplicated line is also a row-level outcome beside another one: ten of those, in line order
     assert problems[10:] == [f"a.jsonl:{i} has a row-level outcome and 1 other(s)" for i in range(1, 11)]
+
+
+def _where_gen(rows: list[tuple]) -> pl.DataFrame:
+    return pl.DataFrame(rows, schema={"teacher": pl.String(), "source_file": pl.String(), "source_line": pl.Int64(),
+                                      "generation": pl.Int64()}, orient="row")
+
+
+def test_accounting_problems_per_generation_and_teacher():
+    """One outcome per (teacher, file, line, generation): several generations of a row, or several teachers of
+    one row, are not duplicates; the same generation twice is, and so is a row-level reject beside a trace of
+    the same row. Problems come in file and line order, naming the generation and the teacher."""
+    files = [FileStats("a.jsonl", records=3), FileStats("b.jsonl", records=2)]
+    traces = _where_gen([("t1", "b.jsonl", 2, 1), ("t1", "a.jsonl", 1, 0), ("t1", "a.jsonl", 1, 1),
+                         ("t2", "a.jsonl", 1, 0), ("t1", "a.jsonl", 2, 0), ("t1", "b.jsonl", 1, 0)])
+    rejects = _where_gen([("t1", "b.jsonl", 2, 1), ("t1", "a.jsonl", 2, None), ("t1", "a.jsonl", 3, None),
+                          ("t1", "a.jsonl", 1, 1)])
+    assert accounting_problems(traces, rejects, files) == [
+        "a.jsonl:1 generation 1 appears 2 times across the kept and rejects tables (t1)",
+        "b.jsonl:2 generation 1 appears 2 times across the kept and rejects tables (t1)",
+        "a.jsonl:2 has a row-level outcome and 1 other(s) (t1)",
+    ]
+    # the same rows, each outcome once: generations and teachers side by side are fine
+    clean_t = _where_gen([("t1", "a.jsonl", 1, 0), ("t1", "a.jsonl", 1, 1), ("t2", "a.jsonl", 1, 0),
+                          ("t1", "b.jsonl", 1, 0), ("t1", "b.jsonl", 2, 1)])
+    clean_r = _where_gen([("t1", "a.jsonl", 2, None), ("t1", "a.jsonl", 3, None), ("t1", "b.jsonl", 2, 0)])
+    assert accounting_problems(clean_t, clean_r, files) == []
