@@ -209,3 +209,41 @@ def test_score_checks_both_sides():
     missing = _table([("dlcot", "gsm8k", 5, 0.5)])
     checks = {r.check_name: r for r in _score_checks(missing, ["dlcot", "raw"], {"gsm8k": 5})}
     assert checks[CHECK_PROBLEM_COUNTS].metadata["problems"].value == ["gsm8k: no results"]
+
+
+def test_reference_source_report_and_checks_name_everything():
+    # a null answer counts as empty; the problems list the rows (at most `limit`) and nothing else
+    rep = _ref_report(["given", "given", "guessed"], [None, "2", "3"])
+    assert rep["unaccounted"] == 2 and rep["counts"] == {"given": 2, "guessed": 1}
+    assert rep["problems"] == [
+        "2 trace(s) without a reference from a known source: t0 (f.jsonl:1): source 'given'; "
+        "t2 (f.jsonl:3): source 'guessed'"
+    ]
+    lt = pl.LazyFrame({"id": ["a", "b", "c"], "source_file": ["f"] * 3, "source_line": [1, 2, 3],
+                       "reference_source": ["x", "y", "self"], "reference_answer": ["1", "2", "3"]})
+    few = reference_source_report(lt, 3, limit=1)
+    assert few["examples"] == ["a (f:1): source 'x'"] and few["unaccounted"] == 2 and few["self_examples"] == ["c"]
+    assert reference_source_report(lt.head(0), 0) == {"counts": {}, "unaccounted": 0, "examples": [], "problems": [],
+                                                      "self_share": 0.0, "self_examples": []}
+    # the checks: problems as markdown, "none" when clean; no description below the ceiling; the ceiling inclusive
+    bad = {r.check_name: r for r in _ingest_checks([], _outcomes(), 3, 3, 0, ref=rep, max_self_share=0.5)}
+    assert bad[CHECK_REFERENCE_SOURCES].metadata["problems"].value == "- " + rep["problems"][0]
+    assert bad[CHECK_REFERENCE_SOURCES].metadata["unaccounted"].value == 2
+    half = _ref_report(["self", "given"], ["1", "2"])
+    at = {r.check_name: r for r in _ingest_checks([], _outcomes(), 2, 2, 0, ref=half, max_self_share=0.5)}
+    s = at[CHECK_SELF_REFERENCE_SHARE]
+    assert s.passed and s.description is None and at[CHECK_REFERENCE_SOURCES].metadata["problems"].value == "none"
+    assert {k: v.value for k, v in s.metadata.items()} == {
+        "self_share": 0.5, "self_traces": 1, "max_self_reference_share": 0.5, "examples": ["t0"]}
+    above = {r.check_name: r for r in _ingest_checks([], _outcomes(), 2, 2, 0, ref=half, max_self_share=0.49)}
+    assert above[CHECK_SELF_REFERENCE_SHARE].description == (
+        "1 of 2 traces (50.0 %) have no reference but their own final answer: their correctness checks test only "
+        "self-consistency")
+    # without a report (a caller that has none) both reference checks pass with zero counts
+    plain = {r.check_name: r for r in _ingest_checks([], _outcomes(), 1, 1, 0)}
+    assert plain[CHECK_SELF_REFERENCE_SHARE].passed and plain[CHECK_REFERENCE_SOURCES].passed
+    assert plain[CHECK_REFERENCE_SOURCES].metadata["unaccounted"].value == 0
+    assert plain[CHECK_SELF_REFERENCE_SHARE].metadata["self_traces"].value == 0
+    # the expectation checks carry their examples and say what validated them
+    got = {r.check_name: r for r in _ingest_checks([], _outcomes(), 1, 1, 0)}
+    assert got[CHECK_UNIQUE_IDS].metadata["validated_with"].value == "great_expectations"
