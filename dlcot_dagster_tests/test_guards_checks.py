@@ -26,7 +26,8 @@ from dlcot_dagster.defs.constants import (
     CHECK_UNIQUE_IDS,
 )
 from dlcot_dagster.defs.dlcot.assets import CorrectConfig, _corrected_checks, _coverage_check
-from dlcot_dagster.defs.ingest.assets import _ingest_checks, reference_source_report
+from dlcot_dagster.defs.ingest.assets import _ingest_checks
+from dlcot_dagster.domain.ingest import reference_source_report
 from dlcot_dagster.defs.students.assets import (
     CHECK_DLCOT_NOT_BELOW_RAW,
     CHECK_PROBLEM_COUNTS,

@@ -6,8 +6,8 @@ import polars as pl
 from pydantic import Field
 
 from ...domain.budget import DEFAULT_RECORD_BUDGET_S
-from ...domain.ingest import DEFAULT_MAX_RAW_TOKENS, accounting_problems
-from ...domain.ingest.schema import REFERENCE_SOURCES, REJECT_SCHEMA, TRACE_SCHEMA
+from ...domain.ingest import DEFAULT_MAX_RAW_TOKENS, accounting_problems, reference_source_report
+from ...domain.ingest.schema import REJECT_SCHEMA, TRACE_SCHEMA
 from ...domain.stream import BatchRunner, EngineSpec, ParquetSink, choose_workers, staging_dir, stream_ingest
 from ...domain.quality import validate_raw_traces
 from ...domain.stats import histogram_png, markdown_table, png_markdown, token_stats
@@ -250,37 +250,3 @@ def _ingest_checks(problems: list[str], outcomes: dict, records_read: int, kept:
                 "validated_with": "great_expectations",
             },
         )
-
-
-def reference_source_report(lt: pl.LazyFrame, rows: int, limit: int = 10) -> dict:
-    """Counts per reference source, and the rows a check fails on: an unknown or missing source, or an empty
-    reference answer (ids, file and line, first ``limit``); the share and first ids of ``self`` rows."""
-    counts = {
-        str(k): v for k, v in lt.group_by("reference_source").len().sort("reference_source").collect().iter_rows()
-    }
-    bad = lt.filter(
-        ~pl.col("reference_source").is_in(list(REFERENCE_SOURCES)).fill_null(False)
-        | (pl.col("reference_answer").fill_null("").str.strip_chars().str.len_chars() == 0)
-    ).select("id", "source_file", "source_line", "reference_source")
-    n_bad = bad.select(pl.len()).collect().item() if rows else 0
-    examples = [
-        f"{r['id']} ({r['source_file']}:{r['source_line']}): source {r['reference_source']!r}"
-        for r in bad.head(limit).collect().iter_rows(named=True)
-    ] if n_bad else []
-    problems = []
-    if n_bad:
-        problems.append(f"{n_bad} trace(s) without a reference from a known source: " + "; ".join(examples))
-    if sum(v for k, v in counts.items() if k in REFERENCE_SOURCES) + n_bad < rows:
-        problems.append("per-source counts do not add up to the rows")
-    n_self = counts.get("self", 0)
-    self_examples = (
-        lt.filter(pl.col("reference_source") == "self").select("id").head(limit).collect()["id"].to_list() if n_self else []
-    )
-    return {
-        "counts": counts,
-        "unaccounted": n_bad,
-        "examples": examples,
-        "problems": problems,
-        "self_share": n_self / rows if rows else 0.0,
-        "self_examples": self_examples,
-    }

@@ -409,26 +409,19 @@ class ImplicitAnswerFinder:
 
     def _gate(self, sentence: str) -> bool:
         """Can ``sentence`` state any target at all? (cheap substring tests before the clause-by-clause reading)"""
-        flat = None
+        flat = None  # the sentence's digits as written, thousands separators removed (computed once, if needed)
         for kind, arg in self._gates:
-            if kind == "int":
-                if flat is None:
-                    flat = sentence.translate(_SUBDIGITS)
-                    if "," in flat or "\\" in flat or " " in flat:
-                        flat = _SEPARATORS_RE.sub("", flat)
-                if arg in flat:
-                    return True
-            elif kind == "digits":
-                if flat is None:
-                    flat = sentence.translate(_SUBDIGITS)
-                    if "," in flat or "\\" in flat or " " in flat:
-                        flat = _SEPARATORS_RE.sub("", flat)
-                if all(d in flat for d in arg):
-                    return True
-            else:
+            if kind == "needles":
                 compact = sentence.replace(" ", "")
                 if any(n in compact for n in arg):
                     return True
+                continue
+            if flat is None:
+                flat = sentence.translate(_SUBDIGITS)
+                if "," in flat or "\\" in flat or " " in flat:
+                    flat = _SEPARATORS_RE.sub("", flat)
+            if (arg in flat) if kind == "int" else all(d in flat for d in arg):
+                return True
         return False
 
     @staticmethod
@@ -478,8 +471,7 @@ class ImplicitAnswerFinder:
                 if len(tried) >= self.max_checks:
                     continue
                 core = _TRAILING_WORDS_RE.sub("", value)  # "20000/\pi square meters": units may follow
-                if len(_PROSE_WORD_RE.findall(core)) >= 2 and \
-                        len(set(_PROSE_WORD_RE.findall(core)) - set(_PROSE_WORD_RE.findall(p.target.value))) >= 2:
+                if len(set(_PROSE_WORD_RE.findall(core)) - set(_PROSE_WORD_RE.findall(p.target.value))) >= 2:
                     # "the real part of \frac{e^{i2t} t}{4i}", "3 times the square root of 13 units": words the
                     # target does not have, so not a restatement of it (and a slow parse for the checker)
                     tried[key] = False

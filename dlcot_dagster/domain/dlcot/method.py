@@ -334,7 +334,9 @@ class MethodClusterer:
 
         cfg = self.config
         text = trace.record.thinking
-        occ = technique_occurrences(text.lower()) if len(text.lower()) == len(text) else None
+        low = text.lower()
+        # positions of the lower-cased text are the text's own unless lower-casing changed its length
+        occ = technique_occurrences(low) if len(low) == len(text) else None
         occ_starts = [o[0] for o in occ] if occ is not None else []
 
         def tech_of(a: int, b: int) -> set[str] | None:

@@ -23,6 +23,8 @@ from dataclasses import dataclass
 import polars as pl
 import pyarrow as pa
 
+from ..ingest.schema import REFERENCE_SOURCES as INGEST_REFERENCE_SOURCES, ReferenceSource
+
 STYLES = ("messages", "sharegpt")
 CONTAINERS = ("jsonl", "parquet", "hf")
 SHAREGPT_ROLES = ("human_gpt", "user_assistant")
@@ -34,8 +36,8 @@ ROLE_MAPS = {
 }
 
 #: reference_source values (ingestion resolves a reference per row); rows without the column count as ``given``
-REFERENCE_SOURCES = ("given", "extracted", "joined", "majority", "self")
-DEFAULT_REFERENCE_SOURCE = "given"
+REFERENCE_SOURCES = INGEST_REFERENCE_SOURCES
+DEFAULT_REFERENCE_SOURCE = ReferenceSource.GIVEN.value
 
 #: corrected_traces columns an export reads (``reference_source`` too when the table has it)
 SOURCE_COLUMNS = (

@@ -28,7 +28,7 @@ from .formats import Generation, Row, analyze_row
 from .normalize import RecordError, Split, check_surrogates, clean_text, record_id, split_generation
 from .readers import Unit, is_data_file, iter_units
 from .references import MAJORITY, MajorityVotes, Resolver, own_answer, problem_key, resolve_pending
-from .schema import RejectReason, RejectRecord, TraceRecord, rejects_frame, traces_frame
+from .schema import REFERENCE_SOURCES, RejectReason, RejectRecord, TraceRecord, rejects_frame, traces_frame
 from .seen_ids import SeenIds
 from .sources import ID_FIELDS, SourceSpec, find_field
 
@@ -518,3 +518,37 @@ def accounting_problems(traces: pl.DataFrame, rejects: pl.DataFrame, files: list
             f"kept {traces.height} + rejected {rejects.height} cover {lines.height} records != {read} records read"
         )
     return problems
+
+
+def reference_source_report(lt: pl.LazyFrame, rows: int, limit: int = 10) -> dict:
+    """Counts per reference source, and the rows a check fails on: an unknown or missing source, or an empty
+    reference answer (ids, file and line, first ``limit``); the share and first ids of ``self`` rows."""
+    counts = {
+        str(k): v for k, v in lt.group_by("reference_source").len().sort("reference_source").collect().iter_rows()
+    }
+    bad = lt.filter(
+        ~pl.col("reference_source").is_in(list(REFERENCE_SOURCES)).fill_null(False)
+        | (pl.col("reference_answer").fill_null("").str.strip_chars().str.len_chars() == 0)
+    ).select("id", "source_file", "source_line", "reference_source")
+    n_bad = bad.select(pl.len()).collect().item() if rows else 0
+    examples = [
+        f"{r['id']} ({r['source_file']}:{r['source_line']}): source {r['reference_source']!r}"
+        for r in bad.head(limit).collect().iter_rows(named=True)
+    ] if n_bad else []
+    problems = []
+    if n_bad:
+        problems.append(f"{n_bad} trace(s) without a reference from a known source: " + "; ".join(examples))
+    if sum(v for k, v in counts.items() if k in REFERENCE_SOURCES) + n_bad < rows:
+        problems.append("per-source counts do not add up to the rows")
+    n_self = counts.get("self", 0)
+    self_examples = (
+        lt.filter(pl.col("reference_source") == "self").select("id").head(limit).collect()["id"].to_list() if n_self else []
+    )
+    return {
+        "counts": counts,
+        "unaccounted": n_bad,
+        "examples": examples,
+        "problems": problems,
+        "self_share": n_self / rows if rows else 0.0,
+        "self_examples": self_examples,
+    }
