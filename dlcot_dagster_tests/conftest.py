@@ -23,6 +23,25 @@ def shared_data_dir() -> Path:
     return shared_dir() / "data"
 
 
+def stage_resources(landing: Path, store: Path, *, dlcot_engine=None, benchmarks=None) -> dict:
+    """What raw_traces -> corrected_traces need on a local landing and store: one worker (faults raised in the
+    engine reach the step process) and, unless given, the bundled demo benchmark to decontaminate against."""
+    from dlcot_dagster.defs.benchmarks import BenchmarksResource
+    from dlcot_dagster.defs.decontam.resources import DecontamResource
+    from dlcot_dagster.defs.dlcot.resources import DLCoTEngineResource
+    from dlcot_dagster.defs.io_managers import ParquetIOManager
+    from dlcot_dagster.defs.resources import LandingZoneResource, TokenizerResource
+
+    return {
+        "landing_zone": LandingZoneResource(root=str(landing)),
+        "tokenizer": TokenizerResource(),
+        "parquet_io_manager": ParquetIOManager(base_dir=str(store)),
+        "dlcot_engine": dlcot_engine if dlcot_engine is not None else DLCoTEngineResource(workers=1),
+        "benchmarks": benchmarks if benchmarks is not None else BenchmarksResource(),
+        "decontam": DecontamResource(),
+    }
+
+
 def read_jsonl(path: Path) -> list[dict]:
     """Parse a JSONL file, splitting on \\n only (records contain U+2028/U+2029)."""
     return [json.loads(line) for line in path.read_bytes().split(b"\n") if line.strip()]

@@ -22,16 +22,13 @@ from dlcot_dagster.defs.constants import (
     DECONTAM_VERDICTS,
 )
 from dlcot_dagster.defs.decontam.assets import cross_teacher_problems, decontam_verdicts
-from dlcot_dagster.defs.decontam.resources import DecontamResource
 from dlcot_dagster.defs.dlcot.assets import corrected_traces, pruned_solutions, segmented_traces
-from dlcot_dagster.defs.dlcot.resources import DLCoTEngineResource
 from dlcot_dagster.defs.ingest.assets import raw_traces
 from dlcot_dagster.defs.io_managers import ParquetIOManager
 from dlcot_dagster.defs.partitions import teacher_partitions
-from dlcot_dagster.defs.resources import LandingZoneResource, TokenizerResource
 from dlcot_dagster.defs.settings import SAMPLES_BENCHMARKS, SAMPLES_LANDING
 
-from .conftest import read_jsonl, shared_data_dir
+from .conftest import read_jsonl, shared_data_dir, stage_resources
 
 TEACHER = "mix"
 ASSETS = [raw_traces, decontam_verdicts, segmented_traces, pruned_solutions, corrected_traces]
@@ -49,14 +46,7 @@ def benchmarks(*names: str) -> BenchmarksResource:
 
 
 def resources(landing: Path, store: Path, bench: BenchmarksResource) -> dict:
-    return {
-        "landing_zone": LandingZoneResource(root=str(landing)),
-        "tokenizer": TokenizerResource(),
-        "parquet_io_manager": ParquetIOManager(base_dir=str(store)),
-        "dlcot_engine": DLCoTEngineResource(workers=1),
-        "benchmarks": bench,
-        "decontam": DecontamResource(),
-    }
+    return stage_resources(landing, store, benchmarks=bench)
 
 
 @pytest.fixture(scope="module")

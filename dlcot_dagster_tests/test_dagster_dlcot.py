@@ -25,19 +25,15 @@ from dlcot_dagster.defs.constants import (
     REPROCESS_JOB,
     SEGMENTED_TRACES,
 )
-from dlcot_dagster.defs.benchmarks import BenchmarksResource
 from dlcot_dagster.defs.constants import DECONTAM_VERDICTS
 from dlcot_dagster.defs.decontam.assets import decontam_verdicts
-from dlcot_dagster.defs.decontam.resources import DecontamResource
 from dlcot_dagster.defs.dlcot.assets import corrected_traces, pruned_solutions, segmented_traces
 from dlcot_dagster.defs.dlcot.resources import DLCoTEngineResource
 from dlcot_dagster.defs.ingest.assets import raw_traces
-from dlcot_dagster.defs.io_managers import ParquetIOManager
 from dlcot_dagster.defs.partitions import teacher_partitions
-from dlcot_dagster.defs.resources import LandingZoneResource, TokenizerResource
 from dlcot_dagster.domain.dlcot import ENGINE_VERSION
 
-from .conftest import shared_data_dir
+from .conftest import shared_data_dir, stage_resources
 
 ASSETS = [raw_traces, decontam_verdicts, segmented_traces, pruned_solutions, corrected_traces]
 
@@ -53,14 +49,7 @@ def materialize(landing: Path, store: Path, teacher: str, instance, policy: str 
         partition_key=teacher,
         instance=instance,
         run_config=run_config,
-        resources={
-            "landing_zone": LandingZoneResource(root=str(landing)),
-            "tokenizer": TokenizerResource(),
-            "parquet_io_manager": ParquetIOManager(base_dir=str(store)),
-            "dlcot_engine": DLCoTEngineResource(policy=policy),
-            "benchmarks": BenchmarksResource(),  # the bundled demo benchmark: these traces are not in it
-            "decontam": DecontamResource(),
-        },
+        resources=stage_resources(landing, store, dlcot_engine=DLCoTEngineResource(policy=policy)),
     )
 
 

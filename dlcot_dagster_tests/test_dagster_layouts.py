@@ -19,28 +19,19 @@ from dlcot_dagster.defs.constants import (
     SEGMENTED_TRACES,
 )
 from dlcot_dagster.defs.dlcot.assets import corrected_traces, pruned_solutions, segmented_traces
-from dlcot_dagster.defs.dlcot.resources import DLCoTEngineResource
-from dlcot_dagster.defs.benchmarks import BenchmarksResource
 from dlcot_dagster.defs.decontam.assets import decontam_verdicts
-from dlcot_dagster.defs.decontam.resources import DecontamResource
 from dlcot_dagster.defs.ingest.assets import raw_traces
-from dlcot_dagster.defs.io_managers import ParquetIOManager
 from dlcot_dagster.defs.partitions import teacher_partitions
-from dlcot_dagster.defs.resources import LandingZoneResource, TokenizerResource
+from dlcot_dagster.defs.resources import LandingZoneResource
 from dlcot_dagster.domain.landing import LocalLanding
+
+from .conftest import stage_resources
 
 FIX = Path(__file__).parent / "fixtures" / "layouts"
 
 
 def resources(landing: Path, store: Path) -> dict:
-    return {
-        "landing_zone": LandingZoneResource(root=str(landing)),
-        "tokenizer": TokenizerResource(),
-        "parquet_io_manager": ParquetIOManager(base_dir=str(store)),
-        "dlcot_engine": DLCoTEngineResource(workers=1),
-        "benchmarks": BenchmarksResource(),
-        "decontam": DecontamResource(),
-    }
+    return stage_resources(landing, store)
 
 
 def put(landing: Path, teacher: str, *names: str) -> None:

@@ -34,14 +34,9 @@ from dlcot_dagster.defs.constants import (
     SEGMENTED_TRACES,
 )
 from dlcot_dagster.defs.dlcot.assets import corrected_traces, pruned_solutions, segmented_traces
-from dlcot_dagster.defs.benchmarks import BenchmarksResource
 from dlcot_dagster.defs.decontam.assets import decontam_verdicts
-from dlcot_dagster.defs.decontam.resources import DecontamResource
-from dlcot_dagster.defs.dlcot.resources import DLCoTEngineResource
 from dlcot_dagster.defs.ingest.assets import raw_traces
-from dlcot_dagster.defs.io_managers import ParquetIOManager
 from dlcot_dagster.defs.partitions import teacher_partitions
-from dlcot_dagster.defs.resources import LandingZoneResource, TokenizerResource
 from dlcot_dagster.defs.settings import SAMPLES_LANDING
 from dlcot_dagster.domain.answers import AnswerChecker
 from dlcot_dagster.domain.answers.verdict import Verdict
@@ -57,6 +52,8 @@ from dlcot_dagster.domain.pipeline import (
 )
 from dlcot_dagster.domain.stream import EngineSpec, recheck_answers
 from dlcot_dagster.domain.tokens import TokenCounter
+
+from .conftest import stage_resources
 
 TEACHER = "t"
 SAMPLE = [json.loads(line) for line in (SAMPLES_LANDING / "demo-r1-style" / "traces.jsonl").read_text().splitlines() if line.strip()]
@@ -84,14 +81,7 @@ DLCOT_KEYS = [DECONTAM_VERDICTS, SEGMENTED_TRACES, PRUNED_SOLUTIONS, CORRECTED_T
 
 
 def _resources(landing: Path, store: Path) -> dict:
-    return {
-        "landing_zone": LandingZoneResource(root=str(landing)),
-        "tokenizer": TokenizerResource(),
-        "parquet_io_manager": ParquetIOManager(base_dir=str(store)),
-        "dlcot_engine": DLCoTEngineResource(workers=1),  # the stage runs in the step process (faults reach it)
-        "benchmarks": BenchmarksResource(),  # the bundled demo benchmark: these traces are not in it
-        "decontam": DecontamResource(),
-    }
+    return stage_resources(landing, store)  # one worker: the stage runs in the step process (faults reach it)
 
 
 @pytest.fixture(scope="module")

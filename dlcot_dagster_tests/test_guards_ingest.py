@@ -27,18 +27,15 @@ from dlcot_dagster.defs.constants import (
     RAW_TRACES,
     SEGMENTED_TRACES,
 )
-from dlcot_dagster.defs.benchmarks import BenchmarksResource
 from dlcot_dagster.defs.decontam.assets import decontam_verdicts
-from dlcot_dagster.defs.decontam.resources import DecontamResource
 from dlcot_dagster.defs.dlcot.assets import segmented_traces
-from dlcot_dagster.defs.dlcot.resources import DLCoTEngineResource
 from dlcot_dagster.defs.ingest.assets import raw_traces
-from dlcot_dagster.defs.io_managers import ParquetIOManager
 from dlcot_dagster.defs.partitions import teacher_partitions
-from dlcot_dagster.defs.resources import LandingZoneResource, TokenizerResource
 from dlcot_dagster.defs.settings import SAMPLES_LANDING
 from dlcot_dagster.domain.ingest import FileStats, accounting_problems
 from dlcot_dagster.domain.quality import validate_raw_traces
+
+from .conftest import stage_resources
 
 TEACHER = "t"
 SAMPLE = [json.loads(line) for line in (SAMPLES_LANDING / "demo-r1-style" / "traces.jsonl").read_text().splitlines() if line.strip()]
@@ -65,14 +62,7 @@ def ingest_then_segment(landing: Path, store: Path):
             instance=instance,
             raise_on_error=False,
             run_config={"ops": {"raw_traces": {"config": {"workers": 1}}}},
-            resources={
-                "landing_zone": LandingZoneResource(root=str(landing)),
-                "tokenizer": TokenizerResource(),
-                "parquet_io_manager": ParquetIOManager(base_dir=str(store)),
-                "dlcot_engine": DLCoTEngineResource(workers=1),
-                "benchmarks": BenchmarksResource(),
-                "decontam": DecontamResource(),
-            },
+            resources=stage_resources(landing, store),
         )
 
 
