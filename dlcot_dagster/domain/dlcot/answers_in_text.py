@@ -56,7 +56,7 @@ class CheckerLike(Protocol):
 
 _CONCLUSIVE_RE = re.compile(
     r"(?:^|[\s,;:(—-])(?:so|thus|therefore|hence|consequently|giving|gives|gave|yields|yielding|we get|we have|"
-    r"i get|we obtain|i obtain|that means|which means|this means|which is|which gives|resulting in|"
+    r"i get|we obtain|i obtain|that means|which means|this means|must mean|which is|which gives|resulting in|"
     r"the result is|the total is|the sum is|the value is|in total|altogether|finally|this gives|that gives)\b",
     re.IGNORECASE,
 )
@@ -151,7 +151,7 @@ def _digits(s: str) -> Counter:
 
 
 _VALUE_INTRO_RE = re.compile(
-    r"=|:|\b(?:is|equals|are|gives|giving|gave|get|got|obtain|becomes|be|"
+    r"=|:|\b(?:is|equals|are|gives|giving|gave|get|got|obtain|becomes|be|(?:it|that|this|which|there)['’]s|"
     r"(?:simplifies|reduces|comes|amounts|equal|evaluates|works out|adds up|sums|totals|boils down|rounds|leads)\s+to|"
     r"(?:sum|total|product|difference|value|area|perimeter|volume|length|count|probability|distance|height|width|"
     r"minimum|maximum|ratio|speed|cost)\s+of)\b",
@@ -166,6 +166,30 @@ _SUBJECT_VALUE_RE = re.compile(
     r"desired|required|final)\b",
     re.IGNORECASE,
 )
+# "that would be", "which would be": a commitment phrased politely, not a hedge (the word is blanked, same length)
+_COMMITTED_WOULD_RE = re.compile(r"\b(that|this|which|it|answer) (would)(?= be\b)", re.IGNORECASE)
+
+
+def _neutral(m: re.Match) -> str:
+    return m.group(1) + "      "
+
+
+_HOW_MANY_RE = re.compile(r"\bhow many\b", re.IGNORECASE)
+_HOW_MANY_NOUN_RE = re.compile(r"\bhow many ([a-z]{3,}s)\b", re.IGNORECASE)
+_HOW_MANY_MONEY_RE = re.compile(r"\bhow (?:many (?:dollars|cents|euros|pounds)|much)\b", re.IGNORECASE)
+_MONEY_RE = re.compile(r"(?:\\\$|\$(?=\s*\d[\d,]*(?:\.\d+)?(?![\d,.]*\s*\$)))\s*\d")
+
+
+def _money_at(sent: str, off: int) -> bool:
+    """The value at ``off`` is written as money: ``\\$41``, or ``$41`` with no closing ``$`` (not math)."""
+    return _MONEY_RE.match(sent, off) is not None
+
+
+# "So 44 hours.", "Thus, $18$ cm.": a connective, a number and at most two words (its unit), nothing else
+_SO_VALUE_RE = re.compile(
+    r"[\W_]*(?:so|thus|therefore|hence)[\s,]+\$?\s*(?P<v>[-+]?\d[\d,]*(?:\.\d+)?)\s*\$?(?:\s+[a-zA-Z]+){0,2}",
+    re.IGNORECASE,
+)
 # an arithmetic step right before the value: "504 - 220 = 284", "7 + 16 = 23", "3 \times 5 = 15"
 _COMPUTE_RE = re.compile(r"[\w)}\]]\s*(?:[-+*/×÷·^]|\\times|\\cdot|\\div)\s*[\w(\\{\[]|\\[dt]?frac|\\sqrt")
 _BARE_VAR_RE = re.compile(r"\s*\\?[A-Za-z](?:_\{?\w+\}?)?\s*")
@@ -178,6 +202,9 @@ _HYPOTHETICAL_RE = re.compile(r"\b(?:if|suppose|supposing|for example|for instan
 # "Next, n = 11:", "Try x = 3.": a value put in to test it, not one reached
 _TRIAL_RE = re.compile(r"[\W_]*(?:(?:so|and|but|now|then|well|okay|ok)[\s,]+)*(?:next|try|trying|test|testing|"
                        r"let'?s try|let me try|what about|how about|plug(?:ging)? in|substitut\w*)\b", re.IGNORECASE)
+# "For \( n = 2 \), it's 11.": one case of an enumeration over a variable, not a result
+_CASE_RE = re.compile(r"[\W_]*(?:(?:so|and|but|now|then|similarly|likewise)[\s,]+)*(?:for|when|with)\s*\$?(?:\\\(\s*)?"
+                      r"\\?[A-Za-z](?:_\{?\w+\}?)?\s*=\s*-?\d", re.IGNORECASE)
 # "x = \frac{2023}{7}, x = \frac{2023}{289}, and x = 1" / "a_1 = 2, a_2 = -1": one item of an enumeration of
 # assignments, not a result
 _ASSIGN_ITEM_RE = re.compile(r"(?<![\w})\]^+\-*/.\\])\\?[A-Za-z](?:_\{?\w+\}?)?\s*=(?!=)")
@@ -227,6 +254,9 @@ def _lhs_of(sent: str, off: int) -> str:
     last = _CLAUSE_SEP_RE.split(head)[-1]
     if "=" in last:
         head = _LEAD_CONNECTIVE_RE.sub("", last)
+    elif "=" not in head[-12:]:
+        # "For \( n = 2 \), it's 11.": the value closes a clause without an equation; n = 2 is not its left side
+        return ""
     eq = head.find("=")
     if eq == -1:
         return ""
@@ -246,6 +276,9 @@ def candidate_value(sentence: str, max_chars: int = 80) -> tuple[str, int] | Non
     for last in _VALUE_INTRO_RE.finditer(body):
         pass
     if last is None:
+        so = _SO_VALUE_RE.fullmatch(body)
+        if so is not None:  # "So 44 hours."
+            return so.group("v").replace(",", ""), so.start("v")
         return None
     cut = last.end()
     raw = body[cut:]
@@ -278,6 +311,11 @@ class Target:
     #: the reference (or an option of it): compared with the answer checker. The trace's own final answer is matched
     #: by its written form or its number only: the model restates its answer the way it wrote it.
     checked: bool = True
+    #: an equation target (``c = 23t + 35``, the reference or an option): its variable and its value. A sentence that
+    #: sets that same variable to a value equal to ``rhs`` states it ("c = 35 + 23t"); others are compared with the
+    #: whole equation, as any target
+    lhs: str | None = None
+    rhs: str | None = None
 
 
 def _problem_numbers(problem: str) -> set[Fraction]:
@@ -287,6 +325,12 @@ def _problem_numbers(problem: str) -> set[Fraction]:
         if n is not None:
             out.add(n)
     return out
+
+
+# the variable an equation sets: "c" of "that would be c = ..." (a lone letter or a subscripted one, as a word)
+_TRAILING_VAR_RE = re.compile(r"(?<![\w\\])(\\?[A-Za-z](?:_\{?\w+\}?)?)\s*\$?\s*$")
+# "c = 23t + 35", "y=2x+1": an equation target, a variable set to a value
+_EQUATION_TARGET_RE = re.compile(r"\s*(\\?[A-Za-z](?:_\{?\w+\}?)?)\s*=\s*([^=<>≤≥]+)")
 
 
 def make_targets(values: list[tuple], problem_stem: str) -> list[Target]:
@@ -303,12 +347,16 @@ def make_targets(values: list[tuple], problem_stem: str) -> list[Target]:
         if not v or key in seen or len(v) > 200:
             continue
         seen.add(key)
+        lhs = rhs = None
+        eq = _EQUATION_TARGET_RE.fullmatch(v) if checked else None
+        if eq is not None:
+            lhs, rhs = _norm_expr(eq.group(1)), eq.group(2).strip()
         n = parse_number(v)
         compact = re.sub(r"\s+", "", v)
         weak = len(compact) <= 1 or (n is not None and n in nums)
         if n is None and not _DIGITS_RE.search(v) and len(compact) <= 1:
             continue  # a lone letter ("B", "x"): nothing to look for
-        out.append(Target(value=v, weak=weak, answer=answer, checked=checked))
+        out.append(Target(value=v, weak=weak, answer=answer, checked=checked, lhs=lhs, rhs=rhs))
     return out
 
 
@@ -362,6 +410,12 @@ class ImplicitAnswerFinder:
         self.targets = [_Prepared(t) for t in targets]
         self.enabled = bool(self.targets)
         self.asked = asked_expressions(problem)
+        # "how many cupcakes did she buy?": a sum of money ("71 - 30 = $41") is not the asked count
+        self._asks_count = _HOW_MANY_RE.search(stem) is not None and _HOW_MANY_MONEY_RE.search(stem) is None
+        # "she bought 41 cupcakes" states the count "how many cupcakes" asks for
+        noun = _HOW_MANY_NOUN_RE.search(stem) if self._asks_count else None
+        self._count_re = (re.compile(rf"(?<![\w.,$])(\d[\d,]*)\s+(?:(?!(?:on|of|in|for|at|per|to|from|worth)\b)[a-z-]+\s+)?{re.escape(noun.group(1).lower())}\b",
+                                     re.IGNORECASE) if noun is not None else None)
         self._stem_words = None
         self._problem = stem
         self._need_digits = all(p.digits or p.number is not None for p in self.targets)
@@ -434,11 +488,19 @@ class ImplicitAnswerFinder:
         value in context."""
         whole = sent if whole is None else whole
         cv = candidate_value(sent, self.max_chars)
+        if cv is None and self._count_re is not None:
+            last = None
+            for last in self._count_re.finditer(sent):
+                pass
+            if last is not None:
+                cv = last.group(1).replace(",", ""), last.start(1)
         if cv is None:
             return None
         value, off = cv
         cands = self._prefilter(value)
         if not cands:
+            return None
+        if self._asks_count and _money_at(sent, off):
             return None
         conclusive = _CONCLUSIVE_RE.search(sent) is not None
         subject = _SUBJECT_VALUE_RE.match(sent.rstrip(_TRAIL_PUNCT)) is not None
@@ -450,13 +512,27 @@ class ImplicitAnswerFinder:
         if chain and _BARE_VAR_RE.fullmatch(lhs) and not asked and not conclusive:
             # "R = \sqrt{...} = 540": a named intermediate quantity, not (yet) the asked one
             chain = computed = False
-        if not (conclusive or subject or chain or asked or _descriptive_assignment(sent, off)):
+        # an equation target whose variable the sentence sets: "In numbers, that would be c = 35 + 23t."
+        tv = _TRAILING_VAR_RE.search(lhs)
+        set_var = _norm_expr(tv.group(1)) if tv is not None else None
+        sets_target = set_var is not None and any(p.target.lhs == set_var for p in cands)
+        if not (conclusive or subject or chain or asked or sets_target or _descriptive_assignment(sent, off)):
             return None
-        if hedged(sent, 0, off) or _CONDITIONAL_RE.match(sent) or _HYPOTHETICAL_RE.search(sent, 0, off):
+        # "So, that would be 423.5 yards.", "that would be c = 35 + 23t" commit (the conditional and hypothetical
+        # tests below catch "if ..., that would be"); elsewhere "would" hedges
+        if (hedged(_COMMITTED_WOULD_RE.sub(_neutral, sent) if sets_target or "would" in sent else sent, 0, off)
+                or _CONDITIONAL_RE.match(sent)
+                or _HYPOTHETICAL_RE.search(sent, 0, off)):
             return None
-        if _TRIAL_RE.match(sent) or (not asked and _BARE_VAR_RE.fullmatch(lhs) and self._enumerates(whole)):
+        if (_TRIAL_RE.match(sent) or (not asked and _CASE_RE.match(sent))
+                or (not asked and _BARE_VAR_RE.fullmatch(lhs) and self._enumerates(whole))):
             return None
         for p in cands:
+            tvalue = p.target.value
+            if p.target.lhs is not None and set_var == p.target.lhs:
+                # an equation target whose variable the sentence sets: compare the values ("c = 35 + 23t")
+                tvalue = p.target.rhs
+                asked = True
             if p.target.weak and not (asked or (computed and (conclusive or chain)) or subject):
                 continue
             if p.target.weak and not asked and not computed and self._restates_problem(sent):
@@ -465,18 +541,18 @@ class ImplicitAnswerFinder:
                 if _written_equal(p.target.value, value):
                     return value, p.target.answer, off
                 continue
-            key = (p.target.value, value)
+            key = (tvalue, value)
             ok = tried.get(key)
             if ok is None:
                 if len(tried) >= self.max_checks:
                     continue
                 core = _TRAILING_WORDS_RE.sub("", value)  # "20000/\pi square meters": units may follow
-                if len(set(_PROSE_WORD_RE.findall(core)) - set(_PROSE_WORD_RE.findall(p.target.value))) >= 2:
+                if len(set(_PROSE_WORD_RE.findall(core)) - set(_PROSE_WORD_RE.findall(tvalue))) >= 2:
                     # "the real part of \frac{e^{i2t} t}{4i}", "3 times the square root of 13 units": words the
                     # target does not have, so not a restatement of it (and a slow parse for the checker)
                     tried[key] = False
                     continue
-                ok = getattr(self.checker.compare(p.target.value, value), "equivalent", None) is True
+                ok = getattr(self.checker.compare(tvalue, value), "equivalent", None) is True
                 tried[key] = ok
             if ok:
                 return value, p.target.answer, off
@@ -513,7 +589,9 @@ class ImplicitAnswerFinder:
 # every candidate value follows "=", ":", or one of these words (see _VALUE_INTRO_RE / _SUBJECT_VALUE_RE): a cheap
 # necessary condition tested once per sentence before the clause prefixes are read
 _INTRO_HINT_RE = re.compile(
-    r"[=:]|\b(?:is|equals|are|gives|giving|gave|get|got|obtain|becomes|be|to|of|seems|must|should|would|appears)\b",
+    r"[=:]|\b(?:is|equals|are|gives|giving|gave|get|got|obtain|becomes|be|to|of|seems|must|should|would|appears)\b|"
+    r"['’]s\b|"
+    r"^[\W_]*(?:so|thus|therefore|hence)\b",
     re.IGNORECASE,
 )
 _TRAILING_CLAUSE_RE = re.compile(
@@ -602,7 +680,13 @@ def locate_answers(
     from dlcot_dagster.domain.answers import extract_final_answer
     from dlcot_dagster.domain.answers.fastpath import choice_letter
 
-    from .choices import choice_commitments, choice_content_commitments, parse_choices, problem_without_choices
+    from .choices import (
+        choice_commitments,
+        choice_content_commitments,
+        choice_formula_commitments,
+        parse_choices,
+        problem_without_choices,
+    )
 
     explicit = [a for a in explicit_answers(text, cfg.skip_hedged_answers) if a.start >= start]
     choices = parse_choices(problem) if getattr(cfg, "choice_answers", True) else None
@@ -634,6 +718,7 @@ def locate_answers(
         mc = choice_commitments(text, letters, start)
         if choices is not None and letters_wanted:
             mc += choice_content_commitments(text, choices, tuple(letters_wanted), start)
+            mc += choice_formula_commitments(text, choices, tuple(letters_wanted), stem, start)
     implicit: list[AnswerSpan] = []
     if cfg.implicit_answers and checker is not None and values:
         targets = make_targets(values, stem)

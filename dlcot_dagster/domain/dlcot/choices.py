@@ -102,7 +102,8 @@ def problem_without_choices(problem: str, choices: Choices | None) -> str:
 _POSITIVE_RE = re.compile(
     r"\b(?:correct|right|answer|true|works?|valid|satisf(?:y|ies)|match(?:es)?|fits?|consistent|supported|"
     r"possible|candidate|best|sufficient|equivalent|definitely|correspond(?:s|ing)?|only (?:one|option|choice|conclusion)|"
-    r"go with|pick|choose|select|should be|must be|would be|it'?s|that'?s|which is|is indeed|makes sense|holds)\b",
+    r"go with|pick|choose|select|should be|must be|would be|it'?s|that'?s|which is|is indeed|makes sense|holds|"
+    r"meets?|fulfils?|fulfills?)\b",
     re.IGNORECASE,
 )
 _NEGATIVE_RE = re.compile(
@@ -156,34 +157,71 @@ def _clause(sentence: str, start: int, end: int) -> tuple[int, int]:
     return a, b
 
 
+# "So, that must be the correct answer.", "D is 44, so that should be the answer.": a commitment to the option named
+# just before (in the same sentence or the sentence before)
+_ANAPHORA_RE = re.compile(
+    r"(?:^|[,;:]\s*|\s(?:so|and)\s)\W*(?:(?:so|thus|therefore|hence|then|yes|yeah|okay|ok)[\s,]+)*"
+    r"(?:that|this|it|which)(?:'s|\s+is|\s+must be|\s+should be|\s+has to be|\s+seems to be|\s+is indeed)\s+"
+    r"(?:definitely\s+|indeed\s+|clearly\s+)?(?:the\s+)?(?:(?:correct|right|only|best|final)\s+)?(?:answer|choice|option|one)"
+    r"\s*(?:here\s*)?(?:[.!,;]|$)",
+    re.IGNORECASE,
+)
+# "Therefore, ... (option B).": a concluding sentence that ends by naming one option
+_CONNECTIVE_START_RE = re.compile(r"\W*(?:so|thus|therefore|hence|consequently)\b", re.IGNORECASE)
+
+
 def choice_commitments(text: str, letters: tuple[str, ...], start: int = 0, end: int | None = None) -> list[AnswerSpan]:
     """Clauses of ``text[start:end]`` that commit to an option by letter (see module docstring)."""
     if not letters:
         return []
     out: list[AnswerSpan] = []
+    prev_letter: str | None = None  # the one option the previous sentence named (not negatively)
     for sa, sb in sentence_spans(text, start, end):
         sent = text[sa:sb]
         if len(sent) > 600 or "?" in sent:
+            prev_letter = None
             continue
         mentions = list(_letter_mentions(sent, letters))
-        if len({m[0] for m in mentions}) >= 3:
+        named = {m[0] for m in mentions}
+        if len(named) >= 3:
+            prev_letter = None
             continue  # "The answer choices are A) 330,825, B) ...": a listing of the options
+        stmt_end = sa + len(sent.rstrip())
+        found = False
         for letter, ms, me in mentions:
             ca, cb = _clause(sent, ms, me)
             clause = sent[ca:cb]
             rel_s, rel_e = ms - ca, me - ca
             if _NEGATIVE_RE.search(clause) or _TENTATIVE_RE.search(sent, 0, ms):
                 continue
-            # a positive word in the clause (or, for "which is option D" style, the sentence's next clause)
-            if not _POSITIVE_RE.search(clause) and not _POSITIVE_RE.search(sent, max(0, ms - 40), ms):
+            # a positive word in the clause (or, for "which is option D" style, just before the letter); or a
+            # concluding sentence that ends by naming this one option
+            closing = len(named) == 1 and bool(_CONNECTIVE_START_RE.match(sent)) and not sent[me:].strip(" \t\r\n.!)*_$")
+            if not closing and not _POSITIVE_RE.search(clause) and not _POSITIVE_RE.search(sent, max(0, ms - 40), ms):
                 continue
-            # "Option A is (x - 8)^2 + ...": describing an option, not choosing it
+            # "Option A is (x - 8)^2 + ...": describing an option, not choosing it (unless the sentence then points
+            # back at it: "D is 44, so that should be the answer.")
             after = clause[rel_e:]
-            if re.match(r"\s*(?:is|=|:)\s*[\d$\\(\[-]", after) and not _POSITIVE_RE.search(after):
+            if (re.match(r"\s*(?:is|=|:)\s*[\d$\\(\[-]", after) and not _POSITIVE_RE.search(after)
+                    and not _ANAPHORA_RE.search(sent, me)):
                 continue
-            stmt_end = sa + len(sent.rstrip())
             out.append(AnswerSpan(text=letter, start=sa + ca, end=stmt_end, kind="choice", explicit=True))
+            found = True
             break
+        if not found:
+            # "So, that must be the correct answer." after "Looking at option D, that's exactly what I got."
+            am = _ANAPHORA_RE.search(sent)
+            if am is not None and not _NEGATIVE_RE.search(sent, am.start()) and not _TENTATIVE_RE.search(sent, am.start()):
+                before = [m for m in mentions if m[2] <= am.start()]
+                target = None
+                if len({m[0] for m in before}) == 1 and not _NEGATIVE_RE.search(sent, 0, am.start()):
+                    target = before[0][0]
+                elif not mentions:
+                    target = prev_letter
+                if target is not None:
+                    out.append(AnswerSpan(text=target, start=sa + am.start(), end=stmt_end, kind="choice",
+                                          explicit=True))
+        prev_letter = next(iter(named)) if len(named) == 1 and not _NEGATIVE_RE.search(sent) else None
     return out
 
 
@@ -200,7 +238,9 @@ def choice_content_commitments(
 
     Options of one problem share many words, so each stem is weighted by 1 / (number of options holding it): an
     option's score is the weighted share of its stems that the sentence holds. The sentence states option L when
-    L scores at least ``min_share`` and beats every other option by ``min_margin``.
+    L scores at least ``min_share`` and beats every other option by ``min_margin``, or when every option within the
+    margin holds a strict subset of the stems L holds (L's words include theirs: "all fourth-grade students at the
+    school" vs "all students at the school").
     """
     stems = {letter: set(content_words(choices.content_value(letter))) for letter in choices.letters}
     # numeric / formula options (fewer than 3 content words) go to the implicit-answer finder instead
@@ -225,10 +265,114 @@ def choice_content_commitments(
         if not scores:
             continue
         best, letter = scores[0]
-        second = scores[1][0] if len(scores) > 1 else 0.0
+        # options within the margin of the best: one whose held stems contain every other's held stems (and more)
+        # is the one stated ("all fourth-grade students in that school" states "All fourth-grade students at the
+        # school", not "All students at the school", whose stems it holds as well)
+        close = [lt for sc, lt in scores[1:] if best - sc < min_margin]
+        if close:
+            held = {lt: stems[lt] & words for lt in [letter, *close]}
+            top = [lt for lt in held if all(held[o] < held[lt] for o in held if o != lt)]
+            if len(top) != 1:
+                continue
+            letter = top[0]
+            best = next(sc for sc, lt in scores if lt == letter)
         # a negation counts only beyond those the option's own text holds ("... were not a random sample")
         negations = len(_NEGATIVE_RE.findall(sent)) - len(_NEGATIVE_RE.findall(choices.content_value(letter)))
-        if letter in targets and best >= min_share and best - second >= min_margin and negations <= 0:
+        if letter in targets and best >= min_share and negations <= 0:
             out.append(AnswerSpan(text=letter, start=sa, end=sa + len(sent.rstrip()), kind="choice_content",
                                   explicit=False))
+    return out
+
+
+# ------------------------------------------------------------------------------------------------ formula options
+
+_FORMULA_SUBS = (
+    ("\\left", ""), ("\\right", ""), ("\\dfrac", "\\frac"), ("\\tfrac", "\\frac"), ("\\displaystyle", ""),
+    ("\\leq", "≤"), ("\\le", "≤"), ("\\geq", "≥"), ("\\ge", "≥"), ("\\neq", "≠"), ("\\ne", "≠"),
+    ("\\times", ""), ("\\cdot", ""), ("×", ""), ("·", ""), ("⋅", ""), ("*", ""), ("−", "-"), ("–", "-"),
+    ("²", "^2"), ("³", "^3"), ("⁴", "^4"), ("\\,", ""), ("\\!", ""), ("\\(", ""), ("\\)", ""), ("$", ""),
+)
+_BRACED_ONE_RE = re.compile(r"\{(\w)\}")
+# spaces next to a symbol go ("x + 8" -> "x+8"); a space between two words or numbers stays ("be 2a^3")
+_SPACED_SYMBOL_RE = re.compile(r" ?([^\w ]) ?")
+_THOUSANDS_RE = re.compile(r"(?<=\d),(?=\d{3}(?!\d))")
+_FORMULA_OP_RE = re.compile(r"[=<>≤≥≠+\-*/^]|\\frac|\\sqrt")
+# a character that continues a formula: "2a^3+6a^2" is not stated by "2a^3+6a^2b" or "12a^3+6a^2"
+_FORMULA_CONT = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789^_.\\")
+_GUESS_RE = re.compile(r"\b(?:maybe|perhaps|might|if|suppose|supposing|whether|for example|for instance)\b",
+                       re.IGNORECASE)
+
+
+def formula_key(s: str) -> str:
+    """A formula without spaces around symbols, ``$``, sizing commands or multiplication signs, LaTeX relations as
+    symbols, ``x^{2}`` as ``x^2`` and ``9,700`` as ``9700``: the same formula typed two ways ("2a³ + 6a²",
+    ``2a^{3} + 6a^{2}``; "2 × (x³ + 2)", ``2(x^{3} + 2)``) gets one key."""
+    for a, b in _FORMULA_SUBS:
+        if a in s:
+            s = s.replace(a, b)
+    s = _SPACED_SYMBOL_RE.sub(r"\1", " ".join(s.split()))
+    s = _BRACED_ONE_RE.sub(r"\1", s)
+    return _THOUSANDS_RE.sub("", s)
+
+
+def _formula_options(choices: Choices, stem: str) -> dict[str, str]:
+    """letter -> key of each option that is a formula (an operator or relation and a letter or a second number, at
+    least 4 characters, not in the problem's stem)."""
+    stem_key = formula_key(stem)
+    out = {}
+    for letter in choices.letters:
+        content = choices.content_value(letter)
+        if len(content_words(content)) >= 3:
+            continue  # a text option: choice_content_commitments
+        key = formula_key(content)
+        if len(key) < 4 or not _FORMULA_OP_RE.search(key) or key in stem_key:
+            continue
+        if not re.search(r"[A-Za-z]", key.replace("\\frac", "").replace("\\sqrt", "")) and len(re.findall(r"\d+", key)) < 2:
+            continue
+        out[letter] = key
+    return out
+
+
+def choice_formula_commitments(
+    text: str, choices: Choices, targets: tuple[str, ...], stem: str, start: int = 0, end: int | None = None,
+) -> list[AnswerSpan]:
+    """Sentences that state the formula of an option of ``targets`` (letters): "the expanded form should be
+    2a³ + 6a²" for the option ``2a^{3} + 6a^{2}``, "we would write 1,510 ≤ d ≤ 4,130".
+
+    The formula must stand on its own in the sentence (no letter or digit glued to either end), no longer option
+    containing it may occur there, and the sentence must not be a question, a guess ("maybe", "if", "for example"),
+    a negation, or a description of an option: one that names another option, or names this one without a positive
+    word ("Option D is 2a³ + 6a²." describes D; "Looking at option D, that's exactly what I got: ..." commits).
+    """
+    keys = _formula_options(choices, stem)
+    wanted = {t: keys[t] for t in targets if t in keys}
+    if not wanted:
+        return []
+    out: list[AnswerSpan] = []
+    for sa, sb in sentence_spans(text, start, end):
+        sent = text[sa:sb]
+        if len(sent) > 600 or "?" in sent:
+            continue
+        sk = formula_key(sent)
+        for letter, key in wanted.items():
+            i = sk.find(key)
+            while i != -1:
+                j = i + len(key)
+                after_ok = j == len(sk) or sk[j] not in _FORMULA_CONT or (
+                    sk[j] == "." and (j + 1 == len(sk) or not sk[j + 1].isdigit()))
+                if (i == 0 or sk[i - 1] not in _FORMULA_CONT) and after_ok:
+                    break
+                i = sk.find(key, i + 1)
+            if i == -1:
+                continue
+            if any(len(k) > len(key) and key in k and k in sk for k in keys.values()):
+                continue
+            if _GUESS_RE.search(sent) or _NEGATIVE_RE.search(sent):
+                continue
+            named = {m[0] for m in _letter_mentions(sent, choices.letters)}
+            if named - {letter} or (named and not _POSITIVE_RE.search(sent)):
+                continue
+            out.append(AnswerSpan(text=letter, start=sa, end=sa + len(sent.rstrip()), kind="choice_formula",
+                                  explicit=False))
+            break
     return out

@@ -82,6 +82,10 @@ _MIN_CHECK_CHARS = 80
 _MIN_UNDERSTANDING_BUDGET = 300
 _MIN_APPROACH_CHARS = 200
 _WRAPUP_CHARS = 300
+# a short restatement of the answer just reached closes the wrap-up ("So, the total sum is 469."); a longer one, or
+# one that speaks of checking ("I double-checked ... So I'm confident it is 469."), is a check of its own
+_RESTATE_CHARS = 160
+_CHECK_WORD_RE = re.compile(r"\b(?:check|verif|confirm|double|mistake|sure|again)", re.IGNORECASE)
 # "a better approach is to rearrange terms": a local tactic inside the same approach, not a new one
 _LOCAL_TACTIC_RE = re.compile(
     r"(?:approach|way|method|idea|thing)\s+(?:here\s+)?(?:is|would be|might be|could be)\s+to\s+(?:just\s+)?"
@@ -104,6 +108,14 @@ def _extend_wrapup(ctx: "_Ctx", k: int, limit: int) -> int:
                 # "So the answer is 42." right after reaching 42
                 k += 1
                 continue
+            if (u.cue is None and len(t.strip()) <= _RESTATE_CHARS and _same_answers(ctx, k, first, k)
+                    and not _MATH_RE.search(t) and not _CHECK_WORD_RE.search(t)):
+                # "Looking at the answer choices, D is 80,200. So that should be the correct answer." after
+                # reaching 80,200: the same answer named again (an option's letter after its value) closes the wrap-up
+                total += len(t.strip())
+                if total <= _WRAPUP_CHARS:
+                    k += 1
+                break
             if u.cue is not None or k in ctx.by_unit or _MATH_RE.search(t):
                 break
             total += len(t.strip())
@@ -380,7 +392,10 @@ def segment_units(
     for idx, (kind, a, b, cue) in enumerate(segs):
         start, end = units[a].start, units[b - 1].end
         ans = None
-        for k in range(b - 1, a - 1, -1):
+        if kind is SegmentKind.SOLUTION and first_u is not None and a <= first_u < b:
+            # the solution that reaches the first answer: its answer is that one (its wrap-up may restate it)
+            ans = ctx.by_unit[first_u][-1]
+        for k in range(b - 1, a - 1, -1) if ans is None else ():
             lst = ctx.by_unit.get(k)
             if lst:
                 ans = lst[-1]
