@@ -202,6 +202,11 @@ _HYPOTHETICAL_RE = re.compile(r"\b(?:if|suppose|supposing|for example|for instan
 # "Next, n = 11:", "Try x = 3.": a value put in to test it, not one reached
 _TRIAL_RE = re.compile(r"[\W_]*(?:(?:so|and|but|now|then|well|okay|ok)[\s,]+)*(?:next|try|trying|test|testing|"
                        r"let'?s try|let me try|what about|how about|plug(?:ging)? in|substitut\w*)\b", re.IGNORECASE)
+# the subject of "y should be", "g(0) is", "$m+n$ equals" right before a value
+_COPULA_SUBJECT_RE = re.compile(
+    r"(?:^|[\s,;:(])\$?(\\?[A-Za-z](?:_\{?\w+\}?)?(?:\([^()]{1,12}\))?|[A-Za-z]\s*[-+]\s*[A-Za-z])\$?\s+"
+    r"(?:is|equals|is equal to|should be|must be|has to be|would be|becomes|comes out to)\s*\$?\s*$"
+)
 # "For \( n = 2 \), it's 11.": one case of an enumeration over a variable, not a result
 _CASE_RE = re.compile(r"[\W_]*(?:(?:so|and|but|now|then|similarly|likewise)[\s,]+)*(?:for|when|with)\s*\$?(?:\\\(\s*)?"
                       r"\\?[A-Za-z](?:_\{?\w+\}?)?\s*=\s*-?\d", re.IGNORECASE)
@@ -509,6 +514,10 @@ class ImplicitAnswerFinder:
         chain = head.count("=") >= 2 and computed
         lhs = _lhs_of(sent, off)
         asked = bool(self.asked) and _norm_expr(lhs) in self.asked
+        if not asked and self.asked and not lhs:
+            # "So y should be 1.", "g(0) is 336": the asked expression as the subject of a copula
+            vm = _COPULA_SUBJECT_RE.search(head)
+            asked = vm is not None and _norm_expr(vm.group(1)) in self.asked
         if chain and _BARE_VAR_RE.fullmatch(lhs) and not asked and not conclusive:
             # "R = \sqrt{...} = 540": a named intermediate quantity, not (yet) the asked one
             chain = computed = False

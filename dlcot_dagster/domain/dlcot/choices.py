@@ -134,7 +134,7 @@ def _letter_mentions(sentence: str, letters: tuple[str, ...]):
     """(letter, start, end) of each option letter named in the sentence."""
     cls = "".join(letters)
     rx = re.compile(
-        rf"(?:\b(?:option|choice|answer|letter)\s*\(?(?P<a>[{cls}])\)?(?![\w])|"
+        rf"(?:\b(?:option|choice|answer|letter|statement)\s*\(?(?P<a>[{cls}])\)?(?![\w])|"
         rf"\((?P<b>[{cls}])\)|"
         rf"(?<![\w\\(])(?P<c>[{cls}])\)|"
         rf"\\text(?:bf)?\{{\s*\(?(?P<d>[{cls}])\)?\s*\}}|"
@@ -188,11 +188,13 @@ def choice_commitments(text: str, letters: tuple[str, ...], start: int = 0, end:
             continue  # "The answer choices are A) 330,825, B) ...": a listing of the options
         stmt_end = sa + len(sent.rstrip())
         found = False
+        # "Statement D would be the opposite, so D is false.": a letter the sentence rejects anywhere is not chosen
+        rejected = {letter for letter, ms, me in mentions if _NEGATIVE_RE.search(sent[slice(*_clause(sent, ms, me))])}
         for letter, ms, me in mentions:
             ca, cb = _clause(sent, ms, me)
             clause = sent[ca:cb]
             rel_s, rel_e = ms - ca, me - ca
-            if _NEGATIVE_RE.search(clause) or _TENTATIVE_RE.search(sent, 0, ms):
+            if letter in rejected or _TENTATIVE_RE.search(sent, 0, ms):
                 continue
             # a positive word in the clause (or, for "which is option D" style, just before the letter); or a
             # concluding sentence that ends by naming this one option
@@ -240,7 +242,8 @@ def choice_content_commitments(
     option's score is the weighted share of its stems that the sentence holds. The sentence states option L when
     L scores at least ``min_share`` and beats every other option by ``min_margin``, or when every option within the
     margin holds a strict subset of the stems L holds (L's words include theirs: "all fourth-grade students at the
-    school" vs "all students at the school").
+    school" vs "all students at the school"). The sentence must hold one of L's rarest stems (those the fewest options
+    share), the words that tell L from the others.
     """
     stems = {letter: set(content_words(choices.content_value(letter))) for letter in choices.letters}
     # numeric / formula options (fewer than 3 content words) go to the implicit-answer finder instead
@@ -278,7 +281,11 @@ def choice_content_commitments(
             best = next(sc for sc, lt in scores if lt == letter)
         # a negation counts only beyond those the option's own text holds ("... were not a random sample")
         negations = len(_NEGATIVE_RE.findall(sent)) - len(_NEGATIVE_RE.findall(choices.content_value(letter)))
-        if letter in targets and best >= min_share and negations <= 0:
+        # the option's most distinctive stem must be there: "So, initially, Account A earns more per year." does not
+        # state "Account A always earns more money per year than Account B" (it lacks "always")
+        rarest = min(df[w] for w in stems[letter])
+        distinctive = any(df[w] == rarest for w in stems[letter] & words)
+        if letter in targets and best >= min_share and negations <= 0 and distinctive:
             out.append(AnswerSpan(text=letter, start=sa, end=sa + len(sent.rstrip()), kind="choice_content",
                                   explicit=False))
     return out

@@ -201,7 +201,8 @@ ANNOUNCE_RE = re.compile(
 
 # Hedge words: an answer stated in a hedged sentence is not an answer reached.
 HEDGE_RE = re.compile(
-    r"\b(?:maybe|perhaps|might|could|probably|possibly|likely|presumably|guess|suppose|assume|assuming|if|whether|unless|"
+    r"\b(?:maybe|perhaps|might|could|probably|possibly|likely|presumably|guess|hunch|suspect|conjecture|suppose|assume|"
+    r"assuming|if|whether|unless|"
     r"not|isn'?t|wasn'?t|can'?t|cannot|shouldn'?t|wouldn'?t|would|doubt|unsure|approximately|approx|"
     r"roughly|about|around|estimate|check|verify|wrong|incorrect|mistake|expected|hypothes\w*|assumption|option|"
     r"options|choices|either|or\s+\d)\b|\?|≈|~",
@@ -284,8 +285,9 @@ def cue_of(text: str, pos: int = 0) -> str | None:
 # engine can jump from one ".!?:)]" to the next instead of trying the whole pattern at every position; the ends are
 # the same (the spaces are always right after such a character, which no other match contains).
 _MIDLINE_CUE = re.compile(
-    r"[.!?:)\]][ \t]+(?=(?:\*\*)?(?:Wait\b|But wait\b|Hmm+\b|Hold on\b|Alternatively\b|Let me (?:verify|check|"
-    r"double[- ]?check|confirm|try|re-?check)|Let's (?:verify|check|double[- ]?check|confirm|try)|Another (?:approach|way|"
+    r"[.!?:)\]][ \t]+(?=(?:\*\*)?(?:Wait\b|But wait\b|Hmm+\b|Hold on\b|Alternatively\b|"
+    r"(?:But )?[Ll]et me (?:just |quickly |also )?(?:verify|check|double[- ]?check|confirm|try|re-?check|make sure)|"
+    r"(?:But )?[Ll]et's (?:just |quickly |also )?(?:verify|check|double[- ]?check|confirm|try|make sure)|Another (?:approach|way|"
     r"method)|Actually,|Oh,|Oops|No,|So,? the (?:final )?answer|Therefore,? the (?:final )?answer|Thus,? the "
     r"(?:final )?answer|Hence,? the (?:final )?answer|The (?:final )?answer is|Final Answer|To verify|To check|To confirm|"
     r"Just to (?:be|confirm|double|make|verify|check)|Double[- ]?check))"
