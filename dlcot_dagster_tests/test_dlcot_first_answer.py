@@ -94,6 +94,57 @@ CASES = {
         "We found p = 7 and q = 16.\n\n",
         "$p+q = 7 + 16 = 23$.", CHECKS + "**Final Answer**\n\\boxed{23}",
     ),
+    # multiple choice, the option's formula without its letter (written another way than in the problem)
+    "formula of the chosen option": case(
+        "Which expression is equivalent to $3x(x + 2)$?\nChoices:\nA) $3x^{2} + 2$\nB) $3x^{2} + 6x$\nC) $6x^{2}$\n"
+        "D) $3x + 6$", "B",
+        "Distribute 3x over both terms: 3x times x, and 3x times 2.\n\n",
+        "The expanded form should be 3x² + 6x.", CHECKS + "**Final Answer**\n\\boxed{B}",
+    ),
+    "an inequality option": case(
+        "A bus carries at least 12 and at most 40 riders. Which inequality gives the possible number of riders r?\n"
+        "Choices:\nA) $r \\leq 12$\nB) $12 \\leq r \\leq 40$\nC) $r \\geq 40$\nD) $40 \\leq r \\leq 52$", "B",
+        "At least 12 means r is not below 12; at most 40 means r is not above 40.\n\n",
+        "Translating the words, we would write 12 ≤ r ≤ 40.", CHECKS + "**Final Answer**\n\\boxed{B}",
+    ),
+    "an equation option by its variable": case(
+        "A gym charges a one-time fee of $20 and $15 per month. Which equation gives the total cost c after m months?\n"
+        "Choices:\nA) $c = 20m + 15$\nB) $c = 15m + 20$\nC) $c = 35m$\nD) $c = 15 + 20$", "B",
+        "The fee is paid once and the monthly cost is paid m times.\n\n",
+        "In symbols, that would be c = 20 + 15m.", CHECKS + "**Final Answer**\n\\boxed{B}",
+    ),
+    "pointing back at the option just named": case(
+        MC_PROBLEM, "A",
+        "Height = 432 / 24, and 24 x 18 makes 432.\n\nLooking at option A, that's exactly what I got. ",
+        "So, that must be the correct answer.", CHECKS + "**Final Answer**\n\\boxed{A}",
+    ),
+    "a count of the asked things, not money": case(
+        "Sam bought hats and cupcakes for $71. Each hat pack cost $3 and each cupcake cost $1. If Sam bought 10 hat "
+        "packs, how many cupcakes did Sam buy?", "41",
+        "The hats cost 10 x 3 = 30 dollars, so the cupcakes cost 71 - 30 = $41.\n\n",
+        "So Sam bought 41 cupcakes.", CHECKS + "**Final Answer**\n\\boxed{41}",
+    ),
+    "a value and its unit after so": case(
+        "A cylinder has volume 432 and base area 24. What is its height in centimeters?", "18",
+        "Height = volume / base area, and 24 x 18 makes 432.\n\n",
+        "So 18 centimeters.", CHECKS + "The answer is 18.",
+    ),
+    "it's": case(
+        "Of 90 people, 60 are adults, and 23 of the adults are in group A. What is the probability that a randomly "
+        "chosen adult is in group A?", ".3833,  23/60",
+        "We want (23/90) divided by (60/90).\n\n",
+        "Dividing these fractions, the 90s cancel out, so it's 23/60.", CHECKS + "**Final Answer**\n\\boxed{23/60}",
+    ),
+    "that would be": case(
+        "How many yards are in 77 rods, if 1 rod is 5.5 yards?", "423.5",
+        "77 times 5 is 385 and 77 times 0.5 is 38.5; adding them up.\n\n",
+        "So, that would be 423.5 yards.", CHECKS + "**Final Answer**\n\\boxed{423.5}",
+    ),
+    "the asked variable as the subject": case(
+        "$x = 4$ and $y = 5 - x$. What is the value of $y$?\nChoices:\nA) $1$\nB) $4$\nC) $5$\nD) $9$", "A",
+        "Substituting x = 4, I subtract 4 from 5.\n\n",
+        "So y should be 1.", CHECKS + "**Final Answer**\n\\boxed{A}",
+    ),
 }
 
 
@@ -119,6 +170,9 @@ def test_the_solution_ends_at_the_first_answer(name):
         "For example, if I guess 24, then 24 x 24 = 576, too big. ",
         "So A is not correct, since 18 is too small. ",
         "Option A is $18$. ",
+        "Statement A would be the opposite, so A is false. ",
+        "For h = 2, it's 18. ",
+        "I have a hunch the height is 18. ",
     ],
 )
 def test_hedges_guesses_and_descriptions_are_not_answers(statement):

@@ -31,7 +31,8 @@ Segments are taken in text order; *seen* evidence starts with the problem's and 
 grows with every segment kept as distinct. The **novelty** of a segment is the weighted share of its evidence not
 seen yet. A solution or check is a **redundant repeat** when
 
-* its novelty is below ``novelty_threshold`` (0.35 by default; measured on the tune half of the labelled set, see
+* its novelty is below ``novelty_threshold`` (0.55 by default, 0.70 for an announced re-computation; measured on
+  the tune half of the labelled set, see
   ``bench/bench_segmentation.py``), or its text is a near-verbatim copy of an earlier segment (word 3-shingle
   Jaccard >= ``jaccard_threshold``, as looping traces do), and
 * it reaches the same answer as the trunk (both correct, or the same wrong answer) or no answer at all, and
