@@ -12,6 +12,10 @@ runs the rules engine (``default`` policy unless --policy) on each annotated tra
 * redundancy precision / recall (an annotated check is predicted redundant when the verification segment that
   overlaps it most is dropped as ``redundant_repeat_of:*``).
 
+It also reports the first answer alone on dlcot_first_answers_sat.jsonl: the 28 SAT DeepSeek-R1 traces the full set
+leaves out, first answers only, marked while the multiple-choice rules were tuned on them (a tune figure), and on
+all 38 SAT traces together.
+
     python bench/bench_segmentation.py [--policy default] [--split test] [--per-trace] [--json out.json]
 """
 
@@ -31,6 +35,9 @@ from dlcot_dagster.domain.dlcot.annotations import load_annotations, score_trace
 from dlcot_dagster.domain.dlcot.testing import read_trace_file, traces_dir  # noqa: E402
 
 FIXTURE = REPO / "dlcot_dagster_tests" / "fixtures" / "dlcot_annotations.jsonl"
+# first answers only, of the SAT R1 traces the full set leaves out (marked while the multiple-choice rules were tuned
+# on them: a tune set, reported apart)
+FIRST_ANSWERS = REPO / "dlcot_dagster_tests" / "fixtures" / "dlcot_first_answers_sat.jsonl"
 
 
 def evaluate(policy: str = "default", fixture: Path = FIXTURE, engine: RulesEngine | None = None):
@@ -89,6 +96,16 @@ def main() -> None:
                 f"  {sc.split:4s} {sc.id:60s} fa_err={sc.first_answer_error} missing={sc.first_answer_missing} "
                 f"checks tp/fp/fn={sc.check_tp}/{sc.check_fp}/{sc.check_fn} red tp/fp/fn={sc.red_tp}/{sc.red_fp}/{sc.red_fn}"
             )
+    extra = summarize(sc for sc, _tr in evaluate(args.policy, FIRST_ANSWERS))
+    sat = summarize([sc for sc, _tr in evaluate(args.policy, FIRST_ANSWERS)]
+                    + [sc for sc, _tr in scored if sc.file.startswith("sat_")])
+    out["first_answers_sat"] = extra
+    out["first_answers_sat_all"] = sat
+    for name, s in (("SAT +28 (tune)", extra), ("SAT all 38", sat)):
+        med = s["first_answer_median_error"]
+        print(f"{name:16s} traces {s['traces']:3d} | first answer within 2 sent. {100 * s['first_answer_ok_share']:5.1f} % "
+              f"(median err {med if med is not None else '-'}, one side missing {s['first_answer_missing']}) | "
+              "first answers only")
     if args.json:
         args.json.write_text(json.dumps(out, indent=2))
 
