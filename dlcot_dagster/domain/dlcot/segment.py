@@ -145,6 +145,9 @@ def _approach_switch(text: str, unit: Unit) -> bool:
         return False
     return _LOCAL_TACTIC_RE.search(text, unit.start, min(unit.end, unit.start + 200)) is None
 _TAIL_MAX_CHARS = 300
+# a unit that takes up one option: "Option C is ...", "C) ...", "- Option B: ...", "For choice D, ..."
+_OPTION_START_RE = re.compile(r"[\s*_#>\-–—•]*(?:(?:for|now|next|then|and|checking|check)\s+)?(?:(?:option|choice)\s*\(?[A-J]\b\)?|"
+                              r"\(?[A-J]\)\s)", re.IGNORECASE)
 # a check that settles: "Yes, that's correct.", "That checks out.", "This confirms the previous calculation."
 _AFFIRM_RE = re.compile(
     r"\b(?:that|this|it|which|everything|so that)(?:'s| is| all)? (?:checks? out|confirms?|is (?:correct|right|consistent)|"
@@ -355,6 +358,7 @@ def segment_units(
         wrap_chars = 0
         cur_has_math = False
         closed = False  # the current check reached an answer or affirmed its result
+        opts_seen = False  # the current check goes over the options one by one ("Option A: ...")
         for k in range(sol_end, c):
             t = ctx.utext(k)
             blank = is_blank(t)
@@ -375,9 +379,14 @@ def segment_units(
                     split = (
                         bool(_MATH_RE.search(t)) and wrap_chars > _WRAPUP_CHARS // 3
                     ) or wrap_chars > _WRAPUP_CHARS or (k in ctx.by_unit and not _same_answers(ctx, k, cur, k))
+            if split and opts_seen and _OPTION_START_RE.match(t) and units[k].cue is None:
+                # "Option C is ..." after "Option A ... Option B ...": the same pass over the options goes on
+                split = False
             if split:
                 add(SegmentKind.VERIFICATION, cur, k)
                 cur, cur_chars, wrap_chars, cur_has_math, closed = k, 0, 0, False, False
+                opts_seen = False
+            opts_seen = opts_seen or bool(_OPTION_START_RE.match(t))
             cur_chars += len(t.strip())
             cur_has_math = cur_has_math or bool(_MATH_RE.search(t))
             if k in ctx.by_unit or (not blank and _AFFIRM_RE.search(t)):
