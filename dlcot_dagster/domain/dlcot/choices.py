@@ -134,7 +134,7 @@ def _letter_mentions(sentence: str, letters: tuple[str, ...]):
     """(letter, start, end) of each option letter named in the sentence."""
     cls = "".join(letters)
     rx = re.compile(
-        rf"(?:\b(?:option|choice|answer|letter|statement)\s*\(?(?P<a>[{cls}])\)?(?![\w])|"
+        rf"(?:\b(?i:option|choice|answer|letter|statement)\s*\(?(?P<a>[{cls}])\)?(?![\w])|"
         rf"\((?P<b>[{cls}])\)|"
         rf"(?<![\w\\(])(?P<c>[{cls}])\)|"
         rf"\\text(?:bf)?\{{\s*\(?(?P<d>[{cls}])\)?\s*\}}|"
@@ -163,7 +163,11 @@ _ANAPHORA_RE = re.compile(
     r"(?:^|[,;:]\s*|\s(?:so|and)\s)\W*(?:(?:so|thus|therefore|hence|then|yes|yeah|okay|ok)[\s,]+)*"
     r"(?:that|this|it|which)(?:'s|\s+is|\s+must be|\s+should be|\s+has to be|\s+seems to be|\s+is indeed)\s+"
     r"(?:definitely\s+|indeed\s+|clearly\s+)?(?:the\s+)?(?:(?:correct|right|only|best|final)\s+)?(?:answer|choice|option|one)"
-    r"\s*(?:here\s*)?(?:[.!,;]|$)",
+    r"\s*(?:here\s*)?(?:[.!,;]|$)|"
+    # "..., this conclusion is directly supported.", "This one is correct."
+    r"\b(?:this|that|it)(?:\s+(?:one|option|choice|conclusion|statement|answer))?(?:'s|\s+is|\s+seems)\s+"
+    r"(?:(?:directly|clearly|definitely|fully|well|best|indeed|certainly)\s+)?(?:supported|correct|right|true|valid)\b"
+    r"(?!.*\b(?:but|however|although|though|only|partially|for now|so far)\b)",
     re.IGNORECASE,
 )
 # "Therefore, ... (option B).": a concluding sentence that ends by naming one option
@@ -223,7 +227,11 @@ def choice_commitments(text: str, letters: tuple[str, ...], start: int = 0, end:
                 if target is not None:
                     out.append(AnswerSpan(text=target, start=sa + am.start(), end=stmt_end, kind="choice",
                                           explicit=True))
-        prev_letter = next(iter(named)) if len(named) == 1 and not _NEGATIVE_RE.search(sent) else None
+        # the option under discussion: the one this sentence names, else the one named before in the same paragraph
+        if named:
+            prev_letter = next(iter(named)) if len(named) == 1 and not _NEGATIVE_RE.search(sent) else None
+        elif _NEGATIVE_RE.search(sent) or "\n\n" in sent:
+            prev_letter = None
     return out
 
 
