@@ -8,7 +8,8 @@ runs the rules engine (``default`` policy unless --policy) on each annotated tra
   no first answer);
 * check-boundary precision / recall / F1 (a predicted verification segment start matches an annotated check start
   within 1 sentence, one to one);
-* traces with annotated checks that get at least one verification segment;
+* traces with annotated checks that get at least one verification segment, and the share of the sentences inside
+  annotated checks that lie inside predicted verification segments;
 * redundancy precision / recall (an annotated check is predicted redundant when the verification segment that
   overlaps it most is dropped as ``redundant_repeat_of:*``).
 
@@ -64,7 +65,8 @@ def fmt(s: dict) -> str:
         f"(median err {med if med is not None else '-'}, one side missing {s['first_answer_missing']}) | "
         f"check bounds P {s['check_boundary_precision']:.2f} R {s['check_boundary_recall']:.2f} "
         f"F1 {s['check_boundary_f1']:.2f} | verification where checks "
-        f"{s['traces_with_checks_and_predicted_verification']}/{s['traces_with_checks']} | "
+        f"{s['traces_with_checks_and_predicted_verification']}/{s['traces_with_checks']}, checking sentences inside "
+        f"{100 * s['check_sentences_in_verification_share']:.0f} % | "
         f"redundancy P {s['redundancy_precision']:.2f} R {s['redundancy_recall']:.2f} "
         f"(tp {s['redundancy_counts']['tp']} fp {s['redundancy_counts']['fp']} fn {s['redundancy_counts']['fn']})"
     )

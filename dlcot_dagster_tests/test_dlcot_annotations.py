@@ -78,8 +78,10 @@ def test_engine_quality_on_the_held_out_half(scored):
     assert test["first_answer_ok_share"] >= 0.65, test
     assert test["check_boundary_f1"] >= 0.5, test
     assert test["redundancy_precision"] >= 0.6 and test["redundancy_recall"] >= 0.6, test
-    # a verification segment in every trace where the annotators saw checks after the first answer
+    # a verification segment in every trace where the annotators saw checks after the first answer, and the
+    # sentences they marked as checking inside verification segments
     assert test["traces_with_checks_and_predicted_verification"] == test["traces_with_checks"], test
+    assert test["check_sentences_in_verification_share"] >= 0.9, test
 
 
 def test_engine_quality_on_the_whole_set(scored):
@@ -104,6 +106,10 @@ def test_scoring_counts_what_it_should(annotated):
     perfect = score_trace(ann, rec.thinking, segs)
     assert perfect.first_answer_error == 0 and perfect.check_fp == perfect.check_fn == 0
     assert perfect.red_fp == perfect.red_fn == 0
+    assert perfect.check_sentences > 0 and perfect.check_sentences_covered == perfect.check_sentences
+    # no verification at all: no checking sentence is covered
+    bare = score_trace(ann, rec.thinking, segs[:1])
+    assert bare.check_sentences == perfect.check_sentences and bare.check_sentences_covered == 0
     shifted = [s.model_copy(update={"start": min(len(rec.thinking) - 1, s.start + 400)}) for s in segs]
     worse = score_trace(ann, rec.thinking, shifted)
     assert worse.check_tp < perfect.check_tp or worse.first_answer_error != 0

@@ -146,6 +146,9 @@ class TraceScore:
     red_tp: int
     red_fp: int
     red_fn: int
+    #: sentences inside annotated checks, and how many of them lie inside predicted verification segments
+    check_sentences: int = 0
+    check_sentences_covered: int = 0
 
 
 def predicted_first_answer(segments: list[Any]) -> int | None:
@@ -176,7 +179,9 @@ def score_trace(ann: Annotation, thinking: str, segments: list[Any], tolerance: 
     * check boundaries: each predicted verification segment's start sentence matches an annotated check start
       within ``tolerance`` sentences (one-to-one, greedy by distance);
     * redundancy: each annotated check is mapped to the predicted verification segment that overlaps it most;
-      it is predicted redundant when that segment was dropped as a repeat (``redundant_repeat_of:*``).
+      it is predicted redundant when that segment was dropped as a repeat (``redundant_repeat_of:*``);
+    * coverage: the (non-blank) sentences inside annotated checks, and how many start inside a predicted
+      verification segment.
     """
     spans = annotation_sentences(thinking)
     fa_pred = predicted_first_answer(segments)
@@ -214,6 +219,13 @@ def score_trace(ann: Annotation, thinking: str, segments: list[Any], tolerance: 
             red_fp += 1
         elif c["redundant"] and not pred_red:
             red_fn += 1
+    ver_spans = [(int(_get(s, "start")), int(_get(s, "end"))) for s in pred_checks]
+    n_sent = n_cov = 0
+    for c in ann.checks:
+        for a, _b in spans:
+            if c["start"] <= a < c["end"] and thinking[a:_b].strip():
+                n_sent += 1
+                n_cov += any(vs <= a < ve for vs, ve in ver_spans)
     return TraceScore(
         file=ann.file,
         id=ann.id,
@@ -229,6 +241,8 @@ def score_trace(ann: Annotation, thinking: str, segments: list[Any], tolerance: 
         red_tp=red_tp,
         red_fp=red_fp,
         red_fn=red_fn,
+        check_sentences=n_sent,
+        check_sentences_covered=n_cov,
     )
 
 
@@ -272,6 +286,9 @@ def summarize(scores: Iterable[TraceScore], within: int = 2) -> dict:
         "check_boundary_f1": cf,
         "traces_with_checks": len(with_checks),
         "traces_with_checks_and_predicted_verification": sum(1 for s in with_checks if s.has_pred_checks),
+        "check_sentences_in_verification_share": (
+            sum(s.check_sentences_covered for s in scores) / max(1, sum(s.check_sentences for s in scores))
+        ),
         "redundancy_precision": rp,
         "redundancy_recall": rr,
         "redundancy_f1": rf,
