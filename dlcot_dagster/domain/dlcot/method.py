@@ -344,9 +344,31 @@ class MethodClusterer:
 
         seen, given = problem_evidence(trace.record.problem)
         seen_problem = set(seen)
+
+        # Evidence (with the check kind) of a solution/check, memoized per trace: looping traces repeat segments
+        # verbatim. It depends on the body and on whether the segment is a check (only a check has a kind), and on
+        # one character outside the body: a technique key at the body's very start counts only when the character
+        # before it is not a letter (see technique_occurrences). (All technique keys are ASCII, so the context of
+        # lower-casing — a final sigma — cannot change a match.)
+        ev_memo: dict[tuple[str, bool, bool], tuple[str | None, Evidence]] = {}
+
+        def evidence_of(sg, body: str) -> tuple[str | None, Evidence]:
+            mkey = (
+                body,
+                sg.kind is SegmentKind.VERIFICATION,
+                occ is not None and sg.start > 0 and low[sg.start - 1].isalpha(),
+            )
+            hit = ev_memo.get(mkey)
+            if hit is None:
+                kind = check_type(body) if sg.kind is SegmentKind.VERIFICATION else None
+                hit = ev_memo[mkey] = kind, evidence(body, given, kind=kind, tech=tech_of(sg.start, sg.end))
+            return hit
+
         plain_ev: dict[int, Evidence | None] = {}  # evidence without the check-kind item, reused below
         lc = LeaderClusterer(cfg.jaccard_threshold, cfg.shingle_k, cfg.sketch_k, cfg.max_candidates)
         kept: list[tuple[int, Evidence, str]] = []  # (idx, evidence, answer key) of segments kept as distinct
+        kept_idx: set[int] = set()  # the idx of kept, and their answer keys, for membership tests
+        kept_keys: set[str] = set()
         correct_seen = False
         prev_body: int | None = None
         segs = []
@@ -358,26 +380,32 @@ class MethodClusterer:
                 continue
             body = text[sg.start:sg.end]
             key = cluster_key(sg)
-            kind = check_type(body) if sg.kind is SegmentKind.VERIFICATION else None
-            ev = evidence(body, given, kind=kind, tech=tech_of(sg.start, sg.end))
-            plain_ev[sg.idx] = ev if kind not in TYPE_WEIGHTS else None
             leader, jac = lc.add(sg.idx, body, key)
+            is_first_correct = sg.label is Label.CORRECT and not correct_seen
+            same_result = key == "none" or key in kept_keys or (key == "correct" and correct_seen)
+            if kept and not is_first_correct and same_result and leader != sg.idx and leader in kept_idx:
+                # a near-verbatim loop of a kept segment: a repeat whatever its evidence, which is not computed
+                # (a repeat's evidence is never read again: only kept segments' is, in `kept` and _superseded)
+                segs.append(sg.model_copy(update={"cluster": leader, "similarity": round(float(jac), 4)}))
+                if sg.label is Label.CORRECT:
+                    correct_seen = True
+                continue
+            kind, ev = evidence_of(sg, body)
+            plain_ev[sg.idx] = ev if kind not in TYPE_WEIGHTS else None
             nov = novelty(ev, seen)
             threshold = cfg.novelty_threshold + (RECOMPUTE_BONUS if kind == "recompute" else 0.0)
-            is_first_correct = sg.label is Label.CORRECT and not correct_seen
-            same_result = key == "none" or any(k == key for _, _, k in kept) or (key == "correct" and correct_seen)
             repeat_of: int | None = None
             sim = None
             if kept and not is_first_correct and same_result:
-                if leader != sg.idx and any(i == leader for i, _, _ in kept):
-                    repeat_of, sim = leader, jac  # a near-verbatim loop
-                elif ev.weight < cfg.min_evidence:
+                if ev.weight < cfg.min_evidence:
                     repeat_of, sim = (prev_body if prev_body is not None else kept[-1][0]), 1.0
                 elif nov < threshold:
                     best = max(kept, key=lambda k: (overlap(ev, k[1]), -k[0]))
                     repeat_of, sim = best[0], 1.0 - nov
             if repeat_of is None:
                 kept.append((sg.idx, ev, key))
+                kept_idx.add(sg.idx)
+                kept_keys.add(key)
                 seen.update(ev.items)
                 segs.append(sg.model_copy(update={"cluster": sg.idx, "similarity": round(1.0 - nov, 4)}))
                 prev_body = sg.idx
