@@ -101,17 +101,16 @@ _TECH_KEYS = tuple((w, name) for name, words in TECHNIQUES.items() for w in word
 _WORD_START3_RE = re.compile(r"(?<![a-z])[a-z]{3}")
 
 _FRAC_RE = re.compile(r"\\[dt]?frac\s*\{\s*(-?\d+(?:\.\d+)?)\s*\}\s*\{\s*(-?\d+(?:\.\d+)?)\s*\}")
-_NUM_RE = re.compile(r"(?<![\w.])(\d{1,3}(?:,\d{3})+|\d+)(?:\.(\d+))?(?:\s*/\s*(\d+)(?![\d.]))?")
+# a number not preceded by a word character or a dot: ``(?<![\w.])(\d{1,3}(?:,\d{3})+|\d+)...``, written to start
+# with its first digit (the look-behind then checks the character before it), so that ``re`` scans for digits
+# instead of trying the look-behind at every position; same matches, twice as fast
+_NUM_RE = re.compile(r"(\d(?<![\w.]\d)(?:\d{0,2}(?:,\d{3})+|\d*))(?:\.(\d+))?(?:\s*/\s*(\d+)(?![\d.]))?")
 # tokens of a math run: LaTeX commands, numbers, letter runs (a run of 2+ letters is a word and ends the math run),
 # operators and brackets; everything else (spaces, $, punctuation) is skipped
 _EXPR_TOKEN_RE = re.compile(r"\\[a-zA-Z]+|\d+(?:\.\d+)?|[a-zA-Z]+|[=+\-*/^<>≤≥≠√()\[\]|!]")
-_OPERATORS = frozenset("=+-*/^<>≤≥≠√")
 # a word token of _EXPR_TOKEN_RE: a run of two or more letters that is not (part of) a LaTeX command
 _WORD_SPLIT_RE = re.compile(r"(?<![a-zA-Z\\])[a-zA-Z]{2,}")
-_LATEX_OPERATORS = frozenset(
-    "\\frac \\sqrt \\cdot \\times \\binom \\sum \\prod \\le \\ge \\leq \\geq \\neq \\div \\log \\ln \\sin "
-    "\\cos \\tan".split()
-)
+# an operator: a symbol or an operator LaTeX command; each is one token of _EXPR_TOKEN_RE
 _HAS_OP_RE = re.compile(r"[=+\-*/^<>≤≥≠√]|\\(?:frac|sqrt|cdot|times|binom|sum|prod|le|ge|leq|geq|neq|div|log|ln|sin|"
                         r"cos|tan)(?![a-zA-Z])")
 _WORD_RE = re.compile(r"[a-z][a-z'-]{3,}")
@@ -192,11 +191,13 @@ def _plain(text: str) -> str:
 
 
 def numbers(text: str) -> set[str]:
-    out = set()
-    for m in _FRAC_RE.finditer(text):
-        out.add(f"{m.group(1)}/{m.group(2)}")
-    for m in _NUM_RE.finditer(text):
-        out.add(_norm_number(m.group(1), m.group(2), m.group(3)))
+    out = {f"{a}/{b}" for a, b in _FRAC_RE.findall(text)}
+    # each distinct match once (a text repeats its numbers); findall gives "" for a group that did not match
+    for whole, frac, den in set(_NUM_RE.findall(text)):
+        if not frac and not den and whole[0] != "0" and "," not in whole:
+            out.add(whole)  # already normal
+        else:
+            out.add(_norm_number(whole, frac or None, den or None))
     return out
 
 
@@ -204,17 +205,12 @@ def _exprs(text: str) -> set[str]:
     """Runs of math tokens holding an operator (see the module docstring), joined without spaces."""
     out = set()
     # a word (two or more letters, not a LaTeX command) ends a run: read only the stretches between words that
-    # hold an operator, token by token
+    # hold an operator (an operator is a token of its own, so such a stretch's run holds one)
     for chunk in _WORD_SPLIT_RE.split(text):
         if len(chunk) < 3 or not _HAS_OP_RE.search(chunk):
             continue
-        run: list[str] = []
-        has_op = False
-        for tok in _EXPR_TOKEN_RE.findall(chunk):
-            run.append(tok)
-            if tok[0] in _OPERATORS or tok in _LATEX_OPERATORS:
-                has_op = True
-        if has_op and len(run) >= 3:
+        run = _EXPR_TOKEN_RE.findall(chunk)
+        if len(run) >= 3:
             e = "".join(run).strip("=")
             if len(e) >= 3:
                 out.add(e[:80])
