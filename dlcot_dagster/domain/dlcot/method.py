@@ -179,12 +179,19 @@ _UNI = str.maketrans({"²": "^2", "³": "^3", "⁴": "^4", "×": "*", "·": "*",
                       "₀": "0", "₁": "1", "₂": "2", "₃": "3", "₄": "4", "₅": "5", "₆": "6", "₇": "7", "₈": "8",
                       "₉": "9"})
 _LATEX_OPS_RE = re.compile(r"\\(?:times|cdot|ast)(?![a-zA-Z])")
+# the characters of _UNI, replaced match by match: the same as ``str.translate(_UNI)``, which walks a non-ASCII text
+# character by character (and they are rare)
+_UNI_RE = re.compile("[" + re.escape("".join(map(chr, _UNI))) + "]")
+
+
+def _uni(m: re.Match[str]) -> str:
+    return _UNI[ord(m.group())]
 
 
 def _plain(text: str) -> str:
     """Unicode and LaTeX operators as ASCII ("x² × 3" -> "x^2 * 3"), so the same step written two ways meets."""
     if not text.isascii():
-        text = text.translate(_UNI)
+        text = _UNI_RE.sub(_uni, text)
     if "\\" in text:
         text = _LATEX_OPS_RE.sub("*", text).replace("\\dfrac", "\\frac").replace("\\tfrac", "\\frac")
     return text
@@ -243,6 +250,29 @@ def techniques_within(occ: list[tuple[int, int, str]], starts: list[int], start:
     lo = bisect.bisect_left(starts, start)
     hi = bisect.bisect_left(starts, end)
     return {name for s0, e0, name in occ[lo:hi] if e0 <= end}
+
+
+def techniques_between(low: str, start: int, end: int) -> set[str]:
+    """The techniques whose key lies inside ``low[start:end]``: :func:`techniques_within` of the whole text's
+    occurrences, without finding every occurrence of the text (one valid occurrence of a key is enough, and only the
+    segments that need evidence are read). A key at ``start`` is judged by the letter before it, as in the whole
+    text. The first-three-letters filter is that of :func:`technique_occurrences`, over the span: a key with a
+    valid occurrence inside it always passes."""
+    starts3 = set(_WORD_START3_RE.findall(low, start, end))
+    out = set()
+    for key, name in _TECH_KEYS:
+        if name in out:
+            continue
+        word_key = key[0].isalpha()
+        if word_key and key[:3] not in starts3:
+            continue
+        i = low.find(key, start, end)
+        while i != -1:
+            if not word_key or i == 0 or not low[i - 1].isalpha():
+                out.add(name)
+                break
+            i = low.find(key, i + 1, end)
+    return out
 
 
 def techniques(text: str) -> set[str]:
@@ -332,11 +362,10 @@ class MethodClusterer:
         text = trace.record.thinking
         low = text.lower()
         # positions of the lower-cased text are the text's own unless lower-casing changed its length
-        occ = technique_occurrences(low) if len(low) == len(text) else None
-        occ_starts = [o[0] for o in occ] if occ is not None else []
+        same_len = len(low) == len(text)
 
         def tech_of(a: int, b: int) -> set[str] | None:
-            return techniques_within(occ, occ_starts, a, b) if occ is not None else None
+            return techniques_between(low, a, b) if same_len else None
 
         seen, given = problem_evidence(trace.record.problem)
         seen_problem = set(seen)
@@ -344,7 +373,7 @@ class MethodClusterer:
         # Evidence (with the check kind) of a solution/check, memoized per trace: looping traces repeat segments
         # verbatim. It depends on the body and on whether the segment is a check (only a check has a kind), and on
         # one character outside the body: a technique key at the body's very start counts only when the character
-        # before it is not a letter (see technique_occurrences). (All technique keys are ASCII, so the context of
+        # before it is not a letter (see techniques_between). (All technique keys are ASCII, so the context of
         # lower-casing — a final sigma — cannot change a match.)
         ev_memo: dict[tuple[str, bool, bool], tuple[str | None, Evidence]] = {}
 
@@ -352,7 +381,7 @@ class MethodClusterer:
             mkey = (
                 body,
                 sg.kind is SegmentKind.VERIFICATION,
-                occ is not None and sg.start > 0 and low[sg.start - 1].isalpha(),
+                same_len and sg.start > 0 and low[sg.start - 1].isalpha(),
             )
             hit = ev_memo.get(mkey)
             if hit is None:
