@@ -264,26 +264,42 @@ def techniques_within(occ: list[tuple[int, int, str]], starts: list[int], start:
     return {name for s0, e0, name in occ[lo:hi] if e0 <= end}
 
 
+def _keys_by_start3() -> tuple[dict[str, tuple[tuple[str, str], ...]], tuple[tuple[str, str], ...]]:
+    by3: dict[str, list[tuple[str, str]]] = {}
+    other = []
+    for key, name in _TECH_KEYS:
+        if key[0].isalpha():
+            by3.setdefault(key[:3], []).append((key, name))
+        else:
+            other.append((key, name))
+    return {k: tuple(v) for k, v in by3.items()}, tuple(other)
+
+
+# the word keys (first character a letter) by their first three characters, and the other keys
+_TECH_BY_START3, _TECH_NON_WORD = _keys_by_start3()
+_TECH_START3 = frozenset(_TECH_BY_START3)
+
+
 def techniques_between(low: str, start: int, end: int) -> set[str]:
     """The techniques whose key lies inside ``low[start:end]``: :func:`techniques_within` of the whole text's
     occurrences, without finding every occurrence of the text (one valid occurrence of a key is enough, and only the
     segments that need evidence are read). A key at ``start`` is judged by the letter before it, as in the whole
-    text. The first-three-letters filter is that of :func:`technique_occurrences`, over the span: a key with a
-    valid occurrence inside it always passes."""
-    starts3 = set(_WORD_START3_RE.findall(low, start, end))
+    text. The first-three-letters filter is that of :func:`technique_occurrences`, over the span (a key with a
+    valid occurrence inside it always passes), read as a set intersection: only the keys that can occur are tried."""
     out = set()
-    for key, name in _TECH_KEYS:
-        if name in out:
-            continue
-        word_key = key[0].isalpha()
-        if word_key and key[:3] not in starts3:
-            continue
-        i = low.find(key, start, end)
-        while i != -1:
-            if not word_key or i == 0 or not low[i - 1].isalpha():
-                out.add(name)
-                break
-            i = low.find(key, i + 1, end)
+    for p in _TECH_START3.intersection(_WORD_START3_RE.findall(low, start, end)):
+        for key, name in _TECH_BY_START3[p]:
+            if name in out:
+                continue
+            i = low.find(key, start, end)
+            while i != -1:
+                if i == 0 or not low[i - 1].isalpha():
+                    out.add(name)
+                    break
+                i = low.find(key, i + 1, end)
+    for key, name in _TECH_NON_WORD:
+        if name not in out and low.find(key, start, end) != -1:
+            out.add(name)
     return out
 
 
