@@ -109,8 +109,13 @@ _NUM_RE = re.compile(r"(\d(?<![\w.]\d)(?:\d{0,2}(?:,\d{3})+|\d*))(?:\.(\d+))?(?:
 # tokens of a math run: LaTeX commands, numbers, letter runs (a run of 2+ letters is a word and ends the math run),
 # operators and brackets; everything else (spaces, $, punctuation) is skipped
 _EXPR_TOKEN_RE = re.compile(r"\\[a-zA-Z]+|\d+(?:\.\d+)?|[a-zA-Z]+|[=+\-*/^<>≤≥≠√()\[\]|!]")
-# a word token of _EXPR_TOKEN_RE: a run of two or more letters that is not (part of) a LaTeX command
-_WORD_SPLIT_RE = re.compile(r"(?<![a-zA-Z\\])[a-zA-Z]{2,}")
+# a word token of _EXPR_TOKEN_RE: a run of two or more letters that is not (part of) a LaTeX command, i.e.
+# ``(?<![a-zA-Z\\])[a-zA-Z]{2,}``, written to start with a letter (the look-behind then checks the character before it)
+_WORD = r"[a-zA-Z](?<![a-zA-Z\\][a-zA-Z])[a-zA-Z]+"
+# what _exprs splits on: a word, and with it any following stretches up to the next word that hold no letter, no
+# backslash and no operator character (such a stretch between two words holds no operator, so _exprs would skip it
+# anyway): the stretches left between the pieces are exactly the stretches between words that may hold an operator
+_WORD_SPLIT_RE = re.compile(rf"{_WORD}(?:[^a-zA-Z\\=+\-*/^<>≤≥≠√]*{_WORD})*")
 # an operator: a symbol or an operator LaTeX command; each is one token of _EXPR_TOKEN_RE
 _HAS_OP_RE = re.compile(r"[=+\-*/^<>≤≥≠√]|\\(?:frac|sqrt|cdot|times|binom|sum|prod|le|ge|leq|geq|neq|div|log|ln|sin|"
                         r"cos|tan)(?![a-zA-Z])")
