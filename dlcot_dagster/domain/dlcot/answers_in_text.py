@@ -39,13 +39,14 @@ per trace (a bound on the cost of slow symbolic comparisons).
 
 from __future__ import annotations
 
+import functools
 import re
 from collections import Counter
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any, Protocol
 
-from .text import clause_start, hedged, sentence_spans
+from .text import clause_start, hedged, lower_case_twin, sentence_spans
 from .types import AnswerSpan
 
 
@@ -157,6 +158,7 @@ _VALUE_INTRO_RE = re.compile(
     r"minimum|maximum|ratio|speed|cost)\s+of)\b",
     re.IGNORECASE,
 )
+_VALUE_INTRO_ASCII = lower_case_twin(_VALUE_INTRO_RE)
 # "So 2220 seems the smallest." / "Therefore 42 is the answer.": the value as the subject of a concluding predicate
 _SUBJECT_VALUE_RE = re.compile(
     r"^[\W_]*(?:(?:so|thus|therefore|hence|then|and|which means|this means)[\s,]+)*\$?\s*"
@@ -278,7 +280,8 @@ def candidate_value(sentence: str, max_chars: int = 80) -> tuple[str, int] | Non
     if sm is not None:
         return sm.group("v").replace(",", "") if "," in sm.group("v") and "." not in sm.group("v") else sm.group("v"), sm.start("v")
     last = None
-    for last in _VALUE_INTRO_RE.finditer(body):
+    # the last intro; an ASCII body is read lower-cased with the case-sensitive twin (same spans, faster)
+    for last in _VALUE_INTRO_ASCII.finditer(body.lower()) if body.isascii() else _VALUE_INTRO_RE.finditer(body):
         pass
     if last is None:
         so = _SO_VALUE_RE.fullmatch(body)
@@ -476,7 +479,8 @@ class ImplicitAnswerFinder:
                     return True
                 continue
             if flat is None:
-                flat = sentence.translate(_SUBDIGITS)
+                # (sub/superscript digits are never ASCII: most sentences need no translation)
+                flat = sentence if sentence.isascii() else sentence.translate(_SUBDIGITS)
                 if "," in flat or "\\" in flat or " " in flat:
                     flat = _SEPARATORS_RE.sub("", flat)
             if (arg in flat) if kind == "int" else all(d in flat for d in arg):
@@ -669,6 +673,15 @@ def merge_answers(explicit: list[AnswerSpan], implicit: list[AnswerSpan]) -> lis
     return out
 
 
+@functools.lru_cache(maxsize=4096)
+def _choice_letter(answer: str) -> str | None:
+    """``fastpath.choice_letter`` (a pure function of the string, and a slow one: it cleans the LaTeX first),
+    memoized: the same reference and final answers come back with every trace of a problem."""
+    from dlcot_dagster.domain.answers.fastpath import choice_letter
+
+    return choice_letter(answer)
+
+
 def locate_answers(
     text: str,
     problem: str,
@@ -687,8 +700,6 @@ def locate_answers(
     first answer is found too when the trace states it again explicitly later.
     """
     from dlcot_dagster.domain.answers import extract_final_answer
-    from dlcot_dagster.domain.answers.fastpath import choice_letter
-
     from .choices import (
         choice_commitments,
         choice_content_commitments,
@@ -700,7 +711,7 @@ def locate_answers(
     explicit = [a for a in explicit_answers(text, cfg.skip_hedged_answers) if a.start >= start]
     choices = parse_choices(problem) if getattr(cfg, "choice_answers", True) else None
     stem = problem_without_choices(problem, choices)
-    ref_letter = choice_letter(reference) if reference.strip() and len(reference.strip()) <= 12 else None
+    ref_letter = _choice_letter(reference) if reference.strip() and len(reference.strip()) <= 12 else None
     finals: list[str] = []
     if explicit:
         finals.append(explicit[-1].text)
@@ -711,7 +722,7 @@ def locate_answers(
     values: list[tuple[str, str | None]] = []
     letters_wanted: list[str] = []
     for v in ([reference] if reference.strip() else []) + finals:
-        letter = choice_letter(v) if len(v.strip()) <= 12 else None
+        letter = _choice_letter(v) if len(v.strip()) <= 12 else None
         if letter is not None and (choices is not None or ref_letter is not None):
             if letter not in letters_wanted:
                 letters_wanted.append(letter)

@@ -63,6 +63,15 @@ class _Stmt:
     pos: int  # offset of the statement
 
 
+_ASCII_DIGIT_RE = re.compile(r"[0-9]")
+
+
+def _has_digit(s: str) -> bool:
+    """``any(ch.isdigit() for ch in s)``, scanning in C: the only ASCII digits are 0-9, and a non-ASCII text may hold
+    others ("²", "①")."""
+    return _ASCII_DIGIT_RE.search(s) is not None or (not s.isascii() and any(map(str.isdigit, s)))
+
+
 def _num(s: str) -> float | None:
     try:
         return float(s.replace(",", ""))
@@ -106,7 +115,7 @@ def statements(sentence: str) -> list[tuple[str, float, int]]:
         raw = lm.group(0).strip()
         # the expression is the last chain member before the value: "x = 3*17 = 41" -> "3*17"
         raw = raw.split("=")[-1].strip()
-        if not raw or raw[0] in "+*/^×÷·⋅" or not _HAS_OP_RE.search(raw[1:]) or not any(ch.isdigit() for ch in raw):
+        if not raw or raw[0] in "+*/^×÷·⋅" or not _HAS_OP_RE.search(raw[1:]) or not _has_digit(raw):
             continue
         if _FUNC_CALL_RE.search(raw):
             continue
@@ -144,7 +153,7 @@ def error_state_edits(
     flagged: set[int] = set()
     for i, (sa, sb) in enumerate(sents):
         sent = text[sa:sb]
-        if len(sent) > 1500 or not any(ch.isdigit() for ch in sent):
+        if len(sent) > 1500 or not _has_digit(sent):
             continue
         for expr, val, off in statements(sent):
             prev = seen.get(expr)

@@ -50,6 +50,7 @@ import bisect
 import re
 from dataclasses import dataclass, field
 
+from .text import lower_case_twin
 from .types import Label, SegmentedTrace, SegmentKind
 
 # technique words -> op name (matched on the lower-cased text as word prefixes)
@@ -102,17 +103,21 @@ _TECH_KEYS = tuple((w, name) for name, words in TECHNIQUES.items() for w in word
 _WORD_START3_RE = re.compile(r"(?<![a-z])[a-z]{3}")
 
 _FRAC_RE = re.compile(r"\\[dt]?frac\s*\{\s*(-?\d+(?:\.\d+)?)\s*\}\s*\{\s*(-?\d+(?:\.\d+)?)\s*\}")
-_NUM_RE = re.compile(r"(?<![\w.])(\d{1,3}(?:,\d{3})+|\d+)(?:\.(\d+))?(?:\s*/\s*(\d+)(?![\d.]))?")
+# a number not preceded by a word character or a dot: ``(?<![\w.])(\d{1,3}(?:,\d{3})+|\d+)...``, written to start
+# with its first digit (the look-behind then checks the character before it), so that ``re`` scans for digits
+# instead of trying the look-behind at every position; same matches, twice as fast
+_NUM_RE = re.compile(r"(\d(?<![\w.]\d)(?:\d{0,2}(?:,\d{3})+|\d*))(?:\.(\d+))?(?:\s*/\s*(\d+)(?![\d.]))?")
 # tokens of a math run: LaTeX commands, numbers, letter runs (a run of 2+ letters is a word and ends the math run),
 # operators and brackets; everything else (spaces, $, punctuation) is skipped
 _EXPR_TOKEN_RE = re.compile(r"\\[a-zA-Z]+|\d+(?:\.\d+)?|[a-zA-Z]+|[=+\-*/^<>≤≥≠√()\[\]|!]")
-_OPERATORS = frozenset("=+-*/^<>≤≥≠√")
-# a word token of _EXPR_TOKEN_RE: a run of two or more letters that is not (part of) a LaTeX command
-_WORD_SPLIT_RE = re.compile(r"(?<![a-zA-Z\\])[a-zA-Z]{2,}")
-_LATEX_OPERATORS = frozenset(
-    "\\frac \\sqrt \\cdot \\times \\binom \\sum \\prod \\le \\ge \\leq \\geq \\neq \\div \\log \\ln \\sin "
-    "\\cos \\tan".split()
-)
+# a word token of _EXPR_TOKEN_RE: a run of two or more letters that is not (part of) a LaTeX command, i.e.
+# ``(?<![a-zA-Z\\])[a-zA-Z]{2,}``, written to start with a letter (the look-behind then checks the character before it)
+_WORD = r"[a-zA-Z](?<![a-zA-Z\\][a-zA-Z])[a-zA-Z]+"
+# what _exprs splits on: a word, and with it any following stretches up to the next word that hold no letter, no
+# backslash and no operator character (such a stretch between two words holds no operator, so _exprs would skip it
+# anyway): the stretches left between the pieces are exactly the stretches between words that may hold an operator
+_WORD_SPLIT_RE = re.compile(rf"{_WORD}(?:[^a-zA-Z\\=+\-*/^<>≤≥≠√]*{_WORD})*")
+# an operator: a symbol or an operator LaTeX command; each is one token of _EXPR_TOKEN_RE
 _HAS_OP_RE = re.compile(r"[=+\-*/^<>≤≥≠√]|\\(?:frac|sqrt|cdot|times|binom|sum|prod|le|ge|leq|geq|neq|div|log|ln|sin|"
                         r"cos|tan)(?![a-zA-Z])")
 _WORD_RE = re.compile(r"[a-z][a-z'-]{3,}")
@@ -151,10 +156,21 @@ TYPE_WEIGHTS = {"substitute": 4.0, "options": 4.0, "special_case": 4.0, "numeric
 RECOMPUTE_BONUS = 0.15
 
 
+# case-sensitive twins of CHECK_OPENERS for a lower-cased ASCII head (see text.lower_case_twin; "[A-E]" under
+# IGNORECASE is "[a-e]" on lower-cased text): same results, about twice as fast
+_CHECK_OPENERS_ASCII = tuple(
+    (name, lower_case_twin(re.compile(rx.pattern.replace("[A-E]", "[a-e]"), rx.flags))) for name, rx in CHECK_OPENERS
+)
+
+
 def check_type(text: str) -> str:
     """The kind of check ``text`` opens with (its first 300 characters): one of CHECK_OPENERS' names or ``other``."""
     head = text[:300]
-    for name, rx in CHECK_OPENERS:
+    openers = CHECK_OPENERS
+    if head.isascii():
+        head = head.lower()
+        openers = _CHECK_OPENERS_ASCII
+    for name, rx in openers:
         if rx.search(head):
             return name
     return "other"
@@ -181,23 +197,32 @@ _UNI = str.maketrans({"²": "^2", "³": "^3", "⁴": "^4", "×": "*", "·": "*",
                       "₀": "0", "₁": "1", "₂": "2", "₃": "3", "₄": "4", "₅": "5", "₆": "6", "₇": "7", "₈": "8",
                       "₉": "9"})
 _LATEX_OPS_RE = re.compile(r"\\(?:times|cdot|ast)(?![a-zA-Z])")
+# the characters of _UNI, replaced match by match: the same as ``str.translate(_UNI)``, which walks a non-ASCII text
+# character by character (and they are rare)
+_UNI_RE = re.compile("[" + re.escape("".join(map(chr, _UNI))) + "]")
+
+
+def _uni(m: re.Match[str]) -> str:
+    return _UNI[ord(m.group())]
 
 
 def _plain(text: str) -> str:
     """Unicode and LaTeX operators as ASCII ("x² × 3" -> "x^2 * 3"), so the same step written two ways meets."""
     if not text.isascii():
-        text = text.translate(_UNI)
+        text = _UNI_RE.sub(_uni, text)
     if "\\" in text:
         text = _LATEX_OPS_RE.sub("*", text).replace("\\dfrac", "\\frac").replace("\\tfrac", "\\frac")
     return text
 
 
 def numbers(text: str) -> set[str]:
-    out = set()
-    for m in _FRAC_RE.finditer(text):
-        out.add(f"{m.group(1)}/{m.group(2)}")
-    for m in _NUM_RE.finditer(text):
-        out.add(_norm_number(m.group(1), m.group(2), m.group(3)))
+    out = {f"{a}/{b}" for a, b in _FRAC_RE.findall(text)}
+    # each distinct match once (a text repeats its numbers); findall gives "" for a group that did not match
+    for whole, frac, den in set(_NUM_RE.findall(text)):
+        if not frac and not den and whole[0] != "0" and "," not in whole:
+            out.add(whole)  # already normal
+        else:
+            out.add(_norm_number(whole, frac or None, den or None))
     return out
 
 
@@ -205,17 +230,12 @@ def _exprs(text: str) -> set[str]:
     """Runs of math tokens holding an operator (see the module docstring), joined without spaces."""
     out = set()
     # a word (two or more letters, not a LaTeX command) ends a run: read only the stretches between words that
-    # hold an operator, token by token
+    # hold an operator (an operator is a token of its own, so such a stretch's run holds one)
     for chunk in _WORD_SPLIT_RE.split(text):
         if len(chunk) < 3 or not _HAS_OP_RE.search(chunk):
             continue
-        run: list[str] = []
-        has_op = False
-        for tok in _EXPR_TOKEN_RE.findall(chunk):
-            run.append(tok)
-            if tok[0] in _OPERATORS or tok in _LATEX_OPERATORS:
-                has_op = True
-        if has_op and len(run) >= 3:
+        run = _EXPR_TOKEN_RE.findall(chunk)
+        if len(run) >= 3:
             e = "".join(run).strip("=")
             if len(e) >= 3:
                 out.add(e[:80])
@@ -248,6 +268,45 @@ def techniques_within(occ: list[tuple[int, int, str]], starts: list[int], start:
     lo = bisect.bisect_left(starts, start)
     hi = bisect.bisect_left(starts, end)
     return {name for s0, e0, name in occ[lo:hi] if e0 <= end}
+
+
+def _keys_by_start3() -> tuple[dict[str, tuple[tuple[str, str], ...]], tuple[tuple[str, str], ...]]:
+    by3: dict[str, list[tuple[str, str]]] = {}
+    other = []
+    for key, name in _TECH_KEYS:
+        if key[0].isalpha():
+            by3.setdefault(key[:3], []).append((key, name))
+        else:
+            other.append((key, name))
+    return {k: tuple(v) for k, v in by3.items()}, tuple(other)
+
+
+# the word keys (first character a letter) by their first three characters, and the other keys
+_TECH_BY_START3, _TECH_NON_WORD = _keys_by_start3()
+_TECH_START3 = frozenset(_TECH_BY_START3)
+
+
+def techniques_between(low: str, start: int, end: int) -> set[str]:
+    """The techniques whose key lies inside ``low[start:end]``: :func:`techniques_within` of the whole text's
+    occurrences, without finding every occurrence of the text (one valid occurrence of a key is enough, and only the
+    segments that need evidence are read). A key at ``start`` is judged by the letter before it, as in the whole
+    text. The first-three-letters filter is that of :func:`technique_occurrences`, over the span (a key with a
+    valid occurrence inside it always passes), read as a set intersection: only the keys that can occur are tried."""
+    out = set()
+    for p in _TECH_START3.intersection(_WORD_START3_RE.findall(low, start, end)):
+        for key, name in _TECH_BY_START3[p]:
+            if name in out:
+                continue
+            i = low.find(key, start, end)
+            while i != -1:
+                if i == 0 or not low[i - 1].isalpha():
+                    out.add(name)
+                    break
+                i = low.find(key, i + 1, end)
+    for key, name in _TECH_NON_WORD:
+        if name not in out and low.find(key, start, end) != -1:
+            out.add(name)
+    return out
 
 
 def techniques(text: str) -> set[str]:
@@ -319,6 +378,7 @@ def problem_evidence(problem: str) -> tuple[set[str], set[str]]:
 
 
 _BODY = (SegmentKind.SOLUTION, SegmentKind.VERIFICATION)
+_PROBLEM_MEMO_MAX = 4096
 
 
 class MethodClusterer:
@@ -329,6 +389,18 @@ class MethodClusterer:
         from .policy import ClusterConfig
 
         self.config = config or ClusterConfig()
+        # problem text -> (seen items, given values) of problem_evidence: one problem comes with many traces
+        # (one per teacher); read-only copies, emptied when full
+        self._problems: dict[str, tuple[frozenset[str], frozenset[str]]] = {}
+
+    def _problem_evidence(self, problem: str) -> tuple[frozenset[str], frozenset[str]]:
+        hit = self._problems.get(problem)
+        if hit is None:
+            seen, given = problem_evidence(problem)
+            if len(self._problems) >= _PROBLEM_MEMO_MAX:
+                self._problems.clear()
+            hit = self._problems[problem] = frozenset(seen), frozenset(given)
+        return hit
 
     def cluster(self, trace: SegmentedTrace) -> SegmentedTrace:
         from .similarity import LeaderClusterer, cluster_key
@@ -337,17 +409,38 @@ class MethodClusterer:
         text = trace.record.thinking
         low = text.lower()
         # positions of the lower-cased text are the text's own unless lower-casing changed its length
-        occ = technique_occurrences(low) if len(low) == len(text) else None
-        occ_starts = [o[0] for o in occ] if occ is not None else []
+        same_len = len(low) == len(text)
 
         def tech_of(a: int, b: int) -> set[str] | None:
-            return techniques_within(occ, occ_starts, a, b) if occ is not None else None
+            return techniques_between(low, a, b) if same_len else None
 
-        seen, given = problem_evidence(trace.record.problem)
-        seen_problem = set(seen)
+        seen_problem, given = self._problem_evidence(trace.record.problem)
+        seen = set(seen_problem)
+
+        # Evidence (with the check kind) of a solution/check, memoized per trace: looping traces repeat segments
+        # verbatim. It depends on the body and on whether the segment is a check (only a check has a kind), and on
+        # one character outside the body: a technique key at the body's very start counts only when the character
+        # before it is not a letter (see techniques_between). (All technique keys are ASCII, so the context of
+        # lower-casing — a final sigma — cannot change a match.)
+        ev_memo: dict[tuple[str, bool, bool], tuple[str | None, Evidence]] = {}
+
+        def evidence_of(sg, body: str) -> tuple[str | None, Evidence]:
+            mkey = (
+                body,
+                sg.kind is SegmentKind.VERIFICATION,
+                same_len and sg.start > 0 and low[sg.start - 1].isalpha(),
+            )
+            hit = ev_memo.get(mkey)
+            if hit is None:
+                kind = check_type(body) if sg.kind is SegmentKind.VERIFICATION else None
+                hit = ev_memo[mkey] = kind, evidence(body, given, kind=kind, tech=tech_of(sg.start, sg.end))
+            return hit
+
         plain_ev: dict[int, Evidence | None] = {}  # evidence without the check-kind item, reused below
         lc = LeaderClusterer(cfg.jaccard_threshold, cfg.shingle_k, cfg.sketch_k, cfg.max_candidates)
         kept: list[tuple[int, Evidence, str]] = []  # (idx, evidence, answer key) of segments kept as distinct
+        kept_idx: set[int] = set()  # the idx of kept, and their answer keys, for membership tests
+        kept_keys: set[str] = set()
         correct_seen = False
         prev_body: int | None = None
         segs = []
@@ -359,26 +452,32 @@ class MethodClusterer:
                 continue
             body = text[sg.start:sg.end]
             key = cluster_key(sg)
-            kind = check_type(body) if sg.kind is SegmentKind.VERIFICATION else None
-            ev = evidence(body, given, kind=kind, tech=tech_of(sg.start, sg.end))
-            plain_ev[sg.idx] = ev if kind not in TYPE_WEIGHTS else None
             leader, jac = lc.add(sg.idx, body, key)
+            is_first_correct = sg.label is Label.CORRECT and not correct_seen
+            same_result = key == "none" or key in kept_keys or (key == "correct" and correct_seen)
+            if kept and not is_first_correct and same_result and leader != sg.idx and leader in kept_idx:
+                # a near-verbatim loop of a kept segment: a repeat whatever its evidence, which is not computed
+                # (a repeat's evidence is never read again: only kept segments' is, in `kept` and _superseded)
+                segs.append(sg.model_copy(update={"cluster": leader, "similarity": round(float(jac), 4)}))
+                if sg.label is Label.CORRECT:
+                    correct_seen = True
+                continue
+            kind, ev = evidence_of(sg, body)
+            plain_ev[sg.idx] = ev if kind not in TYPE_WEIGHTS else None
             nov = novelty(ev, seen)
             threshold = cfg.novelty_threshold + (RECOMPUTE_BONUS if kind == "recompute" else 0.0)
-            is_first_correct = sg.label is Label.CORRECT and not correct_seen
-            same_result = key == "none" or any(k == key for _, _, k in kept) or (key == "correct" and correct_seen)
             repeat_of: int | None = None
             sim = None
             if kept and not is_first_correct and same_result:
-                if leader != sg.idx and any(i == leader for i, _, _ in kept):
-                    repeat_of, sim = leader, jac  # a near-verbatim loop
-                elif ev.weight < cfg.min_evidence:
+                if ev.weight < cfg.min_evidence:
                     repeat_of, sim = (prev_body if prev_body is not None else kept[-1][0]), 1.0
                 elif nov < threshold:
                     best = max(kept, key=lambda k: (overlap(ev, k[1]), -k[0]))
                     repeat_of, sim = best[0], 1.0 - nov
             if repeat_of is None:
                 kept.append((sg.idx, ev, key))
+                kept_idx.add(sg.idx)
+                kept_keys.add(key)
                 seen.update(ev.items)
                 segs.append(sg.model_copy(update={"cluster": sg.idx, "similarity": round(1.0 - nov, 4)}))
                 prev_body = sg.idx
