@@ -110,6 +110,11 @@ def test_matches_ordered_and_non_overlapping():
         ("Natalia sold 48/2 = 24 clips.\n#### 72", "72", "hash"),
         ("**Final Answer**\nThe number of ways is 120.\n", "The number of ways is 120", "final_answer"),
         ("**Final Answer**\n\\[\n\\boxed{\\dfrac{1}{5}}\n\\]", "\\dfrac{1}{5}", "boxed"),
+        # a first line ending in a colon only introduces the answer (Sky-T1 minerva_math/76: the intro was taken
+        # for the answer, and math-verify spent its whole time box on it)
+        ("**Final Answer**\n\nThe final answer is:\n\n$$x(t) = c_1 e^t + \\frac{1}{15} \\cos(2t)$$",
+         "x(t) = c_1 e^t + \\frac{1}{15} \\cos(2t)", "final_answer"),
+        ("**Final Answer**\nThe number of ways is:\n\\[ 7 \\]", "7", "final_answer"),
         ("the answer is 9**9**9**9", "9**9**9**9", "answer_is"),
     ],
 )

@@ -371,6 +371,9 @@ def _answer_phrase(text: str, m: re.Match, braces: _Braces) -> AnswerMatch | Non
     return AnswerMatch(content, start, end, kind)
 
 
+_BLANK_LINE_RE = re.compile(r"\n[ \t]*\n")
+
+
 def _final_block(text: str, m: re.Match, braces: _Braces) -> AnswerMatch | None:
     start = m.start()
     body_start = m.end()
@@ -379,7 +382,16 @@ def _final_block(text: str, m: re.Match, braces: _Braces) -> AnswerMatch | None:
     k = body_start
     while k < limit and text[k] in " \t\r\n":
         k += 1
-    blank = re.compile(r"\n[ \t]*\n").search(text, k, limit)
+    # "**Final Answer**\n\nThe final answer is:\n\n$$x = 5$$": a first line ending in a colon only introduces
+    # the answer, which follows it
+    nl = text.find("\n", k, limit)
+    if nl != -1 and text[k:nl].rstrip().endswith(":"):
+        j = nl
+        while j < limit and text[j] in " \t\r\n":
+            j += 1
+        if j < limit:
+            k = j
+    blank = _BLANK_LINE_RE.search(text, k, limit)
     block_end = blank.start() if blank else limit
     if k >= block_end:
         return None
