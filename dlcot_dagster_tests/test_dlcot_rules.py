@@ -207,6 +207,25 @@ def test_a_check_redoing_the_trunks_computation_repeats_the_trunk():
     assert substitution.kept and substitution.cluster == substitution.idx
 
 
+def test_a_check_questioning_a_new_assumption_is_a_distinct_approach():
+    from dlcot_dagster.domain.dlcot.method import assumption_topics
+
+    assert assumption_topics("But wait: could the integers be negative? The problem does not say.") == {"negative"}
+    assert assumption_topics("Is there overlap in counting? No, each pair is counted once.") == {"overlap"}
+    # the words of a computation are not questions about an assumption
+    assert assumption_topics("Could I recall it? Their slopes would be negative reciprocals.") == set()
+    assert assumption_topics("So 6 * 7 = 42, which is positive 42.") == set()
+    problem = "Two whole numbers multiply to 42 and one of them is 6. What is the other times six?"
+    # the same computation as the trunk, but under another assumption
+    ask = "Wait, could the numbers be negative? Then the product is still 42, so the answer is 42.\n\n"
+    again = "Wait, could the numbers be negative? No, whole numbers. So the answer is still 42.\n\n"
+    res = run_dlcot(rec(SOLUTION + ask + again + CONCL, problem=problem))
+    first, second = [s for s in res.segments if s.kind is SegmentKind.VERIFICATION]
+    # the first check of an assumption is a new approach (DLCoT's "different assumptions"); asking it again is not
+    assert first.kept and first.cluster == first.idx
+    assert not second.kept and second.drop_reason == f"redundant_repeat_of:{first.idx}"
+
+
 def test_same_text_with_different_answers_does_not_cluster():
     a = "Let me recount the groups of seven carefully: 6 * 7 = 42. So the answer is 42.\n\n"
     b = "Let me recount the groups of seven carefully: 6 * 7 = 48. So the answer is 48.\n\n"

@@ -18,11 +18,15 @@ Evidence of a text
 ``op:<name>``
     technique words (substitution, factoring, Vieta, modular arithmetic, derivatives, coordinates, complementary
     counting, a special case, an estimate, ...; see :data:`TECHNIQUES`): the method as the model names it.
+``assume:<topic>``
+    for a check only: an assumption or reading of the problem that its opening questions ("Could they be
+    negative?", "is there overlap in counting?", "the uniqueness of A"; see :data:`ASSUMPTION_TOPICS`), DLCoT's
+    "different assumptions". An assumption the problem itself states counts as seen.
 ``word:<stem>``
     content-word stems, used only for a text with little math evidence (a re-reading of the problem, a check of
     the wording), where they are the only evidence there is.
 
-Weights: ``op`` 3, ``expr`` 1, ``value`` 1 (0.5 for a number the problem states: re-stating a given says little),
+Weights: ``op`` 3, ``assume`` 3, ``expr`` 1, ``value`` 1 (0.5 for a number the problem states: re-stating a given says little),
 ``word`` 0.25.
 
 Novelty and redundancy
@@ -150,6 +154,53 @@ CHECK_OPENERS: tuple[tuple[str, re.Pattern], ...] = (
                              r"steps|work|math)|re-?check\w* (?:my|the)? ?(?:calculation|computation|arithmetic|steps))\b",
                              re.IGNORECASE)),
 )
+# "different assumptions" (one of DLCoT's novelty criteria): a check that questions an assumption or a reading of
+# the problem ("Could they be negative?", "is there overlap in counting?", "Consider the uniqueness of A", "another
+# interpretation") brings the assumption it questions as evidence, one item per topic, so the first check of each
+# topic is new and a later one on the same topic is not. Looked for in a check's opening (ASSUMPTION_HEAD chars);
+# the topic is the group that matched.
+ASSUMPTION_TOPICS: dict[str, str] = {
+    # signs and zero are everyday words of a computation ("negative reciprocals", "subtracting a negative"): only
+    # as a property something could have ("Could they be negative?", "0 is considered positive")
+    "negative": r"(?:be|being|are|is|were|allow\w*|also|any|include) negative(?! *(?:reciprocal|sign|slope|one))|"
+                r"negative (?:values?|numbers?|integers?|solutions?|roots?|cases?|answers?)",
+    "zero": r"(?:be|being|is|equal to|include|includ\w*) zero(?! *[-+*/=])|0 (?:is|be) (?:considered|counted|allowed)",
+    "positive": r"(?:be|are|were|considered|strictly|be all) positive(?= *(?:[?.,;:]|integers?|numbers?|only))|"
+                r"positive means|only positive",
+    "order": r"(?:in|any|different|decreasing|increasing|reverse) order|ordered|unordered",
+    "distinct": r"distinct|repeat(?:ed|s)?|duplicate\w*",
+    "unique": r"uniqueness|(?:is|are|be) (?:it |this |that |the \w+ )?unique(?= *[?.,;])|only (?:one|possible) "
+              r"(?:solution|such|possibility)",
+    "overlap": r"overlap\w*|double[- ]count\w*|counted twice",
+    "interpretation": r"interpret\w*|another reading|read differently",
+    "constraint": r"constraints?|restrictions?|conditions? (?:I|we) (?:might|may) have missed",
+    "nuance": r"nuances?",
+    "coprime": r"relatively prime|coprime",
+    "integer": r"non-?integers?|integers? (?:only|solutions?)|must be (?:an )?integers?",
+    "domain": r"domain|undefined|division by zero",
+    "degenerate": r"degenerate|collinear",
+}
+ASSUMPTION_HEAD = 300
+W_ASSUME = 3.0
+_ASSUMPTION_RE = re.compile(
+    r"\b(?:" + "|".join(f"(?P<{name}>{rx})" for name, rx in ASSUMPTION_TOPICS.items()) + r")\b", re.IGNORECASE
+)
+# the opening must ask about it ("could", "what if", "consider", a question mark ...), not just use the word
+_ASSUMPTION_ASK_RE = re.compile(
+    r"\?|\b(?:could|can|what if|what about|whether|consider(?:ing)?|does(?:n't)? (?:the problem|it) (?:say|specify|"
+    r"require|mean)|ensure|make sure|check (?:if|whether|that)|verify (?:the|that)|assum\w*|interpret\w*)\b",
+    re.IGNORECASE,
+)
+
+
+def assumption_topics(text: str) -> set[str]:
+    """The assumptions a check's opening questions (names of :data:`ASSUMPTION_TOPICS`), empty if it asks none."""
+    head = text[:ASSUMPTION_HEAD]
+    if _ASSUMPTION_ASK_RE.search(head) is None:
+        return set()
+    return {m.lastgroup for m in _ASSUMPTION_RE.finditer(head) if m.lastgroup}
+
+
 # a first check of these kinds brings new steps by the guide's rules; recompute/other never do by their kind alone
 TYPE_WEIGHTS = {"substitute": 4.0, "options": 4.0, "special_case": 4.0, "numeric": 3.0, "alternative_method": 3.0}
 #: a re-computation must bring clearly new evidence to count as distinct: its threshold is raised by this much
@@ -338,6 +389,9 @@ def evidence(
     text = _plain(text)
     if kind in TYPE_WEIGHTS:
         items["check:" + kind] = TYPE_WEIGHTS[kind]
+    if kind is not None:
+        for topic in assumption_topics(text):
+            items["assume:" + topic] = W_ASSUME
     for v in numbers(text):
         items["value:" + v] = W_GIVEN_VALUE if v in given_values else W_VALUE
     for e in _exprs(text):
@@ -374,7 +428,10 @@ def problem_evidence(problem: str) -> tuple[set[str], set[str]]:
     given = numbers(_plain(problem))
     ev = evidence(problem, given, with_words=True)
     # a problem states facts, it applies no method: its technique words are not "seen" methods
-    return {k for k in ev.items if not k.startswith("op:")}, given
+    seen = {k for k in ev.items if not k.startswith("op:")}
+    # an assumption the problem states itself ("distinct positive integers") is not a new one when a check asks it
+    seen.update("assume:" + m.lastgroup for m in _ASSUMPTION_RE.finditer(problem) if m.lastgroup)
+    return seen, given
 
 
 _BODY = (SegmentKind.SOLUTION, SegmentKind.VERIFICATION)
