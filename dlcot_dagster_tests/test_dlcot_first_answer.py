@@ -124,6 +124,11 @@ CASES = {
         "The hats cost 10 x 3 = 30 dollars, so the cupcakes cost 71 - 30 = $41.\n\n",
         "So Sam bought 41 cupcakes.", CHECKS + "**Final Answer**\n\\boxed{41}",
     ),
+    "a count of the asked things behind modifiers": case(
+        "How many positive whole-number divisors does 196 have?", "9",
+        "196 = 2^2 x 7^2; adding 1 to each exponent gives 3 and 3, and the count is their product.\n\n",
+        "So, that suggests that 196 has 9 positive divisors.", CHECKS + "**Final Answer**\n\\boxed{9}",
+    ),
     "a value and its unit after so": case(
         "A cylinder has volume 432 and base area 24. What is its height in centimeters?", "18",
         "Height = volume / base area, and 24 x 18 makes 432.\n\n",
@@ -218,6 +223,9 @@ PRODUCT_PROBLEM = "What is the product of all solutions to the equation $\\log_{
         # a value put in to test it
         ("Find the positive integer $n$ with $2n^3 + 5n^2 + 4n = 935$.", "7", "Next, \\( n = 7 \\):\n\n"),
         ("Find the positive integer $n$ with $2n^3 + 5n^2 + 4n = 935$.", "7", "Let's try n = 7.\n\n"),
+        # a number before a phrase that ends in the counted noun, but does not count it
+        ("How many dates in 2023 have an even count of each digit?", "9",
+         "I need the parity of the count for each digit from 0 to 9 across all dates.\n\n"),
     ],
 )
 def test_trials_and_enumerated_assignments_are_not_answers(problem, reference, statement):

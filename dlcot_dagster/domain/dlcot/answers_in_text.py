@@ -177,7 +177,17 @@ def _neutral(m: re.Match) -> str:
 
 
 _HOW_MANY_RE = re.compile(r"\bhow many\b", re.IGNORECASE)
-_HOW_MANY_NOUN_RE = re.compile(r"\bhow many ([a-z]{3,}s)\b", re.IGNORECASE)
+# the counted noun: the first plural after "how many" and up to three modifiers ("how many positive whole-number
+# divisors does 196 have?")
+_HOW_MANY_NOUN_RE = re.compile(
+    r"\bhow many (?:(?!(?:does|was|has|is|are|were|do|did|can|will)\b)[a-z-]+ ){0,3}?"
+    r"(?!(?:does|was|has|this|its|less|plus|always|yes)\b)([a-z]{2,}s)\b",
+    re.IGNORECASE,
+)
+# words that cannot stand between a count and its noun ("9 across all dates" does not count dates)
+_NOT_MODIFIER = (r"(?:on|of|in|for|at|per|to|from|worth|across|all|the|a|an|and|or|with|by|into|over|under|"
+                 r"between|among|about|than|these|those|each|every|its|their|his|her|our|my|your|more|less|other|"
+                 r"such|any|some|no|not|is|are|was|were|be|possible)")
 _HOW_MANY_MONEY_RE = re.compile(r"\bhow (?:many (?:dollars|cents|euros|pounds)|much)\b", re.IGNORECASE)
 _MONEY_RE = re.compile(r"(?:\\\$|\$(?=\s*\d[\d,]*(?:\.\d+)?(?![\d,.]*\s*\$)))\s*\d")
 
@@ -422,7 +432,7 @@ class ImplicitAnswerFinder:
         self._asks_count = _HOW_MANY_RE.search(stem) is not None and _HOW_MANY_MONEY_RE.search(stem) is None
         # "she bought 41 cupcakes" states the count "how many cupcakes" asks for
         noun = _HOW_MANY_NOUN_RE.search(stem) if self._asks_count else None
-        self._count_re = (re.compile(rf"(?<![\w.,$])(\d[\d,]*)\s+(?:(?!(?:on|of|in|for|at|per|to|from|worth)\b)[a-z-]+\s+)?{re.escape(noun.group(1).lower())}\b",
+        self._count_re = (re.compile(rf"(?<![\w.,$])(\d[\d,]*)\s+(?:(?!{_NOT_MODIFIER}\b)[a-z-]+\s+){{0,2}}{re.escape(noun.group(1).lower())}\b",
                                      re.IGNORECASE) if noun is not None else None)
         self._stem_words = None
         self._problem = stem
@@ -497,12 +507,14 @@ class ImplicitAnswerFinder:
         value in context."""
         whole = sent if whole is None else whole
         cv = candidate_value(sent, self.max_chars)
+        counted = False  # the value counts the noun "how many" asks for: it names the asked quantity
         if cv is None and self._count_re is not None:
             last = None
             for last in self._count_re.finditer(sent):
                 pass
             if last is not None:
                 cv = last.group(1).replace(",", ""), last.start(1)
+                counted = True
         if cv is None:
             return None
         value, off = cv
@@ -529,7 +541,8 @@ class ImplicitAnswerFinder:
         tv = _TRAILING_VAR_RE.search(lhs)
         set_var = _norm_expr(tv.group(1)) if tv is not None else None
         sets_target = set_var is not None and any(p.target.lhs == set_var for p in cands)
-        if not (conclusive or subject or chain or asked or sets_target or _descriptive_assignment(sent, off)):
+        if not (conclusive or subject or chain or asked or counted or sets_target
+                or _descriptive_assignment(sent, off)):
             return None
         # "So, that would be 423.5 yards.", "that would be c = 35 + 23t" commit (the conditional and hypothetical
         # tests below catch "if ..., that would be"); elsewhere "would" hedges
@@ -546,7 +559,7 @@ class ImplicitAnswerFinder:
                 # an equation target whose variable the sentence sets: compare the values ("c = 35 + 23t")
                 tvalue = p.target.rhs
                 asked = True
-            if p.target.weak and not (asked or (computed and (conclusive or chain)) or subject):
+            if p.target.weak and not (asked or counted or (computed and (conclusive or chain)) or subject):
                 continue
             if p.target.weak and not asked and not computed and self._restates_problem(sent):
                 continue
