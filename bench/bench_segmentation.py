@@ -15,7 +15,8 @@ runs the rules engine (``default`` policy unless --policy) on each annotated tra
 
 It also reports the first answer alone on dlcot_first_answers_sat.jsonl: the 28 SAT DeepSeek-R1 traces the full set
 leaves out, first answers only, marked while the multiple-choice rules were tuned on them (a tune figure), and on
-all 38 SAT traces together.
+all 38 SAT traces together; and on dlcot_first_answers_sweep.jsonl: 6 R1-distill / Sky-T1 traces outside the set,
+marked in a sweep for the count, unit and asked-variable forms (a tune figure too).
 
     python bench/bench_segmentation.py [--policy default] [--split test] [--per-trace] [--json out.json]
 """
@@ -39,6 +40,8 @@ FIXTURE = REPO / "dlcot_dagster_tests" / "fixtures" / "dlcot_annotations.jsonl"
 # first answers only, of the SAT R1 traces the full set leaves out (marked while the multiple-choice rules were tuned
 # on them: a tune set, reported apart)
 FIRST_ANSWERS = REPO / "dlcot_dagster_tests" / "fixtures" / "dlcot_first_answers_sat.jsonl"
+# first answers only, found in a sweep over unlabelled R1-distill / Sky-T1 traces (tune material, reported apart)
+SWEEP = REPO / "dlcot_dagster_tests" / "fixtures" / "dlcot_first_answers_sweep.jsonl"
 
 
 def evaluate(policy: str = "default", fixture: Path = FIXTURE, engine: RulesEngine | None = None):
@@ -101,9 +104,11 @@ def main() -> None:
     extra = summarize(sc for sc, _tr in evaluate(args.policy, FIRST_ANSWERS))
     sat = summarize([sc for sc, _tr in evaluate(args.policy, FIRST_ANSWERS)]
                     + [sc for sc, _tr in scored if sc.file.startswith("sat_")])
+    sweep = summarize(sc for sc, _tr in evaluate(args.policy, SWEEP))
     out["first_answers_sat"] = extra
     out["first_answers_sat_all"] = sat
-    for name, s in (("SAT +28 (tune)", extra), ("SAT all 38", sat)):
+    out["first_answers_sweep"] = sweep
+    for name, s in (("SAT +28 (tune)", extra), ("SAT all 38", sat), ("sweep (tune)", sweep)):
         med = s["first_answer_median_error"]
         print(f"{name:16s} traces {s['traces']:3d} | first answer within 2 sent. {100 * s['first_answer_ok_share']:5.1f} % "
               f"(median err {med if med is not None else '-'}, one side missing {s['first_answer_missing']}) | "

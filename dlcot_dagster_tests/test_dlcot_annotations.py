@@ -134,3 +134,25 @@ def test_first_answers_of_every_sat_trace(shared_data, annotated):
         scores.append(score_trace(ann, rec.thinking, engine.analyze(rec).segments))
     got = summarize(scores)
     assert got["first_answer_missing"] == 0 and got["first_answer_ok_share"] >= 0.85, got
+
+
+SWEEP = Path(__file__).parent / "fixtures" / "dlcot_first_answers_sweep.jsonl"
+
+
+def test_first_answers_found_in_the_sweep_over_unlabelled_traces(shared_data, annotated):
+    """First answers marked in a sweep over R1-distill and Sky-T1 traces outside the labelled set, where the count
+    ("196 has 9 positive divisors"), unit ("So, h = 5 centimeters") and asked-variable forms were missed (a regression
+    floor on tune material, not a held-out figure)."""
+    anns = load_annotations(SWEEP)
+    assert len(anns) >= 6 and not {a.id for a in anns} & {a.id for a, _ in annotated}
+    engine = RulesEngine("default")
+    recs: dict[str, dict] = {}
+    scores = []
+    for ann in anns:
+        if ann.file not in recs:
+            recs[ann.file] = {r.id: r for r in read_trace_file(shared_data_dir() / "traces" / ann.file)}
+        rec = recs[ann.file][ann.id]
+        assert not validate(ann, rec.thinking), ann.id
+        scores.append(score_trace(ann, rec.thinking, engine.analyze(rec).segments))
+    got = summarize(scores)
+    assert got["first_answer_missing"] == 0 and got["first_answer_ok_share"] >= 0.85, got

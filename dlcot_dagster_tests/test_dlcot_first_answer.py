@@ -129,6 +129,24 @@ CASES = {
         "196 = 2^2 x 7^2; adding 1 to each exponent gives 3 and 3, and the count is their product.\n\n",
         "So, that suggests that 196 has 9 positive divisors.", CHECKS + "**Final Answer**\n\\boxed{9}",
     ),
+    "a count written as 'that's N <noun>'": case(
+        "The digits of a three-digit number x are reversed to give y, and z = |x - y|. How many distinct values of "
+        "$z$ are possible?", "9",
+        "z is 99 times |a - c|, and |a - c| runs over 0, 1, ..., 8, so z can be 0, 99, 198, ..., 792.\n\n",
+        "So, that's 9 different values.", CHECKS + "**Final Answer**\n\\boxed{9}",
+    ),
+    "a value in the unit the question asks in": case(
+        "The volume of a cylinder is $45\\pi$ cubic cm and its radius is 3 cm. What is the height in centimeters of "
+        "the cylinder?", "5",
+        "The volume is pi r^2 h, so 45 pi = 9 pi h.\n\nDividing both sides by 9 pi, 45 divided by 9 leaves h. ",
+        "So, \\( h = 5 \\) centimeters.", CHECKS + "**Final Answer**\n\\boxed{5}",
+    ),
+    "the asked variable when the question ends inside the math": case(
+        "Let $a$ be a positive real number such that all the roots of $x^3 + ax^2 + ax + 1 = 0$ are real. Find the "
+        "smallest possible value of $a.$", "3",
+        "Working through the discriminant, (a - 3)(a + 1) >= 0 must hold; only one side of it is allowed.\n\n",
+        "So, the minimal positive value of \\( a \\) is 3.", CHECKS + "**Final Answer**\n\\boxed{3}",
+    ),
     "a value and its unit after so": case(
         "A cylinder has volume 432 and base area 24. What is its height in centimeters?", "18",
         "Height = volume / base area, and 24 x 18 makes 432.\n\n",
@@ -223,6 +241,12 @@ PRODUCT_PROBLEM = "What is the product of all solutions to the equation $\\log_{
         # a value put in to test it
         ("Find the positive integer $n$ with $2n^3 + 5n^2 + 4n = 935$.", "7", "Next, \\( n = 7 \\):\n\n"),
         ("Find the positive integer $n$ with $2n^3 + 5n^2 + 4n = 935$.", "7", "Let's try n = 7.\n\n"),
+        # a length in the asked unit, but no conclusion: another quantity may have the same length
+        ("The volume of a cylinder is $45\\pi$ cubic cm. What is the height in centimeters of the cylinder?", "5",
+         "The radius is 5 cm, and the base area follows from it.\n\n"),
+        # a value of the asked variable put in to test it
+        ("Let $a$ be a positive real number such that all the roots of $x^3 + ax^2 + ax + 1 = 0$ are real. Find the "
+         "smallest possible value of $a.$", "3", "Let's use synthetic division with \\( a = 3 \\).\n\n"),
         # a number before a phrase that ends in the counted noun, but does not count it
         ("How many dates in 2023 have an even count of each digit?", "9",
          "I need the parity of the count for each digit from 0 to 9 across all dates.\n\n"),

@@ -184,6 +184,54 @@ _HOW_MANY_NOUN_RE = re.compile(
     r"(?!(?:does|was|has|this|its|less|plus|always|yes)\b)([a-z]{2,}s)\b",
     re.IGNORECASE,
 )
+# units a question may ask its answer in ("What is the height in centimeters?"), with their other spellings
+_UNITS: dict[str, tuple[str, ...]] = {
+    "centimeters": ("centimeter", "centimetres", "centimetre", "cm"),
+    "millimeters": ("millimeter", "millimetres", "millimetre", "mm"),
+    "meters": ("meter", "metres", "metre", "m"),
+    "kilometers": ("kilometer", "kilometres", "kilometre", "km"),
+    "inches": ("inch", "in"),
+    "feet": ("foot", "ft"),
+    "yards": ("yard", "yd"),
+    "miles": ("mile", "mi"),
+    "seconds": ("second", "sec", "s"),
+    "minutes": ("minute", "min"),
+    "hours": ("hour", "hr", "h"),
+    "days": ("day",),
+    "weeks": ("week",),
+    "years": ("year",),
+    "degrees": ("degree", "°", "^\\circ", "^{\\circ}", "\\circ"),
+    "dollars": ("dollar",),
+    "cents": ("cent",),
+    "liters": ("liter", "litres", "litre", "l"),
+    "grams": ("gram", "g"),
+    "kilograms": ("kilogram", "kg"),
+    "pounds": ("pound", "lb", "lbs"),
+    "ounces": ("ounce", "oz"),
+    "gallons": ("gallon",),
+    "units": ("unit",),
+}
+_ASKED_UNIT_RE = re.compile(
+    r"\bin (?:units of )?(?:(?:square|cubic) )?(" + "|".join(sorted(_UNITS, key=len, reverse=True)) + r")\b",
+    re.IGNORECASE,
+)
+
+
+def _asked_unit_re(problem: str) -> re.Pattern | None:
+    """A pattern that matches right after a value written with the unit the question asks in, or None."""
+    found = None
+    for m in _ASKED_RE.finditer(problem[-1500:]):
+        um = _ASKED_UNIT_RE.search(m.group(0))
+        if um is not None:
+            found = um.group(1).lower()
+    if found is None:
+        return None
+    forms = sorted((found, *_UNITS[found]), key=len, reverse=True)
+    alts = "|".join(re.escape(f) + (r"(?![A-Za-z])" if f[-1].isalpha() else "") for f in forms)
+    return re.compile(r"\s*(?:\$|\\\))?\s*(?:\\(?:text|mathrm|,|;|\s)\s*\{?\s*)?(?:(?:square|cubic|sq\.?) )?(?:" + alts + ")",
+                      re.IGNORECASE)
+
+
 # words that cannot stand between a count and its noun ("9 across all dates" does not count dates)
 _NOT_MODIFIER = (r"(?:on|of|in|for|at|per|to|from|worth|across|all|the|a|an|and|or|with|by|into|over|under|"
                  r"between|among|about|than|these|those|each|every|its|their|his|her|our|my|your|more|less|other|"
@@ -213,10 +261,11 @@ _HYPOTHETICAL_RE = re.compile(r"\b(?:if|suppose|supposing|for example|for instan
                               re.IGNORECASE)
 # "Next, n = 11:", "Try x = 3.": a value put in to test it, not one reached
 _TRIAL_RE = re.compile(r"[\W_]*(?:(?:so|and|but|now|then|well|okay|ok)[\s,]+)*(?:next|try|trying|test|testing|"
-                       r"let'?s try|let me try|what about|how about|plug(?:ging)? in|substitut\w*)\b", re.IGNORECASE)
+                       r"let'?s try|let me try|(?:let'?s|let us|let me) (?:use|test|check|plug)|what about|how about|"
+                       r"plug(?:ging)? in|substitut\w*)\b", re.IGNORECASE)
 # the subject of "y should be", "g(0) is", "$m+n$ equals" right before a value
 _COPULA_SUBJECT_RE = re.compile(
-    r"(?:^|[\s,;:(])\$?(\\?[A-Za-z](?:_\{?\w+\}?)?(?:\([^()]{1,12}\))?|[A-Za-z]\s*[-+]\s*[A-Za-z])\$?\s+"
+    r"(?:^|[\s,;:(])\$?(\\?[A-Za-z](?:_\{?\w+\}?)?(?:\([^()]{1,12}\))?|[A-Za-z]\s*[-+]\s*[A-Za-z])(?:\$|\s*\\\))?\s+"
     r"(?:is|equals|is equal to|should be|must be|has to be|would be|becomes|comes out to)\s*\$?\s*$"
 )
 # "For \( n = 2 \), it's 11.": one case of an enumeration over a variable, not a result
@@ -228,7 +277,7 @@ _ASSIGN_ITEM_RE = re.compile(r"(?<![\w})\]^+\-*/.\\])\\?[A-Za-z](?:_\{?\w+\}?)?\
 _NORM_EXPR_RE = re.compile(r"\s+|\\left|\\right|\\,|\\!|\$|\\displaystyle")
 _ASKED_RE = re.compile(
     r"(?:find|compute|determine|evaluate|calculate|what is|what's|what are|give|express|how many|how much|"
-    r"value of|sum of|find the value of)\b[^.?!\n]{0,200}",
+    r"value of|sum of|find the value of)\b(?:\$[^$\n]{1,60}\$|[^.?!\n$]){0,200}",
     re.IGNORECASE,
 )
 _PLAIN_VAR_RE = re.compile(r"\b(?:of|for|find|is|compute|determine)\s+([a-zA-Z])(?![\w'])")
@@ -434,6 +483,8 @@ class ImplicitAnswerFinder:
         noun = _HOW_MANY_NOUN_RE.search(stem) if self._asks_count else None
         self._count_re = (re.compile(rf"(?<![\w.,$])(\d[\d,]*)\s+(?:(?!{_NOT_MODIFIER}\b)[a-z-]+\s+){{0,2}}{re.escape(noun.group(1).lower())}\b",
                                      re.IGNORECASE) if noun is not None else None)
+        # "What is the height in centimeters?": a value written with the asked unit ("So, h = 5 centimeters.")
+        self._unit_re = _asked_unit_re(stem)
         self._stem_words = None
         self._problem = stem
         self._need_digits = all(p.digits or p.number is not None for p in self.targets)
@@ -518,12 +569,18 @@ class ImplicitAnswerFinder:
         if cv is None:
             return None
         value, off = cv
+        if not counted and self._count_re is not None and self._count_re.match(sent, off) is not None:
+            counted = True  # "So that's 9 distinct values." for "how many distinct values"
+        # the value carries the unit the question asks in ("So, h = 5 centimeters."): with a concluding connective,
+        # it is the asked quantity ("The radius is 5 cm" may be another length)
+        in_unit = not counted and self._unit_re is not None and self._unit_re.match(sent, off + len(value)) is not None
         cands = self._prefilter(value)
         if not cands:
             return None
         if self._asks_count and _money_at(sent, off):
             return None
         conclusive = _CONCLUSIVE_RE.search(sent) is not None
+        counted = counted or (in_unit and conclusive)
         subject = _SUBJECT_VALUE_RE.match(sent.rstrip(_TRAIL_PUNCT)) is not None
         head = sent[:off]
         computed = head.count("=") >= 1 and _COMPUTE_RE.search(head[head.find("="):] if "=" in head else head) is not None
@@ -551,7 +608,7 @@ class ImplicitAnswerFinder:
                 or _HYPOTHETICAL_RE.search(sent, 0, off)):
             return None
         if (_TRIAL_RE.match(sent) or (not asked and _CASE_RE.match(sent))
-                or (not asked and _BARE_VAR_RE.fullmatch(lhs) and self._enumerates(whole))):
+                or (_BARE_VAR_RE.fullmatch(lhs) and self._enumerates(whole))):
             return None
         for p in cands:
             tvalue = p.target.value
