@@ -147,6 +147,24 @@ CASES = {
         "Working through the discriminant, (a - 3)(a + 1) >= 0 must hold; only one side of it is allowed.\n\n",
         "So, the minimal positive value of \\( a \\) is 3.", CHECKS + "**Final Answer**\n\\boxed{3}",
     ),
+    "a count for 'find the number of'": case(
+        "A geometric sequence has first term a and ratio r, both powers of 2, with a product condition. Find the "
+        "number of possible ordered pairs $(a,r).$", "46",
+        "Each solution has y odd, with m running from 0 to 45 inclusive.\n\n",
+        "So 46 ordered pairs (x, y), which give (a, r) as (2^x, 2^y).", CHECKS + "**Final Answer**\n\\boxed{46}",
+    ),
+    "a total after so": case(
+        "For how many positive integers $n$ is it true that $n<1000$ and that the floor of $\\log_2 n$ is a positive "
+        "even integer?", "340",
+        "For k = 2, 4, 6, 8 the ranges hold 4, 16, 64 and 256 integers; adding them up, 4 + 16 + 64 + 256.\n\n",
+        "So, total 340 numbers.", CHECKS + "**Final Answer**\n\\boxed{340}",
+    ),
+    "an assignment that the sentence ranks": case(
+        "Find the least positive integer $n$ such that no matter how $10^{n}$ is expressed as the product of any two "
+        "positive integers, at least one of these two integers contains the digit $0$.", "8",
+        "For n = 7 the split 2^7 * 5^7 = 128 * 78125 has no zero; for the next exponent both powers hold a zero.\n\n",
+        "So, n=8 is the smallest n where this is possible.", CHECKS + "**Final Answer**\n\\boxed{8}",
+    ),
     "a value and its unit after so": case(
         "A cylinder has volume 432 and base area 24. What is its height in centimeters?", "18",
         "Height = volume / base area, and 24 x 18 makes 432.\n\n",
@@ -247,6 +265,11 @@ PRODUCT_PROBLEM = "What is the product of all solutions to the equation $\\log_{
         # a value of the asked variable put in to test it
         ("Let $a$ be a positive real number such that all the roots of $x^3 + ax^2 + ax + 1 = 0$ are real. Find the "
          "smallest possible value of $a.$", "3", "Let's use synthetic division with \\( a = 3 \\).\n\n"),
+        # a restatement of the data, and a value the sentence itself rejects
+        ("In the figure, angle A is labeled $124^{\\circ}$. What is the number of degrees represented by $x$?", "124",
+         "So the angle at A is 124 degrees, which is given.\n\n"),
+        ("In the figure, angle A is labeled $124^{\\circ}$. What is the number of degrees represented by $x$?", "124",
+         "So angle C must also be 124 degrees, which is impossible.\n\n"),
         # a number before a phrase that ends in the counted noun, but does not count it
         ("How many dates in 2023 have an even count of each digit?", "9",
          "I need the parity of the count for each digit from 0 to 9 across all dates.\n\n"),

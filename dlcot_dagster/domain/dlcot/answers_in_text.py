@@ -177,6 +177,19 @@ def _neutral(m: re.Match) -> str:
 
 
 _HOW_MANY_RE = re.compile(r"\bhow many\b", re.IGNORECASE)
+# "so the angle at A is 124 degrees, which is given": a restatement of the data, not a result
+# ... or a value the sentence itself rejects ("so angle C must also be 124 degrees, which is impossible")
+_GIVEN_DATA_RE = re.compile(r"\b(?:which|that|as) (?:is |was |were |are )?(?:given|stated|labell?ed)\b|"
+                            r"\bgiven (?:in|by) the (?:problem|figure|diagram|question)\b|"
+                            r"\b(?:which|that|this) (?:is|would be|'s) (?:impossible|not possible|a contradiction|"
+                            r"not allowed|invalid)\b|\bwhich can(?:no|')t be\b", re.IGNORECASE)
+# "Find the number of possible ordered pairs (a, r).": a count question too, its noun the first plural
+_NUMBER_OF_NOUN_RE = re.compile(
+    r"\b(?:find|compute|determine|what is|what's|give)\s+the\s+(?:total\s+)?number\s+of\s+"
+    r"(?:(?!(?:does|was|has|is|are|were|do|did|can|will)\b)[a-z-]+ ){0,3}?"
+    r"(?!(?:does|was|has|this|its|less|plus|always|yes)\b)([a-z]{2,}s)\b",
+    re.IGNORECASE,
+)
 # the counted noun: the first plural after "how many" and up to three modifiers ("how many positive whole-number
 # divisors does 196 have?")
 _HOW_MANY_NOUN_RE = re.compile(
@@ -217,6 +230,23 @@ _ASKED_UNIT_RE = re.compile(
 )
 
 
+def _unit_of(word: str) -> str | None:
+    """The key of :data:`_UNITS` that ``word`` spells, or None."""
+    w = word.lower()
+    for key, forms in _UNITS.items():
+        if w == key or w in forms:
+            return key
+    return None
+
+
+def _unit_forms_re(unit: str) -> re.Pattern:
+    """A pattern that matches right after a value written with ``unit`` (any of its spellings)."""
+    forms = sorted((unit, *_UNITS[unit]), key=len, reverse=True)
+    alts = "|".join(re.escape(f) + (r"(?![A-Za-z])" if f[-1].isalpha() else "") for f in forms)
+    return re.compile(r"\s*(?:\$|\\\))?\s*(?:\\(?:text|mathrm|,|;|\s)\s*\{?\s*)?(?:(?:square|cubic|sq\.?) )?(?:" + alts + ")",
+                      re.IGNORECASE)
+
+
 def _asked_unit_re(problem: str) -> re.Pattern | None:
     """A pattern that matches right after a value written with the unit the question asks in, or None."""
     found = None
@@ -224,12 +254,7 @@ def _asked_unit_re(problem: str) -> re.Pattern | None:
         um = _ASKED_UNIT_RE.search(m.group(0))
         if um is not None:
             found = um.group(1).lower()
-    if found is None:
-        return None
-    forms = sorted((found, *_UNITS[found]), key=len, reverse=True)
-    alts = "|".join(re.escape(f) + (r"(?![A-Za-z])" if f[-1].isalpha() else "") for f in forms)
-    return re.compile(r"\s*(?:\$|\\\))?\s*(?:\\(?:text|mathrm|,|;|\s)\s*\{?\s*)?(?:(?:square|cubic|sq\.?) )?(?:" + alts + ")",
-                      re.IGNORECASE)
+    return _unit_forms_re(found) if found is not None else None
 
 
 # words that cannot stand between a count and its noun ("9 across all dates" does not count dates)
@@ -247,7 +272,8 @@ def _money_at(sent: str, off: int) -> bool:
 
 # "So 44 hours.", "Thus, $18$ cm.": a connective, a number and at most two words (its unit), nothing else
 _SO_VALUE_RE = re.compile(
-    r"[\W_]*(?:so|thus|therefore|hence)[\s,]+\$?\s*(?P<v>[-+]?\d[\d,]*(?:\.\d+)?)\s*\$?(?:\s+[a-zA-Z]+){0,2}",
+    r"[\W_]*(?:so|thus|therefore|hence)[\s,]+(?:(?:a|the|in)\s+)?(?:(?:total|overall|altogether)(?:\s+of)?[\s,:]+)?"
+    r"\$?\s*(?P<v>[-+]?\d[\d,]*(?:\.\d+)?)\s*\$?(?:\s+[a-zA-Z]+){0,2}",
     re.IGNORECASE,
 )
 # an arithmetic step right before the value: "504 - 220 = 284", "7 + 16 = 23", "3 \times 5 = 15"
@@ -478,13 +504,20 @@ class ImplicitAnswerFinder:
         self.enabled = bool(self.targets)
         self.asked = asked_expressions(problem)
         # "how many cupcakes did she buy?": a sum of money ("71 - 30 = $41") is not the asked count
-        self._asks_count = _HOW_MANY_RE.search(stem) is not None and _HOW_MANY_MONEY_RE.search(stem) is None
-        # "she bought 41 cupcakes" states the count "how many cupcakes" asks for
-        noun = _HOW_MANY_NOUN_RE.search(stem) if self._asks_count else None
+        number_of = _NUMBER_OF_NOUN_RE.search(stem)
+        self._asks_count = ((_HOW_MANY_RE.search(stem) is not None or number_of is not None)
+                            and _HOW_MANY_MONEY_RE.search(stem) is None)
+        # "she bought 41 cupcakes" states the count "how many cupcakes" (or "find the number of cupcakes") asks for
+        noun = (_HOW_MANY_NOUN_RE.search(stem) or number_of) if self._asks_count else None
+        unit_noun = _unit_of(noun.group(1)) if noun is not None else None
+        if unit_noun is not None:
+            # "how many degrees", "the number of degrees": a measurement, read by its unit (with a concluding
+            # connective, see _match), not as a count ("the angle labeled 124 degrees" counts nothing)
+            noun = None
         self._count_re = (re.compile(rf"(?<![\w.,$])(\d[\d,]*)\s+(?:(?!{_NOT_MODIFIER}\b)[a-z-]+\s+){{0,2}}{re.escape(noun.group(1).lower())}\b",
                                      re.IGNORECASE) if noun is not None else None)
         # "What is the height in centimeters?": a value written with the asked unit ("So, h = 5 centimeters.")
-        self._unit_re = _asked_unit_re(stem)
+        self._unit_re = _asked_unit_re(stem) or (_unit_forms_re(unit_noun) if unit_noun is not None else None)
         self._stem_words = None
         self._problem = stem
         self._need_digits = all(p.digits or p.number is not None for p in self.targets)
@@ -607,7 +640,7 @@ class ImplicitAnswerFinder:
                 or _CONDITIONAL_RE.match(sent)
                 or _HYPOTHETICAL_RE.search(sent, 0, off)):
             return None
-        if (_TRIAL_RE.match(sent) or (not asked and _CASE_RE.match(sent))
+        if (_TRIAL_RE.match(sent) or (not asked and _CASE_RE.match(sent)) or _GIVEN_DATA_RE.search(whole)
                 or (_BARE_VAR_RE.fullmatch(lhs) and self._enumerates(whole))):
             return None
         for p in cands:
@@ -662,8 +695,11 @@ class ImplicitAnswerFinder:
                 span = self._match(sent, tried, whole)
                 if span is not None:
                     value, answer, off = span
+                    stop = len(sent.rstrip())
+                    if len(sent) < len(whole) and _RANKED_RE.match(whole, len(sent)):
+                        stop = len(whole.rstrip())  # "n=8 is the smallest n ...": the ranking is part of it
                     out.append(AnswerSpan(text=answer or value, start=a + clause_start(sent, off),
-                                          end=a + len(sent.rstrip()),
+                                          end=a + stop,
                                           kind="choice_value" if answer else "implicit", explicit=False))
                     break
         return out
@@ -683,9 +719,21 @@ _TRAILING_CLAUSE_RE = re.compile(
 )
 
 
+# "So, n=8 is the smallest n where this is possible.": an assignment that the rest of the sentence ranks
+_RANKED_RE = re.compile(
+    r"\s+(?:is|was|would be|must be|should be)\s+(?:indeed\s+)?(?:the|our)\s+(?:(?:smallest|largest|least|greatest|"
+    r"minimum|maximum|minimal|maximal|lowest|highest|only|unique|required|desired|final)\b|answer\b)",
+    re.IGNORECASE,
+)
+
+
 def _clause_prefixes(sentence: str, limit: int = 3) -> list[str]:
-    """The sentence, then the sentence cut before each trailing clause, from the last cut backwards."""
+    """The sentence, then the sentence cut before each trailing clause, from the last cut backwards; and cut before
+    a ranking of an assignment ("n=8 is the smallest n ...")."""
     out = [sentence]
+    rk = _RANKED_RE.search(sentence)
+    if rk is not None and "=" in sentence[: rk.start()]:
+        out.append(sentence[: rk.start()])
     cuts = [m.start() for m in _TRAILING_CLAUSE_RE.finditer(sentence)]
     for c in reversed(cuts[-(limit - 1):] if limit > 1 else []):
         if c > 0:
