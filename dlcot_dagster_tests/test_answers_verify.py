@@ -57,6 +57,8 @@ CASES_TRUE = [
     ("odd", "\\text{Odd}", "case-insensitive text"),
     ("\\text{The midpoints form a regular hexagon}", "the midpoints  form a regular hexagon", "long text, spacing"),
     ("\\text{Friday}", "friday", "weekday"),
+    ("\\text{ellipse}", "\\text{an ellipse}", "leading article"),
+    ("\\text{the circle}", "Circle", "leading the"),
     # multiple choice
     ("B", "(B)", "choice letter in parentheses"),
     ("\\text{(C)}", "C", "choice in text"),
@@ -122,6 +124,8 @@ CASES_FALSE = [
     ("28\\%", "29", "different percent"),
     ("\\text{Evelyn}", "Carla", "different names"),
     ("B", "C", "different choices"),
+    ("\\text{ellipse}", "\\text{a parabola}", "article, different words"),
+    ("\\text{a}", "\\text{an}", "short words are not articles to strip"),
     ("\\text{(B)}", "(D)", "different choices, other forms"),
     ("x^2+1", "x^2-1", "different polynomials"),
     ("2x", "2y", "different variables"),

@@ -165,6 +165,41 @@ CASES = {
         "For n = 7 the split 2^7 * 5^7 = 128 * 78125 has no zero; for the next exponent both powers hold a zero.\n\n",
         "So, n=8 is the smallest n where this is possible.", CHECKS + "**Final Answer**\n\\boxed{8}",
     ),
+    "zero": case(
+        "If the domain of the function $\\log x^2$ is $x < a$ or $x > b$, for some $a$ and $b$, find $a + b$.", "0",
+        "x^2 is positive except at x = 0, so the domain excludes just that point; comparing, a and b are both that point.\n\n",
+        "So, \\(a + b = 0 + 0 = 0\\).", CHECKS + "**Final Answer**\n\\boxed{0}",
+    ),
+    "a count with words after it": case(
+        "Rick is thinking of a positive factor of $14$ and Steve of a positive factor of $42$. If they think of the "
+        "same number, how many possible numbers could they be thinking of?", "4",
+        "The common factors of 14 and 42 are 1, 2, 7 and 14.\n\n",
+        "So, there are 4 possible numbers that both Rick and Steve could be thinking of.",
+        CHECKS + "**Final Answer**\n\\boxed{4}",
+    ),
+    "the number of the counted things as the subject": case(
+        "In a class of 50 students, 28 are in MATHCOUNTS, 21 in science club and 6 in neither. How many students are "
+        "in both?", "5",
+        "Inclusion-exclusion: 28 + 21 - b + 6 = 50, so 55 - b = 50.\n\n",
+        "So, the number of students participating in both MATHCOUNTS and science club is 5.",
+        CHECKS + "**Final Answer**\n\\boxed{5}",
+    ),
+    "an adverb before the value and a trailing condition": case(
+        "Let $a,$ $b,$ $c,$ $d$ be positive real numbers. Find the minimum value of $(a+b+c+d)(1/a+1/b+1/c+1/d)$.",
+        "16", "By AM-HM the product is at least 4 * 4, with equality for equal variables.\n\n",
+        # (the answer statement ends before the trailing clause)
+        "Thus, the minimum value is indeed 16", ", achieved when \\(a = b = c = d\\)." + CHECKS + "**Final Answer**\n\\boxed{16}",
+    ),
+    "the question's noun phrase as the subject": case(
+        "What is the units digit of $18^6?$", "4",
+        "The units digit of a power of 18 follows that of 8: 8, 4, 2, 6, repeating every four; 6 leaves remainder 2.\n\n",
+        "So, the units digit of \\(18^6\\) is 4.", CHECKS + "**Final Answer**\n\\boxed{4}",
+    ),
+    "solve for": case(
+        "Solve for $x$: $\\frac{x}2 + \\frac{x}3 = 5$", "6",
+        "Multiplying both sides by 6 gives 3x + 2x = 30, that is 5x = 30.\n\n",
+        "So, the solution is \\(x = 6\\).", CHECKS + "**Final Answer**\n\\boxed{6}",
+    ),
     "a value and its unit after so": case(
         "A cylinder has volume 432 and base area 24. What is its height in centimeters?", "18",
         "Height = volume / base area, and 24 x 18 makes 432.\n\n",
@@ -265,6 +300,10 @@ PRODUCT_PROBLEM = "What is the product of all solutions to the equation $\\log_{
         # a value of the asked variable put in to test it
         ("Let $a$ be a positive real number such that all the roots of $x^3 + ax^2 + ax + 1 = 0$ are real. Find the "
          "smallest possible value of $a.$", "3", "Let's use synthetic division with \\( a = 3 \\).\n\n"),
+        # zero closing a check of a condition is not the asked value
+        ("Let $a, b, c, d$ be distinct complex numbers with $|a| = |b| = |c| = |d| = 1$ and $a + b + c + d = 0.$ Find "
+         "the maximum value of $|(a + b)(a + c)(a + d)(b + c)(b + d)(c + d)|.$", "0",
+         "Take the square a = i, b = -i, c = 1, d = -1. Then a + b + c + d = i - i + 1 - 1 = 0. Good.\n\n"),
         # a restatement of the data, and a value the sentence itself rejects
         ("In the figure, angle A is labeled $124^{\\circ}$. What is the number of degrees represented by $x$?", "124",
          "So the angle at A is 124 degrees, which is given.\n\n"),

@@ -235,8 +235,12 @@ def text_key(s: str) -> str | None:
     c = c.strip().rstrip(".").strip()
     if not _TEXT_WORDS_RE.fullmatch(c):
         return None
-    return " ".join(c.lower().replace("-", " ").split())
+    key = " ".join(c.lower().replace("-", " ").split())
+    # a leading article does not change a textual answer: "an ellipse" is "ellipse"
+    return _ARTICLE_RE.sub("", key, count=1)
 
+
+_ARTICLE_RE = re.compile(r"^(?:a|an|the) (?=[a-z]{3,})")
 
 _OPENERS = {"(": ")", "[": "]", "{": "}"}
 _CLOSERS = {")", "]", "}"}

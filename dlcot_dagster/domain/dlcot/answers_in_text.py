@@ -260,7 +260,7 @@ def _asked_unit_re(problem: str) -> re.Pattern | None:
 # words that cannot stand between a count and its noun ("9 across all dates" does not count dates)
 _NOT_MODIFIER = (r"(?:on|of|in|for|at|per|to|from|worth|across|all|the|a|an|and|or|with|by|into|over|under|"
                  r"between|among|about|than|these|those|each|every|its|their|his|her|our|my|your|more|less|other|"
-                 r"such|any|some|no|not|is|are|was|were|be|possible)")
+                 r"such|any|some|no|not|is|are|was|were|be)")
 _HOW_MANY_MONEY_RE = re.compile(r"\bhow (?:many (?:dollars|cents|euros|pounds)|much)\b", re.IGNORECASE)
 _MONEY_RE = re.compile(r"(?:\\\$|\$(?=\s*\d[\d,]*(?:\.\d+)?(?![\d,.]*\s*\$)))\s*\d")
 
@@ -302,7 +302,7 @@ _CASE_RE = re.compile(r"[\W_]*(?:(?:so|and|but|now|then|similarly|likewise)[\s,]
 _ASSIGN_ITEM_RE = re.compile(r"(?<![\w})\]^+\-*/.\\])\\?[A-Za-z](?:_\{?\w+\}?)?\s*=(?!=)")
 _NORM_EXPR_RE = re.compile(r"\s+|\\left|\\right|\\,|\\!|\$|\\displaystyle")
 _ASKED_RE = re.compile(
-    r"(?:find|compute|determine|evaluate|calculate|what is|what's|what are|give|express|how many|how much|"
+    r"(?:find|compute|determine|evaluate|calculate|solve for|what is|what's|what are|give|express|how many|how much|"
     r"value of|sum of|find the value of)\b(?:\$[^$\n]{1,60}\$|[^.?!\n$]){0,200}",
     re.IGNORECASE,
 )
@@ -312,6 +312,26 @@ _MATH_SNIPPET_RE = re.compile(r"\$([^$]{1,60})\$|\\\((.{1,60}?)\\\)")
 
 def _norm_expr(s: str) -> str:
     return _NORM_EXPR_RE.sub("", s).replace("\\dfrac", "\\frac").replace("\\tfrac", "\\frac").strip("{}.,").lower()
+
+
+# "... is" / "... equals" closing the subject right before the value
+_SUBJECT_TAIL_RE = re.compile(r"\s*(?:\\\)\s*)?\$?\s+(?:is|equals|is equal to|should be|must be|comes out to|"
+                              r"is indeed|is just)\s*\$?\s*(?:\\\(\s*)?$", re.IGNORECASE)
+# "the units digit of ...", "the modulo 7 remainder of the sum": a noun phrase after "the", up to " of" or the end
+_SUBJECT_NP_RE = re.compile(r"\bthe\s+((?:[a-z0-9-]+\s+){0,3}[a-z-]+)(?:\s+of\b[^.;]*)?$", re.IGNORECASE)
+# nouns too general to name the asked quantity ("the value is 5" is read by the other rules)
+_GENERIC_NOUNS = frozenset("value values answer result solution solutions number numbers final total expression "
+                           "equation one".split())
+_ASKED_STOP = frozenset("find compute determine evaluate calculate what what's are give express how many much the "
+                        "and that for with this which there its their value".split())
+
+
+def asked_words(problem: str) -> frozenset[str]:
+    """Content words of the question's asked phrases ("Find the units digit of $18^6.$" -> units, digit)."""
+    out: set[str] = set()
+    for m in _ASKED_RE.finditer(problem[-1500:]):
+        out.update(w for w in _WORD3_RE.findall(m.group(0).lower()) if w not in _ASKED_STOP)
+    return frozenset(out)
 
 
 def asked_expressions(problem: str) -> set[str]:
@@ -358,6 +378,10 @@ def _lhs_of(sent: str, off: int) -> str:
     return lhs[cut + 1:] if cut >= 0 else lhs
 
 
+_VALUE_ADVERB_RE = re.compile(r"\s*(?:indeed|exactly|precisely|actually|still|also|just|then|now|simply)\s+(?=[-+$\\\d(])",
+                              re.IGNORECASE)
+
+
 def candidate_value(sentence: str, max_chars: int = 80) -> tuple[str, int] | None:
     """(value, offset in sentence) stated at the end of ``sentence``, if any."""
     body = sentence.rstrip(_TRAIL_PUNCT)
@@ -374,6 +398,9 @@ def candidate_value(sentence: str, max_chars: int = 80) -> tuple[str, int] | Non
             return so.group("v").replace(",", ""), so.start("v")
         return None
     cut = last.end()
+    adv = _VALUE_ADVERB_RE.match(body, cut)  # "the minimum value is indeed 16"
+    if adv is not None:
+        cut = adv.end()
     raw = body[cut:]
     off = cut + (len(raw) - len(raw.lstrip()))
     v = _strip_wrappers(raw.replace("$", " ").replace("\\(", " ").replace("\\)", " "))
@@ -503,6 +530,7 @@ class ImplicitAnswerFinder:
         self.targets = [_Prepared(t) for t in targets]
         self.enabled = bool(self.targets)
         self.asked = asked_expressions(problem)
+        self._asked_words = asked_words(problem)
         # "how many cupcakes did she buy?": a sum of money ("71 - 30 = $41") is not the asked count
         number_of = _NUMBER_OF_NOUN_RE.search(stem)
         self._asks_count = ((_HOW_MANY_RE.search(stem) is not None or number_of is not None)
@@ -510,6 +538,10 @@ class ImplicitAnswerFinder:
         # "she bought 41 cupcakes" states the count "how many cupcakes" (or "find the number of cupcakes") asks for
         noun = (_HOW_MANY_NOUN_RE.search(stem) or number_of) if self._asks_count else None
         unit_noun = _unit_of(noun.group(1)) if noun is not None else None
+        # "the number of <noun> ... is" right before the value, for the counted noun
+        self._number_of_re = (re.compile(rf"\bnumber of (?:[\w-]+ ){{0,3}}?{re.escape(noun.group(1).lower())}\b[^.;?]*?"
+                                         r"\b(?:is|are|equals|=)\s*\$?\s*(?:\\\(\s*)?$", re.IGNORECASE)
+                              if noun is not None and unit_noun is None else None)
         if unit_noun is not None:
             # "how many degrees", "the number of degrees": a measurement, read by its unit (with a concluding
             # connective, see _match), not as a count ("the angle labeled 124 degrees" counts nothing)
@@ -545,7 +577,8 @@ class ImplicitAnswerFinder:
         for p in self.targets:
             if p.number is not None:
                 if vn is None:
-                    vn = parse_number(value) or False
+                    got = parse_number(value)
+                    vn = False if got is None else got  # (not "or False": zero is a number too)
                 if vn is not False and vn == p.number:
                     out.append(p)
             elif p.digits:
@@ -556,6 +589,26 @@ class ImplicitAnswerFinder:
             elif any(n in value.replace(" ", "") for n in p.needles):
                 out.append(p)
         return out
+
+    def _asked_subject(self, head: str) -> bool:
+        """Whether ``head`` (the sentence before the value) ends in "<the asked quantity> is": the asked expression
+        ("the value of \\( f^{-1}(1/5) \\) is") or the question's own noun phrase ("the units digit of 4$ is", "the
+        modulo 7 remainder of the sum is" for "Find the units digit ...", "Find the modulo 7 remainder ...")."""
+        tail = _SUBJECT_TAIL_RE.search(head)
+        if tail is None:
+            return False
+        subject = head[max(0, tail.start() - 120):tail.start()]
+        if self.asked:
+            flat = _norm_expr(subject)
+            if any(len(e) >= 2 and flat.endswith(e) for e in self.asked):
+                return True
+        if self._asked_words:
+            np = _SUBJECT_NP_RE.search(subject)
+            if np is not None:
+                words = [w for w in _WORD3_RE.findall(np.group(1).lower()) if w not in _GENERIC_NOUNS]
+                if words and all(w in self._asked_words for w in words):
+                    return True
+        return False
 
     def _restates_problem(self, sent: str) -> bool:
         if self._stem_words is None:
@@ -592,7 +645,9 @@ class ImplicitAnswerFinder:
         whole = sent if whole is None else whole
         cv = candidate_value(sent, self.max_chars)
         counted = False  # the value counts the noun "how many" asks for: it names the asked quantity
-        if cv is None and self._count_re is not None:
+        if self._count_re is not None and (cv is None or parse_number(cv[0]) is None):
+            # no value at the end, or words there ("So, there are 4 possible numbers that both could be thinking
+            # of."): the count of the asked noun
             last = None
             for last in self._count_re.finditer(sent):
                 pass
@@ -604,6 +659,8 @@ class ImplicitAnswerFinder:
         value, off = cv
         if not counted and self._count_re is not None and self._count_re.match(sent, off) is not None:
             counted = True  # "So that's 9 distinct values." for "how many distinct values"
+        if not counted and self._number_of_re is not None and self._number_of_re.search(sent, 0, off) is not None:
+            counted = True  # "So, the number of students participating in both ... is 5."
         # the value carries the unit the question asks in ("So, h = 5 centimeters."): with a concluding connective,
         # it is the asked quantity ("The radius is 5 cm" may be another length)
         in_unit = not counted and self._unit_re is not None and self._unit_re.match(sent, off + len(value)) is not None
@@ -624,6 +681,8 @@ class ImplicitAnswerFinder:
             # "So y should be 1.", "g(0) is 336": the asked expression as the subject of a copula
             vm = _COPULA_SUBJECT_RE.search(head)
             asked = vm is not None and _norm_expr(vm.group(1)) in self.asked
+        if not asked and not lhs:
+            asked = self._asked_subject(head)
         if chain and _BARE_VAR_RE.fullmatch(lhs) and not asked and not conclusive:
             # "R = \sqrt{...} = 540": a named intermediate quantity, not (yet) the asked one
             chain = computed = False
@@ -649,9 +708,13 @@ class ImplicitAnswerFinder:
                 # an equation target whose variable the sentence sets: compare the values ("c = 35 + 23t")
                 tvalue = p.target.rhs
                 asked = True
-            if p.target.weak and not (asked or counted or (computed and (conclusive or chain)) or subject):
+            # zero ends every equation put in standard form ("a + b + c + d = i - i + 1 - 1 = 0. Good."): as a target
+            # it needs the asked quantity, a count or the subject, never a computation alone
+            zero = p.number is not None and p.number == 0
+            if p.target.weak and not (asked or counted or (computed and (conclusive or chain) and not zero)
+                                      or subject):
                 continue
-            if p.target.weak and not asked and not computed and self._restates_problem(sent):
+            if p.target.weak and not asked and not computed and not counted and self._restates_problem(sent):
                 continue
             if not p.target.checked:
                 if _written_equal(p.target.value, value):
@@ -714,7 +777,8 @@ _INTRO_HINT_RE = re.compile(
     re.IGNORECASE,
 )
 _TRAILING_CLAUSE_RE = re.compile(
-    r"\s*(?:,|;|\s[-—–])\s*(?:which|so|that|and|but|because|since|as|where|while|i\.e\.|the (?:only|one))\b",
+    r"\s*(?:,|;|\s[-—–])\s*(?:which|so|that|and|but|because|since|as|where|while|i\.e\.|the (?:only|one)|"
+    r"achieved|attained|obtained|reached|occurring|when|for)\b",
     re.IGNORECASE,
 )
 
