@@ -225,6 +225,10 @@ def canonical(s: str) -> str:
 _TEXT_WORDS_RE = re.compile(r"[A-Za-z][A-Za-z' \-]*")
 
 
+# a leading article of a textual answer ("an ellipse"), stripped by text_key
+_ARTICLE_RE = re.compile(r"^(?:a|an|the) (?=[a-z]{3,})")
+
+
 def text_key(s: str) -> str | None:
     """Lower-cased, space-collapsed form of a plain-text answer ("Evelyn",
     "\\text{odd}", "The midpoints form a regular hexagon"); ``None`` when
@@ -239,8 +243,6 @@ def text_key(s: str) -> str | None:
     # a leading article does not change a textual answer: "an ellipse" is "ellipse"
     return _ARTICLE_RE.sub("", key, count=1)
 
-
-_ARTICLE_RE = re.compile(r"^(?:a|an|the) (?=[a-z]{3,})")
 
 _OPENERS = {"(": ")", "[": "]", "{": "}"}
 _CLOSERS = {")", "]", "}"}

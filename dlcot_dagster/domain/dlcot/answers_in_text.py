@@ -183,18 +183,14 @@ _GIVEN_DATA_RE = re.compile(r"\b(?:which|that|as) (?:is |was |were |are )?(?:giv
                             r"\bgiven (?:in|by) the (?:problem|figure|diagram|question)\b|"
                             r"\b(?:which|that|this) (?:is|would be|'s) (?:impossible|not possible|a contradiction|"
                             r"not allowed|invalid)\b|\bwhich can(?:no|')t be\b", re.IGNORECASE)
-# "Find the number of possible ordered pairs (a, r).": a count question too, its noun the first plural
+# the counted noun: the first plural after up to three modifiers ("how many positive whole-number divisors does 196
+# have?")
+_COUNTED_NOUN = (r"(?:(?!(?:does|was|has|is|are|were|do|did|can|will)\b)[a-z-]+ ){0,3}?"
+                 r"(?!(?:does|was|has|this|its|less|plus|always|yes)\b)([a-z]{2,}s)\b")
+_HOW_MANY_NOUN_RE = re.compile(r"\bhow many " + _COUNTED_NOUN, re.IGNORECASE)
+# "Find the number of possible ordered pairs (a, r).": a count question too
 _NUMBER_OF_NOUN_RE = re.compile(
-    r"\b(?:find|compute|determine|what is|what's|give)\s+the\s+(?:total\s+)?number\s+of\s+"
-    r"(?:(?!(?:does|was|has|is|are|were|do|did|can|will)\b)[a-z-]+ ){0,3}?"
-    r"(?!(?:does|was|has|this|its|less|plus|always|yes)\b)([a-z]{2,}s)\b",
-    re.IGNORECASE,
-)
-# the counted noun: the first plural after "how many" and up to three modifiers ("how many positive whole-number
-# divisors does 196 have?")
-_HOW_MANY_NOUN_RE = re.compile(
-    r"\bhow many (?:(?!(?:does|was|has|is|are|were|do|did|can|will)\b)[a-z-]+ ){0,3}?"
-    r"(?!(?:does|was|has|this|its|less|plus|always|yes)\b)([a-z]{2,}s)\b",
+    r"\b(?:find|compute|determine|what is|what's|give)\s+the\s+(?:total\s+)?number\s+of\s+" + _COUNTED_NOUN,
     re.IGNORECASE,
 )
 # units a question may ask its answer in ("What is the height in centimeters?"), with their other spellings
@@ -230,15 +226,14 @@ _ASKED_UNIT_RE = re.compile(
 )
 
 
-def _unit_of(word: str) -> str | None:
-    """The key of :data:`_UNITS` that ``word`` spells, or None."""
-    w = word.lower()
-    for key, forms in _UNITS.items():
-        if w == key or w in forms:
-            return key
-    return None
+#: every spelling of a unit -> its key in :data:`_UNITS` (the first key wins where two share a spelling)
+_UNIT_OF: dict[str, str] = {}
+for _key, _forms in _UNITS.items():
+    for _form in (_key, *_forms):
+        _UNIT_OF.setdefault(_form, _key)
 
 
+@functools.lru_cache(maxsize=None)
 def _unit_forms_re(unit: str) -> re.Pattern:
     """A pattern that matches right after a value written with ``unit`` (any of its spellings)."""
     forms = sorted((unit, *_UNITS[unit]), key=len, reverse=True)
@@ -247,11 +242,12 @@ def _unit_forms_re(unit: str) -> re.Pattern:
                       re.IGNORECASE)
 
 
-def _asked_unit_re(problem: str) -> re.Pattern | None:
-    """A pattern that matches right after a value written with the unit the question asks in, or None."""
+def _asked_unit_re(phrases: list[str]) -> re.Pattern | None:
+    """A pattern that matches right after a value written with the unit the question's asked ``phrases`` ask in, or
+    None."""
     found = None
-    for m in _ASKED_RE.finditer(problem[-1500:]):
-        um = _ASKED_UNIT_RE.search(m.group(0))
+    for phrase in phrases:
+        um = _ASKED_UNIT_RE.search(phrase)
         if um is not None:
             found = um.group(1).lower()
     return _unit_forms_re(found) if found is not None else None
@@ -326,25 +322,30 @@ _ASKED_STOP = frozenset("find compute determine evaluate calculate what what's a
                         "and that for with this which there its their value".split())
 
 
-def asked_words(problem: str) -> frozenset[str]:
-    """Content words of the question's asked phrases ("Find the units digit of $18^6.$" -> units, digit)."""
+def asked_phrases(problem: str) -> list[str]:
+    """The question's asked phrases ("Find the units digit of $18^6.$"), from the end of the problem."""
+    return [m.group(0) for m in _ASKED_RE.finditer(problem[-1500:])]
+
+
+def asked_words(phrases: list[str]) -> frozenset[str]:
+    """Content words of the asked ``phrases`` ("Find the units digit of $18^6.$" -> units, digit)."""
     out: set[str] = set()
-    for m in _ASKED_RE.finditer(problem[-1500:]):
-        out.update(w for w in _WORD3_RE.findall(m.group(0).lower()) if w not in _ASKED_STOP)
+    for phrase in phrases:
+        out.update(w for w in _WORD3_RE.findall(phrase.lower()) if w not in _ASKED_STOP)
     return frozenset(out)
 
 
-def asked_expressions(problem: str) -> set[str]:
-    """Normalized math snippets of the problem's question ("Find $m+n$." -> "m+n"), to recognise a statement of the
+def asked_expressions(phrases: list[str]) -> set[str]:
+    """Normalized math snippets of the asked ``phrases`` ("Find $m+n$." -> "m+n"), to recognise a statement of the
     asked quantity ("p + q = 7 + 16 = 23")."""
     out = set()
-    for m in _ASKED_RE.finditer(problem[-1500:]):
-        for sm in _MATH_SNIPPET_RE.finditer(m.group(0)):
+    for phrase in phrases:
+        for sm in _MATH_SNIPPET_RE.finditer(phrase):
             e = _norm_expr(sm.group(1) or sm.group(2) or "")
             if e and not _DIGITS_RE.fullmatch(e) and len(e) <= 40:
                 out.add(e)
         # "What is the value of x?", "solve for y" without math delimiters
-        for vm in _PLAIN_VAR_RE.finditer(m.group(0)):
+        for vm in _PLAIN_VAR_RE.finditer(phrase):
             out.add(vm.group(1).lower())
     return out
 
@@ -529,15 +530,16 @@ class ImplicitAnswerFinder:
             targets = list(reference)
         self.targets = [_Prepared(t) for t in targets]
         self.enabled = bool(self.targets)
-        self.asked = asked_expressions(problem)
-        self._asked_words = asked_words(problem)
+        phrases = asked_phrases(problem)
+        self.asked = asked_expressions(phrases)
+        self._asked_words = asked_words(phrases)
         # "how many cupcakes did she buy?": a sum of money ("71 - 30 = $41") is not the asked count
         number_of = _NUMBER_OF_NOUN_RE.search(stem)
         self._asks_count = ((_HOW_MANY_RE.search(stem) is not None or number_of is not None)
                             and _HOW_MANY_MONEY_RE.search(stem) is None)
         # "she bought 41 cupcakes" states the count "how many cupcakes" (or "find the number of cupcakes") asks for
         noun = (_HOW_MANY_NOUN_RE.search(stem) or number_of) if self._asks_count else None
-        unit_noun = _unit_of(noun.group(1)) if noun is not None else None
+        unit_noun = _UNIT_OF.get(noun.group(1).lower()) if noun is not None else None
         # "the number of <noun> ... is" right before the value, for the counted noun
         self._number_of_re = (re.compile(rf"\bnumber of (?:[\w-]+ ){{0,3}}?{re.escape(noun.group(1).lower())}\b[^.;?]*?"
                                          r"\b(?:is|are|equals|=)\s*\$?\s*(?:\\\(\s*)?$", re.IGNORECASE)
@@ -549,7 +551,7 @@ class ImplicitAnswerFinder:
         self._count_re = (re.compile(rf"(?<![\w.,$])(\d[\d,]*)\s+(?:(?!{_NOT_MODIFIER}\b)[a-z-]+\s+){{0,2}}{re.escape(noun.group(1).lower())}\b",
                                      re.IGNORECASE) if noun is not None else None)
         # "What is the height in centimeters?": a value written with the asked unit ("So, h = 5 centimeters.")
-        self._unit_re = _asked_unit_re(stem) or (_unit_forms_re(unit_noun) if unit_noun is not None else None)
+        self._unit_re = _asked_unit_re(phrases if stem is problem else asked_phrases(stem)) or (_unit_forms_re(unit_noun) if unit_noun is not None else None)
         self._stem_words = None
         self._problem = stem
         self._need_digits = all(p.digits or p.number is not None for p in self.targets)
@@ -710,7 +712,7 @@ class ImplicitAnswerFinder:
                 asked = True
             # zero ends every equation put in standard form ("a + b + c + d = i - i + 1 - 1 = 0. Good."): as a target
             # it needs the asked quantity, a count or the subject, never a computation alone
-            zero = p.number is not None and p.number == 0
+            zero = p.number == 0
             if p.target.weak and not (asked or counted or (computed and (conclusive or chain) and not zero)
                                       or subject):
                 continue
