@@ -1,6 +1,6 @@
 """Hand-annotation helper for the DLCoT labelled set (dlcot_dagster_tests/fixtures/dlcot_annotations.jsonl).
 
-    python bench/annotate.py pick                      # the traces chosen for annotation (deterministic)
+    python bench/annotate.py pick [--round 2]          # the traces chosen for annotation (deterministic)
     python bench/annotate.py show FILE ID [--from I] [--to J]   # problem, reference and numbered sentences
     python bench/annotate.py add ANNOT.json [--out F]  # sentence-level annotation -> offsets, validated, appended
 
@@ -56,6 +56,26 @@ PLAN = [
 ]
 
 
+# round 2 (a second, larger sample, drawn after the rules were tuned on round 1): more of the R1 / R1-distill traces
+# the issue's pruning targets name, and Sky-T1 students the first round did not touch; traces annotated in round 1 or
+# in the first-answer fixtures are skipped
+PLAN_2 = [
+    ("limo_deepseek-r1-distill-qwen-32b.jsonl", 8, 14000),
+    ("math500_deepseek-r1.jsonl", 6, 14000),
+    ("math500_deepseek-r1-distill-llama-8b.jsonl", 4, 14000),
+    ("math500_deepseek-r1-distill-qwen-7b.jsonl", 4, 14000),
+    ("aime2024_gemini-2.0-flash-thinking.jsonl", 4, 16000),
+    ("sat_deepseek-r1.json", 2, 12000),
+    ("sky-t1-students/Sky-T1-math-correct-5K-14B__amc23.jsonl", 2, 12000),
+    ("sky-t1-students/Sky-T1-math-wrong-5K-14B__aime24.jsonl", 2, 14000),
+    ("sky-t1-students/Sky-T1-math-correct-5K-27B__minerva_math.jsonl", 2, 12000),
+    ("sky-t1-students/Sky-T1-math-correct-5K-32B-ckpts__aime24.jsonl", 2, 14000),
+    ("sky-t1-students/Sky-T1-math-wrong-5K-27B__amc23.jsonl", 2, 12000),
+    ("sky-t1-students/Sky-T1-math-correct-5K-27B__math500.jsonl", 2, 12000),
+]
+FIXTURES = [FIXTURE, FIXTURE.with_name("dlcot_first_answers_sat.jsonl"), FIXTURE.with_name("dlcot_first_answers_sweep.jsonl")]
+
+
 def split_of(trace_id: str) -> str:
     return "test" if int(hashlib.sha1(trace_id.encode()).hexdigest(), 16) % 5 < 2 else "tune"
 
@@ -76,11 +96,17 @@ def record(file: str, rid: str):
     raise SystemExit(f"{file}: no record with id {rid!r}")
 
 
-def pick() -> list[tuple[str, str]]:
+def pick(round_: int = 1) -> list[tuple[str, str]]:
     out = []
-    for file, n, max_chars in PLAN:
-        recs = [r for r in records(file) if 500 < len(r.thinking) <= max_chars and r.reference_answer.strip()]
-        rng = random.Random(f"dlcot-annotations:{file}")
+    done = set()
+    if round_ > 1:
+        for f in FIXTURES:
+            if f.exists():
+                done |= {json.loads(x)["id"] for x in f.read_text(encoding="utf-8").split("\n") if x.strip()}
+    for file, n, max_chars in PLAN if round_ == 1 else PLAN_2:
+        recs = [r for r in records(file) if 500 < len(r.thinking) <= max_chars and r.reference_answer.strip()
+                and r.id not in done]
+        rng = random.Random(f"dlcot-annotations:{file}" + ("" if round_ == 1 else f":round{round_}"))
         rng.shuffle(recs)
         out += [(file, r.id) for r in recs[:n]]
     return out
@@ -153,6 +179,7 @@ def convert(d: dict) -> dict:
         "checks": checks,
         "conclusion_start": concl_off,
         "notes": d.get("notes", ""),
+        **({"round": int(d["round"])} if d.get("round", 1) != 1 else {}),
     }
 
 
@@ -178,7 +205,8 @@ def add(path: Path, out: Path) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser()
     sub = ap.add_subparsers(dest="cmd", required=True)
-    sub.add_parser("pick")
+    pk = sub.add_parser("pick")
+    pk.add_argument("--round", type=int, default=1, choices=(1, 2))
     s = sub.add_parser("show")
     s.add_argument("file")
     s.add_argument("id")
@@ -189,7 +217,7 @@ def main() -> None:
     a.add_argument("--out", type=Path, default=FIXTURE)
     args = ap.parse_args()
     if args.cmd == "pick":
-        for file, rid in pick():
+        for file, rid in pick(args.round):
             r = record(file, rid)
             print(f"{file}\t{rid}\t{len(r.thinking)}\t{split_of(rid)}")
     elif args.cmd == "show":
