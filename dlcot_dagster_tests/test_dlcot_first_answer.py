@@ -221,6 +221,35 @@ CASES = {
         "Substituting x = 4, I subtract 4 from 5.\n\n",
         "So y should be 1.", CHECKS + "**Final Answer**\n\\boxed{A}",
     ),
+    "the asked noun phrase closed by 'which is'": case(
+        "Let $K$ be the number of chains of subsets of a ten-element set of length at most 10. What is the remainder "
+        "when $K$ is divided by $10$?", "5",
+        "Adding the last digits of the powers term by term, the running sum ends at 44 + 1 = 45.\n\n",
+        "Now, we need the remainder when 45 is divided by 10, which is 5.", CHECKS + "**Final Answer**\n\\boxed{5}",
+    ),
+    "'if I sum them' doing the operation, not supposing it": case(
+        "The product $N$ of three positive integers is $6$ times their sum, and one of the integers is the sum of the "
+        "other two. Find the sum of all possible values of $N$.", "336",
+        "Therefore, those are the three possible N's: 156, 96, 84.\n\n",
+        "If I sum them all, 156 + 96 + 84 = 336.", " So maybe 336 is the answer?" + CHECKS + "**Final Answer**\n\\boxed{336}",
+    ),
+    "that would suggest": case(
+        "The sequence $a_1, a_2, \\cdots$ is geometric with positive integer first term and ratio. Find the number of "
+        "possible ordered pairs $(a,r).$", "46",
+        "Each solution has y odd, with m running over 0, 1, 2, ..., 45.\n\n",
+        "So, that would suggest 46 ordered pairs.", CHECKS + "**Final Answer**\n\\boxed{46}",
+    ),
+    "a statement completed by a display block": case(
+        "Compute $1-2+3-4+5- \\dots +99-100$.", "-50",
+        "Each pair (2k-1) - 2k contributes -1, and there are 50 pairs.\n\nTherefore, the total sum is:\n\n",
+        "\\[50 \\times (-1) = -50\\]", CHECKS + "**Final Answer**\n\\boxed{-50}",
+    ),
+    "the name of 'which student has ...' with the predicate": case(
+        "The results of a training run are graphed below. Which student has the greatest average speed? [asy] "
+        "label(\"Evelyn\", (1.25, 4.5)); label(\"Briana\", (2.5, 2.2)); [/asy]", "\\text{Evelyn}",
+        "Evelyn: 4.5/1.25 = 3.6. Briana: 2.2/2.5 = 0.88. Evelyn's average speed is 3.6, the largest of the five.\n\n",
+        "Thus Evelyn has the greatest average speed (3.6).", CHECKS + "**Final Answer**\n\\boxed{Evelyn}",
+    ),
 }
 
 
@@ -309,6 +338,18 @@ PRODUCT_PROBLEM = "What is the product of all solutions to the equation $\\log_{
          "So the angle at A is 124 degrees, which is given.\n\n"),
         ("In the figure, angle A is labeled $124^{\\circ}$. What is the number of degrees represented by $x$?", "124",
          "So angle C must also be 124 degrees, which is impossible.\n\n"),
+        # one item of an enumeration of a digit and a square
+        ("Find the least integer $b\\ge 2$ for which there are more than ten $b$-beautiful integers.", "17",
+         "\\(d_1 = 1, m^2 = 17\\)\n"),
+        # "if" supposing an operation inside an example
+        ("The product of a set of distinct positive integers is 84. What is the least possible sum of these integers?",
+         "14", "For example, if I combine the two 2's into a 4, I get the set {4, 3, 7}, with a sum of 4+3+7=14.\n\n"),
+        # a bound put on display, not the value
+        ("Let $a,$ $b,$ $c,$ $d$ be positive real numbers. Find the minimum value of $(a+b+c+d)(1/a+1/b+1/c+1/d)$.",
+         "16", "By Cauchy-Schwarz, the product is:\n\\[ (a+b+c+d)(1/a+1/b+1/c+1/d) \\geq (1+1+1+1)^2 = 16 \\]\n\n"),
+        # the name of a "which" question with a different predicate
+        ("Which student has the greatest average speed? [asy] label(\"Evelyn\", (1.25, 4.5)); [/asy]", "\\text{Evelyn}",
+         "So, Evelyn's average speed is 3.6 units per unit time.\n\n"),
         # a number before a phrase that ends in the counted noun, but does not count it
         ("How many dates in 2023 have an even count of each digit?", "9",
          "I need the parity of the count for each digit from 0 to 9 across all dates.\n\n"),

@@ -26,6 +26,14 @@ sentence counts as an implicit answer when
 The statement span of an implicit answer is the clause that states the value
 ("p + q = 36." in "Thus, p = 31, q = 5, so p + q = 36.").
 
+Two more forms: a sentence ending in ":" completed by the display block right
+after it ("Therefore, the total sum is:" + ``\[50 \times (-1) = -50\]``,
+read as one statement; the span is the display; an inequality there is a
+bound, not a value), and, for a "Which student has the greatest average
+speed?" question, a text target named as the subject of a sentence that
+restates the question's predicate ("Thus Evelyn has the greatest average
+speed (3.6).", :func:`which_commitments`).
+
 Implicit detection is therefore one-sided: it finds the moments the model
 reaches the *right* value, never a wrong one (a wrong value in a plain
 sentence is indistinguishable from an intermediate result). To keep false
@@ -168,8 +176,9 @@ _SUBJECT_VALUE_RE = re.compile(
     r"desired|required|final)\b",
     re.IGNORECASE,
 )
-# "that would be", "which would be": a commitment phrased politely, not a hedge (the word is blanked, same length)
-_COMMITTED_WOULD_RE = re.compile(r"\b(that|this|which|it|answer) (would)(?= be\b)", re.IGNORECASE)
+# "that would be", "which would be", "that would suggest 46 ordered pairs": a commitment phrased politely, not a hedge
+# (the word is blanked, same length)
+_COMMITTED_WOULD_RE = re.compile(r"\b(that|this|which|it|answer) (would)(?= (?:be|suggest|mean|give)\b)", re.IGNORECASE)
 
 
 def _neutral(m: re.Match) -> str:
@@ -278,6 +287,12 @@ _BARE_VAR_RE = re.compile(r"\s*\\?[A-Za-z](?:_\{?\w+\}?)?\s*")
 # "If I take ..., that would give ... = 14": a conditional sentence states a hypothesis, not an answer
 _CONDITIONAL_RE = re.compile(r"[\W_]*(?:(?:so|and|but|now|then|well|okay|ok)[\s,]+)*(?:if|suppose|supposing|assuming|assume|"
                              r"let'?s say|say)\b", re.IGNORECASE)
+# "If I sum them all, 156 + 96 + 84 = 336.": a sentence-initial "if" introducing the operation being done now, not a
+# hypothesis (and no other hypothesis before the value)
+_DOING_IF_RE = re.compile(r"[\W_]*(?:(?:so|and|now|then)[\s,]+)*if (?:i|we) (?:now )?(?:sum|add|total|multiply|compute|"
+                          r"calculate|tally)"
+                          r"(?: up)? (?:them|these|those|all|everything|up|the (?:three|two|four|five|values|results|"
+                          r"numbers|products|terms|counts|cases))\b", re.IGNORECASE)
 # "For example, if I combine ..., I get ... = 14": a value reached under a hypothesis anywhere before it
 _HYPOTHETICAL_RE = re.compile(r"\b(?:if|suppose|supposing|for example|for instance|e\.g\.|say we|let'?s say)\b",
                               re.IGNORECASE)
@@ -293,9 +308,13 @@ _COPULA_SUBJECT_RE = re.compile(
 # "For \( n = 2 \), it's 11.": one case of an enumeration over a variable, not a result
 _CASE_RE = re.compile(r"[\W_]*(?:(?:so|and|but|now|then|similarly|likewise)[\s,]+)*(?:for|when|with)\s*\$?(?:\\\(\s*)?"
                       r"\\?[A-Za-z](?:_\{?\w+\}?)?\s*=\s*-?\d", re.IGNORECASE)
-# "x = \frac{2023}{7}, x = \frac{2023}{289}, and x = 1" / "a_1 = 2, a_2 = -1": one item of an enumeration of
-# assignments, not a result
+# "x = \frac{2023}{7}, x = \frac{2023}{289}, and x = 1" / "a_1 = 2, a_2 = -1" / "d_1 = 1, m^2 = 17": one item of an
+# enumeration of assignments, not a result
 _ASSIGN_ITEM_RE = re.compile(r"(?<![\w})\]^+\-*/.\\])\\?[A-Za-z](?:_\{?\w+\}?)?\s*=(?!=)")
+# "m^2 = 17" as an item: a variable's power set to a plain number
+_POWER_ITEM_RE = re.compile(r"(?<![\w})\]^+\-*/.\\])\\?[A-Za-z](?:_\{?\w+\}?)?\^\{?\d\}?\s*=\s*-?\d+(?:\.\d+)?(?![\w.^(])")
+# "m^2" in "d_1 = 1, m^2 = 17": a variable's power, as bare as the variable for an enumeration
+_VAR_POWER_RE = re.compile(r"\s*\\?[A-Za-z](?:_\{?\w+\}?)?\^\{?\d\}?\s*")
 _NORM_EXPR_RE = re.compile(r"\s+|\\left|\\right|\\,|\\!|\$|\\displaystyle")
 _ASKED_RE = re.compile(
     r"(?:find|compute|determine|evaluate|calculate|solve for|what is|what's|what are|give|express|how many|how much|"
@@ -314,7 +333,10 @@ def _norm_expr(s: str) -> str:
 _SUBJECT_TAIL_RE = re.compile(r"\s*(?:\\\)\s*)?\$?\s+(?:is|equals|is equal to|should be|must be|comes out to|"
                               r"is indeed|is just)\s*\$?\s*(?:\\\(\s*)?$", re.IGNORECASE)
 # "the units digit of ...", "the modulo 7 remainder of the sum": a noun phrase after "the", up to " of" or the end
-_SUBJECT_NP_RE = re.compile(r"\bthe\s+((?:[a-z0-9-]+\s+){0,3}[a-z-]+)(?:\s+of\b[^.;]*)?$", re.IGNORECASE)
+_SUBJECT_NP_RE = re.compile(r"\bthe\s+((?:[a-z0-9-]+\s+){0,3}[a-z-]+)(?:\s+(?:of|when|after|modulo|mod)\b[^.;]*)?$",
+                            re.IGNORECASE)
+# "we need the remainder when 45 is divided by 10, which is 5": the noun phrase closed by a relative "which"
+_WHICH_TAIL_RE = re.compile(r"\s*,\s*which$", re.IGNORECASE)
 # nouns too general to name the asked quantity ("the value is 5" is read by the other rules)
 _GENERIC_NOUNS = frozenset("value values answer result solution solutions number numbers final total expression "
                            "equation one".split())
@@ -600,6 +622,7 @@ class ImplicitAnswerFinder:
         if tail is None:
             return False
         subject = head[max(0, tail.start() - 120):tail.start()]
+        subject = _WHICH_TAIL_RE.sub("", subject)
         if self.asked:
             flat = _norm_expr(subject)
             if any(len(e) >= 2 and flat.endswith(e) for e in self.asked):
@@ -639,7 +662,7 @@ class ImplicitAnswerFinder:
     @staticmethod
     def _enumerates(sentence: str) -> bool:
         """Two or more ``var = value`` items in one sentence, separated by commas or "and"/"or"."""
-        return len(_ASSIGN_ITEM_RE.findall(sentence)) >= 2
+        return len(_ASSIGN_ITEM_RE.findall(sentence)) + len(_POWER_ITEM_RE.findall(sentence)) >= 2
 
     def _match(self, sent: str, tried: dict, whole: str | None = None) -> tuple[str, str | None, int] | None:
         """(value, answer text or None, value offset) when ``sent`` (a clause prefix of ``whole``) states a target
@@ -698,11 +721,11 @@ class ImplicitAnswerFinder:
         # "So, that would be 423.5 yards.", "that would be c = 35 + 23t" commit (the conditional and hypothetical
         # tests below catch "if ..., that would be"); elsewhere "would" hedges
         if (hedged(_COMMITTED_WOULD_RE.sub(_neutral, sent) if sets_target or "would" in sent else sent, 0, off)
-                or _CONDITIONAL_RE.match(sent)
-                or _HYPOTHETICAL_RE.search(sent, 0, off)):
+                or (_CONDITIONAL_RE.match(sent) or _HYPOTHETICAL_RE.search(sent, 0, off))
+                and not (_DOING_IF_RE.match(sent) and len(_HYPOTHETICAL_RE.findall(sent, 0, off)) == 1)):
             return None
         if (_TRIAL_RE.match(sent) or (not asked and _CASE_RE.match(sent)) or _GIVEN_DATA_RE.search(whole)
-                or (_BARE_VAR_RE.fullmatch(lhs) and self._enumerates(whole))):
+                or ((_BARE_VAR_RE.fullmatch(lhs) or _VAR_POWER_RE.fullmatch(lhs)) and self._enumerates(whole))):
             return None
         for p in cands:
             tvalue = p.target.value
@@ -739,6 +762,34 @@ class ImplicitAnswerFinder:
                 return value, p.target.answer, off
         return None
 
+    def _display_after(self, text: str, a: int, b: int, tried: dict, end: int | None) -> AnswerSpan | None:
+        """The statement of ``text[a:b]`` (a sentence ending in ":") completed by the display block right after it
+        ("So the answer is:" + "\\[ 5 \\]"), when together they state a target; the span is the display block."""
+        m = _DISPLAY_OPEN_RE.match(text, b)
+        if m is None:
+            return None
+        close = "\\]" if m.group(1) == "\\[" else "$$"
+        c = text.find(close, m.end(), min(len(text) if end is None else end, m.end() + 300))
+        if c == -1:
+            return None
+        inner = " ".join(text[m.end():c].split())
+        if not inner or "?" in inner or _INEQUALITY_RE.search(inner):
+            return None  # a question, or a bound ("\\geq (1 + 1 + 1 + 1)^2 = 16"), not a value
+        intro = text[a:b].rstrip()[:-1].rstrip()
+        whole = intro + " " + inner
+        if self._need_digits and _DIGIT_SOURCE_RE.search(whole) is None:
+            return None
+        if self._gates is not None and not self._gate(whole):
+            return None
+        if not re.search(r"(?:\b(?:is|are|be|equals|becomes|get|got|obtain)|=)$", intro):
+            return None  # "Next, n = 11:" introduces work; "the answer is:" introduces a value
+        span = self._match(whole, tried, whole)
+        if span is None:
+            return None
+        value, answer, _off = span
+        return AnswerSpan(text=answer or value, start=m.start(1), end=c + len(close),
+                          kind="choice_value" if answer else "implicit", explicit=False)
+
     def find(self, text: str, start: int = 0, end: int | None = None) -> list[AnswerSpan]:
         if not self.enabled:
             return []
@@ -746,6 +797,12 @@ class ImplicitAnswerFinder:
         tried: dict[tuple[str, str], bool] = {}
         for a, b in sentence_spans(text, start, end):
             if b - a > 600 or text.find("?", a, b) != -1:
+                continue
+            if b - a <= 200 and text[a:b].rstrip().endswith(":"):
+                # "Therefore, the remainder is:" + a display block "\[ 5 \]": read as one statement
+                span = self._display_after(text, a, b, tried, end)
+                if span is not None:
+                    out.append(span)
                 continue
             if self._need_digits and _DIGIT_SOURCE_RE.search(text, a, b) is None:
                 continue
@@ -763,13 +820,16 @@ class ImplicitAnswerFinder:
                     stop = len(sent.rstrip())
                     if len(sent) < len(whole) and _RANKED_RE.match(whole, len(sent)):
                         stop = len(whole.rstrip())  # "n=8 is the smallest n ...": the ranking is part of it
-                    out.append(AnswerSpan(text=answer or value, start=a + clause_start(sent, off),
-                                          end=a + stop,
-                                          kind="choice_value" if answer else "implicit", explicit=False))
+                    got = AnswerSpan(text=answer or value, start=a + clause_start(sent, off), end=a + stop,
+                                     kind="choice_value" if answer else "implicit", explicit=False)
+                    if not out or (out[-1].start, out[-1].end) != (got.start, got.end):  # a display read twice
+                        out.append(got)
                     break
         return out
 
 
+_INEQUALITY_RE = re.compile(r"[<>≤≥]|\\[gl]eq?\b|\\[gl]eqslant|\\[gl]t\b")
+_DISPLAY_OPEN_RE = re.compile(r"\s*(\\\[|\$\$)")
 # every candidate value follows "=", ":", or one of these words (see _VALUE_INTRO_RE / _SUBJECT_VALUE_RE): a cheap
 # necessary condition tested once per sentence before the clause prefixes are read
 _INTRO_HINT_RE = re.compile(
@@ -804,6 +864,53 @@ def _clause_prefixes(sentence: str, limit: int = 3) -> list[str]:
     for c in reversed(cuts[-(limit - 1):] if limit > 1 else []):
         if c > 0:
             out.append(sentence[:c])
+    return out
+
+
+# "Which student has the greatest average speed?": the question's "which" and the predicate it asks about
+_WHICH_QUESTION_RE = re.compile(r"\bwhich\s+(?:[a-z]+\s+){0,2}?(?:has|had|have|is|was|are|were|will|would|can|could|did|"
+                                r"does|gets|got|ran|runs|makes|made|wins|won|scored?s?)\b([^?]{3,150})\?", re.IGNORECASE)
+_ASY_RE = re.compile(r"\[asy\].*?\[/asy\]", re.DOTALL)
+_TEXT_TARGET_RE = re.compile(r"[A-Za-z][A-Za-z'’-]*(?: [A-Za-z][A-Za-z'’-]*){0,2}")
+_TEXT_WRAPPER_RE = re.compile(r"\\(?:text|textbf|mathrm)\{([^{}]*)\}")
+_LEAD_RE = re.compile(r"[\W_]*(?:(?:so|thus|therefore|hence|then|clearly|finally|overall|and)[\s,]+)*", re.IGNORECASE)
+
+
+def which_commitments(text: str, problem: str, values: list[tuple], start: int = 0) -> list[AnswerSpan]:
+    """"Thus Evelyn has the greatest average speed." for "Which student has the greatest average speed?": a text
+    target (a name of at most three words) as the subject of a sentence that restates the question's predicate (all
+    of its content words, 80 % of a long one), not a question, not hedged."""
+    qs = list(_WHICH_QUESTION_RE.finditer(_ASY_RE.sub(" ", problem)[-600:]))
+    if not qs:
+        return []
+    pred = {w for w in _WORD3_RE.findall(qs[-1].group(1).lower()) if w not in _ASKED_STOP}
+    if not pred:
+        return []
+    names = []
+    for v in values:
+        t = _TEXT_WRAPPER_RE.sub(r"\1", _strip_wrappers(str(v[0]))).strip()
+        if _TEXT_TARGET_RE.fullmatch(t) and len(t) >= 2 and t.lower() not in _ASKED_STOP and (v[1] is None):
+            names.append((t, v[1]))
+    if not names:
+        return []
+    need = len(pred) if len(pred) <= 3 else -(-len(pred) * 8 // 10)
+    # the name as the subject ("Evelyn has ...", not "Evelyn's average speed is 3.6")
+    pats = [(re.compile(r"(?:the answer is\s+)?" + re.escape(n) + r"\b(?!['’]s\b)", re.IGNORECASE), n) for n, _ in names]
+    out = []
+    for a, b in sentence_spans(text, start):
+        sent = text[a:b]
+        if "?" in sent or len(sent) > 400:
+            continue
+        lead = _LEAD_RE.match(sent).end()
+        for rx, name in pats:
+            m = rx.match(sent, lead)
+            if m is None:
+                continue
+            words = set(_WORD3_RE.findall(sent.lower()))
+            if len(pred & words) >= need and not hedged(sent, 0, len(sent.rstrip(_TRAIL_PUNCT))):
+                out.append(AnswerSpan(text=name, start=a + m.start(), end=a + len(sent.rstrip()), kind="implicit",
+                                      explicit=False))
+                break
     return out
 
 
@@ -929,4 +1036,6 @@ def locate_answers(
         finder = ImplicitAnswerFinder(targets, problem, checker, cfg.implicit_max_chars, cfg.implicit_max_checks,
                                       problem_stem=stem)
         implicit = finder.find(text, start)
+    if cfg.implicit_answers and values and choices is None:
+        implicit = sorted(implicit + which_commitments(text, problem, values, start), key=lambda x: (x.start, x.end))
     return merge_answers(explicit, mc + implicit), explicit
