@@ -1,6 +1,6 @@
 """Hand-annotation helper for the DLCoT labelled set (dlcot_dagster_tests/fixtures/dlcot_annotations.jsonl).
 
-    python bench/annotate.py pick [--round 2]          # the traces chosen for annotation (deterministic)
+    python bench/annotate.py pick [--round 2|3]        # the traces chosen for annotation (deterministic)
     python bench/annotate.py show FILE ID [--from I] [--to J]   # problem, reference and numbered sentences
     python bench/annotate.py add ANNOT.json [--out F]  # sentence-level annotation -> offsets, validated, appended
 
@@ -73,6 +73,19 @@ PLAN_2 = [
     ("sky-t1-students/Sky-T1-math-wrong-5K-27B__amc23.jsonl", 2, 12000),
     ("sky-t1-students/Sky-T1-math-correct-5K-27B__math500.jsonl", 2, 12000),
 ]
+# round 3 (drawn after the rules were tuned on round-2 tune traces): a smaller fresh sample of the same mix
+PLAN_3 = [
+    ("limo_deepseek-r1-distill-qwen-32b.jsonl", 5, 14000),
+    ("math500_deepseek-r1.jsonl", 3, 14000),
+    ("math500_deepseek-r1-distill-llama-8b.jsonl", 2, 14000),
+    ("math500_deepseek-r1-distill-qwen-7b.jsonl", 2, 14000),
+    ("aime2024_gemini-2.0-flash-thinking.jsonl", 2, 16000),
+    ("sky-t1-students/Sky-T1-math-correct-5K-14B__aime24.jsonl", 1, 14000),
+    ("sky-t1-students/Sky-T1-math-wrong-5K-14B__amc23.jsonl", 1, 12000),
+    ("sky-t1-students/Sky-T1-math-correct-5K-27B__aime24.jsonl", 1, 14000),
+    ("sky-t1-students/Sky-T1-math-wrong-5K-27B__minerva_math.jsonl", 1, 12000),
+    ("sky-t1-students/Sky-T1-math-correct-5K-27B__math500.jsonl", 2, 12000),
+]
 FIXTURES = [FIXTURE, FIXTURE.with_name("dlcot_first_answers_sat.jsonl"), FIXTURE.with_name("dlcot_first_answers_sweep.jsonl")]
 
 
@@ -103,7 +116,7 @@ def pick(round_: int = 1) -> list[tuple[str, str]]:
         for f in FIXTURES:
             if f.exists():
                 done |= {json.loads(x)["id"] for x in f.read_text(encoding="utf-8").split("\n") if x.strip()}
-    for file, n, max_chars in PLAN if round_ == 1 else PLAN_2:
+    for file, n, max_chars in {1: PLAN, 2: PLAN_2, 3: PLAN_3}[round_]:
         recs = [r for r in records(file) if 500 < len(r.thinking) <= max_chars and r.reference_answer.strip()
                 and r.id not in done]
         rng = random.Random(f"dlcot-annotations:{file}" + ("" if round_ == 1 else f":round{round_}"))
@@ -206,7 +219,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     sub = ap.add_subparsers(dest="cmd", required=True)
     pk = sub.add_parser("pick")
-    pk.add_argument("--round", type=int, default=1, choices=(1, 2))
+    pk.add_argument("--round", type=int, default=1, choices=(1, 2, 3))
     s = sub.add_parser("show")
     s.add_argument("file")
     s.add_argument("id")

@@ -1,7 +1,8 @@
 """The hand-annotated labelled set: it still matches the shared traces, and the engine keeps its measured quality.
 
-``fixtures/dlcot_annotations.jsonl`` holds 86 real traces annotated by hand in two rounds (48, then 38 drawn after the
-rules were tuned on the first; see ``fixtures/ANNOTATION_GUIDE.md``):
+``fixtures/dlcot_annotations.jsonl`` holds 106 real traces annotated by hand in three rounds (48; then 38 drawn after the
+rules were tuned on the first; then 20 drawn after they were tuned on round 2's tune traces; see
+``fixtures/ANNOTATION_GUIDE.md``):
 where the first answer is reached, the boundaries of every check, and whether each check is a redundant re-check
 or a distinct method. The traces are read from ``../shared/data/traces``; the fixture holds offsets and short
 anchor quotes only. The floors below sit a little under what ``bench/bench_segmentation.py`` measured on the
@@ -71,6 +72,14 @@ def test_the_second_round_is_new_material(annotated):
     assert {"math500", "limo", "aime2024", "Sky"} <= {a.file.split("/")[-1].split("_")[0].split("-")[0] for a in second}
 
 
+def test_the_third_round_is_new_material(annotated):
+    anns = [a for a, _ in annotated]
+    third = [a for a in anns if a.raw.get("round") == 3]
+    assert len(third) >= 20 and Counter(a.split for a in third)["test"] >= 8
+    earlier = {(a.file, a.id) for a in anns if a.raw.get("round", 1) < 3}
+    assert not {(a.file, a.id) for a in third} & earlier
+
+
 def test_every_annotation_matches_its_trace(annotated):
     problems = {a.id: validate(a, rec.thinking) for a, rec in annotated}
     assert not {k: v for k, v in problems.items() if v}
@@ -91,8 +100,9 @@ def test_engine_quality_on_the_held_out_half(scored):
     assert test["redundancy_precision"] >= 0.6 and test["redundancy_recall"] >= 0.6, test
     # a verification segment in every trace where the annotators saw checks after the first answer, and the
     # sentences they marked as checking inside verification segments
-    # (round 2, drawn later and held out, has one test trace with checks that gets none: 29 of 30 in all)
-    assert test["traces_with_checks_and_predicted_verification"] >= 0.95 * test["traces_with_checks"], test
+    # (rounds 2 and 3, drawn later and held out, have 4 test traces with checks that get none, each a first answer
+    # missed or found late: 39 of 43 in all)
+    assert test["traces_with_checks_and_predicted_verification"] >= 0.88 * test["traces_with_checks"], test
     first = summarize(s for a, s in scored if a.split == "test" and a.raw.get("round", 1) == 1)
     assert first["traces_with_checks_and_predicted_verification"] == first["traces_with_checks"], first
     assert test["check_sentences_in_verification_share"] >= 0.9, test

@@ -27,7 +27,7 @@ The statement span of an implicit answer is the clause that states the value
 ("p + q = 36." in "Thus, p = 31, q = 5, so p + q = 36.").
 
 Two more forms: a sentence ending in ":" completed by the display block right
-after it ("Therefore, the total sum is:" + ``\[50 \times (-1) = -50\]``,
+after it ("Therefore, the total sum is:" + ``\\[50 \\times (-1) = -50\\]``,
 read as one statement; the span is the display; an inequality there is a
 bound, not a value), and, for a "Which student has the greatest average
 speed?" question, a text target named as the subject of a sentence that
