@@ -34,6 +34,7 @@ sys.path.insert(0, str(REPO))
 from dlcot_dagster.domain.dlcot.annotations import (  # noqa: E402
     Annotation,
     annotation_sentences,
+    load_annotations,
     sha256,
     validate,
 )
@@ -57,8 +58,8 @@ PLAN = [
 
 
 # round 2 (a second, larger sample, drawn after the rules were tuned on round 1): more of the R1 / R1-distill traces
-# the pruning targets name, and Sky-T1 students the first round did not touch; traces annotated in round 1 or
-# in the first-answer fixtures are skipped
+# the pruning targets name, and Sky-T1 students the first round did not touch; traces annotated in an earlier
+# round or in the first-answer fixtures are skipped
 PLAN_2 = [
     ("limo_deepseek-r1-distill-qwen-32b.jsonl", 8, 14000),
     ("math500_deepseek-r1.jsonl", 6, 14000),
@@ -86,6 +87,7 @@ PLAN_3 = [
     ("sky-t1-students/Sky-T1-math-wrong-5K-27B__minerva_math.jsonl", 1, 12000),
     ("sky-t1-students/Sky-T1-math-correct-5K-27B__math500.jsonl", 2, 12000),
 ]
+PLANS = {1: PLAN, 2: PLAN_2, 3: PLAN_3}
 FIXTURES = [FIXTURE, FIXTURE.with_name("dlcot_first_answers_sat.jsonl"), FIXTURE.with_name("dlcot_first_answers_sweep.jsonl")]
 
 
@@ -111,12 +113,10 @@ def record(file: str, rid: str):
 
 def pick(round_: int = 1) -> list[tuple[str, str]]:
     out = []
-    done = set()
-    if round_ > 1:
-        for f in FIXTURES:
-            if f.exists():
-                done |= {json.loads(x)["id"] for x in f.read_text(encoding="utf-8").split("\n") if x.strip()}
-    for file, n, max_chars in {1: PLAN, 2: PLAN_2, 3: PLAN_3}[round_]:
+    # traces of earlier rounds (and of the first-answer fixtures) are skipped; a round's own traces are not, so its pick
+    # stays the same after it has been annotated
+    done = {a.id for f in FIXTURES if round_ > 1 and f.exists() for a in load_annotations(f) if a.round < round_}
+    for file, n, max_chars in PLANS[round_]:
         recs = [r for r in records(file) if 500 < len(r.thinking) <= max_chars and r.reference_answer.strip()
                 and r.id not in done]
         rng = random.Random(f"dlcot-annotations:{file}" + ("" if round_ == 1 else f":round{round_}"))
@@ -219,7 +219,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     sub = ap.add_subparsers(dest="cmd", required=True)
     pk = sub.add_parser("pick")
-    pk.add_argument("--round", type=int, default=1, choices=(1, 2, 3))
+    pk.add_argument("--round", type=int, default=1, choices=tuple(PLANS))
     s = sub.add_parser("show")
     s.add_argument("file")
     s.add_argument("id")

@@ -83,16 +83,14 @@ def main() -> None:
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args()
     scored = evaluate(args.policy)
-    rounds = {(a.file, a.id): int(a.raw.get("round", 1)) for a in load_annotations(FIXTURE)}
     groups: dict[str, list] = defaultdict(list)
     for sc, _tr in scored:
         if args.split and sc.split != args.split:
             continue
         groups[sc.split].append(sc)
         groups["all"].append(sc)
-        rnd = rounds.get((sc.file, sc.id), 1)
-        groups[f"round {rnd}"].append(sc)
-        groups[f"round {rnd} {sc.split}"].append(sc)
+        groups[f"round {sc.round}"].append(sc)
+        groups[f"round {sc.round} {sc.split}"].append(sc)
         groups["source:" + sc.file.split("/")[-1].split("_")[0].split("-")[0]].append(sc)
     out = {}
     for name in sorted(groups, key=lambda g: (g.startswith("source:"), g.startswith("round"), g)):

@@ -65,7 +65,7 @@ def test_the_labelled_set_is_large_mixed_and_split(annotated):
 def test_the_second_round_is_new_material(annotated):
     """Round 2 was drawn after round 1 had been tuned on: no trace twice, both splits, every source family."""
     anns = [a for a, _ in annotated]
-    second = [a for a in anns if a.raw.get("round") == 2]
+    second = [a for a in anns if a.round == 2]
     assert len(second) >= 38
     assert len({(a.file, a.id) for a in anns}) == len(anns)
     assert Counter(a.split for a in second)["test"] >= 10
@@ -74,9 +74,9 @@ def test_the_second_round_is_new_material(annotated):
 
 def test_the_third_round_is_new_material(annotated):
     anns = [a for a, _ in annotated]
-    third = [a for a in anns if a.raw.get("round") == 3]
+    third = [a for a in anns if a.round == 3]
     assert len(third) >= 20 and Counter(a.split for a in third)["test"] >= 8
-    earlier = {(a.file, a.id) for a in anns if a.raw.get("round", 1) < 3}
+    earlier = {(a.file, a.id) for a in anns if a.round < 3}
     assert not {(a.file, a.id) for a in third} & earlier
 
 
@@ -103,7 +103,7 @@ def test_engine_quality_on_the_held_out_half(scored):
     # (rounds 2 and 3, drawn later and held out, have 4 test traces with checks that get none, each a first answer
     # missed or found late: 39 of 43 in all)
     assert test["traces_with_checks_and_predicted_verification"] >= 0.88 * test["traces_with_checks"], test
-    first = summarize(s for a, s in scored if a.split == "test" and a.raw.get("round", 1) == 1)
+    first = summarize(s for a, s in scored if a.split == "test" and a.round == 1)
     assert first["traces_with_checks_and_predicted_verification"] == first["traces_with_checks"], first
     assert test["check_sentences_in_verification_share"] >= 0.9, test
 

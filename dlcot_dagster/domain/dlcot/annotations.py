@@ -16,6 +16,7 @@ Fields of one annotation (JSON object, one per line of the fixture)::
               "redundant": bool, "quote": first words of the check}]
     conclusion_start: offset | null
     notes: free text
+    round: the annotation round (absent = 1; later rounds were drawn after the rules were tuned on earlier ones)
 """
 
 from __future__ import annotations
@@ -62,6 +63,7 @@ class Annotation:
     checks: list[dict]
     conclusion_start: int | None
     notes: str = ""
+    round: int = 1
     raw: dict = field(default_factory=dict)
 
     @classmethod
@@ -75,6 +77,7 @@ class Annotation:
             checks=list(d.get("checks") or []),
             conclusion_start=d.get("conclusion_start"),
             notes=d.get("notes", ""),
+            round=int(d.get("round", 1)),
             raw=d,
         )
 
@@ -149,6 +152,7 @@ class TraceScore:
     #: sentences inside annotated checks, and how many of them lie inside predicted verification segments
     check_sentences: int = 0
     check_sentences_covered: int = 0
+    round: int = 1
 
 
 def predicted_first_answer(segments: list[Any]) -> int | None:
@@ -243,6 +247,7 @@ def score_trace(ann: Annotation, thinking: str, segments: list[Any], tolerance: 
         red_fn=red_fn,
         check_sentences=n_sent,
         check_sentences_covered=n_cov,
+        round=ann.round,
     )
 
 

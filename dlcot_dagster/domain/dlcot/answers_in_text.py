@@ -311,10 +311,11 @@ _CASE_RE = re.compile(r"[\W_]*(?:(?:so|and|but|now|then|similarly|likewise)[\s,]
 # "x = \frac{2023}{7}, x = \frac{2023}{289}, and x = 1" / "a_1 = 2, a_2 = -1" / "d_1 = 1, m^2 = 17": one item of an
 # enumeration of assignments, not a result
 _ASSIGN_ITEM_RE = re.compile(r"(?<![\w})\]^+\-*/.\\])\\?[A-Za-z](?:_\{?\w+\}?)?\s*=(?!=)")
-# "m^2 = 17" as an item: a variable's power set to a plain number
-_POWER_ITEM_RE = re.compile(r"(?<![\w})\]^+\-*/.\\])\\?[A-Za-z](?:_\{?\w+\}?)?\^\{?\d\}?\s*=\s*-?\d+(?:\.\d+)?(?![\w.^(])")
-# "m^2" in "d_1 = 1, m^2 = 17": a variable's power, as bare as the variable for an enumeration
-_VAR_POWER_RE = re.compile(r"\s*\\?[A-Za-z](?:_\{?\w+\}?)?\^\{?\d\}?\s*")
+# "m^2" in "d_1 = 1, m^2 = 17": a variable's power, as bare as the variable for an enumeration ...
+_VAR_POWER = r"\\?[A-Za-z](?:_\{?\w+\}?)?\^\{?\d\}?"
+_VAR_POWER_RE = re.compile(r"\s*" + _VAR_POWER + r"\s*")
+# ... and "m^2 = 17" an item of it: a variable's power set to a plain number
+_POWER_ITEM_RE = re.compile(r"(?<![\w})\]^+\-*/.\\])" + _VAR_POWER + r"\s*=\s*-?\d+(?:\.\d+)?(?![\w.^(])")
 _NORM_EXPR_RE = re.compile(r"\s+|\\left|\\right|\\,|\\!|\$|\\displaystyle")
 _ASKED_RE = re.compile(
     r"(?:find|compute|determine|evaluate|calculate|solve for|what is|what's|what are|give|express|how many|how much|"
@@ -720,9 +721,10 @@ class ImplicitAnswerFinder:
             return None
         # "So, that would be 423.5 yards.", "that would be c = 35 + 23t" commit (the conditional and hypothetical
         # tests below catch "if ..., that would be"); elsewhere "would" hedges
-        if (hedged(_COMMITTED_WOULD_RE.sub(_neutral, sent) if sets_target or "would" in sent else sent, 0, off)
-                or (_CONDITIONAL_RE.match(sent) or _HYPOTHETICAL_RE.search(sent, 0, off))
-                and not (_DOING_IF_RE.match(sent) and len(_HYPOTHETICAL_RE.findall(sent, 0, off)) == 1)):
+        supposed = ((_CONDITIONAL_RE.match(sent) or _HYPOTHETICAL_RE.search(sent, 0, off))
+                    and not (_DOING_IF_RE.match(sent) and len(_HYPOTHETICAL_RE.findall(sent, 0, off)) == 1))
+        if supposed or hedged(_COMMITTED_WOULD_RE.sub(_neutral, sent) if sets_target or "would" in sent else sent,
+                              0, off):
             return None
         if (_TRIAL_RE.match(sent) or (not asked and _CASE_RE.match(sent)) or _GIVEN_DATA_RE.search(whole)
                 or ((_BARE_VAR_RE.fullmatch(lhs) or _VAR_POWER_RE.fullmatch(lhs)) and self._enumerates(whole))):
@@ -781,7 +783,7 @@ class ImplicitAnswerFinder:
             return None
         if self._gates is not None and not self._gate(whole):
             return None
-        if not re.search(r"(?:\b(?:is|are|be|equals|becomes|get|got|obtain)|=)$", intro):
+        if not _DISPLAY_INTRO_RE.search(intro):
             return None  # "Next, n = 11:" introduces work; "the answer is:" introduces a value
         span = self._match(whole, tried, whole)
         if span is None:
@@ -830,6 +832,8 @@ class ImplicitAnswerFinder:
 
 _INEQUALITY_RE = re.compile(r"[<>≤≥]|\\[gl]eq?\b|\\[gl]eqslant|\\[gl]t\b")
 _DISPLAY_OPEN_RE = re.compile(r"\s*(\\\[|\$\$)")
+# the statement a display block completes ends in a copula, "we get" or "="
+_DISPLAY_INTRO_RE = re.compile(r"(?:\b(?:is|are|be|equals|becomes|get|got|obtain)|=)$")
 # every candidate value follows "=", ":", or one of these words (see _VALUE_INTRO_RE / _SUBJECT_VALUE_RE): a cheap
 # necessary condition tested once per sentence before the clause prefixes are read
 _INTRO_HINT_RE = re.compile(
@@ -876,26 +880,33 @@ _TEXT_WRAPPER_RE = re.compile(r"\\(?:text|textbf|mathrm)\{([^{}]*)\}")
 _LEAD_RE = re.compile(r"[\W_]*(?:(?:so|thus|therefore|hence|then|clearly|finally|overall|and)[\s,]+)*", re.IGNORECASE)
 
 
+@functools.lru_cache(maxsize=4096)
+def _which_predicate(problem: str) -> frozenset[str]:
+    """Content words of the predicate of the problem's last "Which ... has ...?" question (empty when none); one
+    problem comes with many traces."""
+    qs = list(_WHICH_QUESTION_RE.finditer(_ASY_RE.sub(" ", problem)[-600:]))
+    if not qs:
+        return frozenset()
+    return frozenset(w for w in _WORD3_RE.findall(qs[-1].group(1).lower()) if w not in _ASKED_STOP)
+
+
 def which_commitments(text: str, problem: str, values: list[tuple], start: int = 0) -> list[AnswerSpan]:
     """"Thus Evelyn has the greatest average speed." for "Which student has the greatest average speed?": a text
     target (a name of at most three words) as the subject of a sentence that restates the question's predicate (all
     of its content words, 80 % of a long one), not a question, not hedged."""
-    qs = list(_WHICH_QUESTION_RE.finditer(_ASY_RE.sub(" ", problem)[-600:]))
-    if not qs:
-        return []
-    pred = {w for w in _WORD3_RE.findall(qs[-1].group(1).lower()) if w not in _ASKED_STOP}
+    pred = _which_predicate(problem)
     if not pred:
         return []
     names = []
     for v in values:
         t = _TEXT_WRAPPER_RE.sub(r"\1", _strip_wrappers(str(v[0]))).strip()
-        if _TEXT_TARGET_RE.fullmatch(t) and len(t) >= 2 and t.lower() not in _ASKED_STOP and (v[1] is None):
-            names.append((t, v[1]))
+        if v[1] is None and _TEXT_TARGET_RE.fullmatch(t) and len(t) >= 2 and t.lower() not in _ASKED_STOP:
+            names.append(t)
     if not names:
         return []
     need = len(pred) if len(pred) <= 3 else -(-len(pred) * 8 // 10)
     # the name as the subject ("Evelyn has ...", not "Evelyn's average speed is 3.6")
-    pats = [(re.compile(r"(?:the answer is\s+)?" + re.escape(n) + r"\b(?!['’]s\b)", re.IGNORECASE), n) for n, _ in names]
+    pats = [(re.compile(r"(?:the answer is\s+)?" + re.escape(n) + r"\b(?!['’]s\b)", re.IGNORECASE), n) for n in names]
     out = []
     for a, b in sentence_spans(text, start):
         sent = text[a:b]
