@@ -1,6 +1,6 @@
 """Hand-annotation helper for the DLCoT labelled set (dlcot_dagster_tests/fixtures/dlcot_annotations.jsonl).
 
-    python bench/annotate.py pick [--round 2|3]        # the traces chosen for annotation (deterministic)
+    python bench/annotate.py pick [--round 2|3|4]      # the traces chosen for annotation (deterministic)
     python bench/annotate.py show FILE ID [--from I] [--to J]   # problem, reference and numbered sentences
     python bench/annotate.py add ANNOT.json [--out F]  # sentence-level annotation -> offsets, validated, appended
 
@@ -22,6 +22,7 @@ the id's hash, not by the annotator.
 from __future__ import annotations
 
 import argparse
+import functools
 import hashlib
 import json
 import random
@@ -87,12 +88,40 @@ PLAN_3 = [
     ("sky-t1-students/Sky-T1-math-wrong-5K-27B__minerva_math.jsonl", 1, 12000),
     ("sky-t1-students/Sky-T1-math-correct-5K-27B__math500.jsonl", 2, 12000),
 ]
-PLANS = {1: PLAN, 2: PLAN_2, 3: PLAN_3}
+# round 4 (drawn after engine 0.3.7, before any rule was tuned on it): SAT traces whose first answers were marked in
+# dlcot_first_answers_sat.jsonl but whose checks nobody had annotated (the issue measures verification on SAT), and a
+# fresh sample of the R1 / R1-distill / Gemini / Sky-T1 mix; the SAT traces' first answers were tuned on, so they are
+# tune traces whatever their id hash says (REUSE_FIRST_ANSWERS)
+PLAN_4 = [
+    ("sat_deepseek-r1.json", 8, 12000),
+    ("limo_deepseek-r1-distill-qwen-32b.jsonl", 6, 14000),
+    ("math500_deepseek-r1.jsonl", 3, 14000),
+    ("math500_deepseek-r1-distill-llama-8b.jsonl", 2, 14000),
+    ("math500_deepseek-r1-distill-qwen-7b.jsonl", 2, 14000),
+    ("aime2024_gemini-2.0-flash-thinking.jsonl", 3, 16000),
+    ("sky-t1-students/Sky-T1-math-correct-5K-14B__amc23.jsonl", 1, 12000),
+    ("sky-t1-students/Sky-T1-math-wrong-5K-14B__aime24.jsonl", 1, 14000),
+    ("sky-t1-students/Sky-T1-math-correct-5K-27B__amc23.jsonl", 1, 12000),
+    ("sky-t1-students/Sky-T1-math-correct-5K-27B__minerva_math.jsonl", 1, 12000),
+    ("sky-t1-students/Sky-T1-math-correct-5K-32B-ckpts__aime24.jsonl", 1, 14000),
+]
+PLANS = {1: PLAN, 2: PLAN_2, 3: PLAN_3, 4: PLAN_4}
+# rounds that may draw a trace whose first answer alone was marked in a first-answer fixture
+REUSE_FIRST_ANSWERS = {4}
 FIXTURES = [FIXTURE, FIXTURE.with_name("dlcot_first_answers_sat.jsonl"), FIXTURE.with_name("dlcot_first_answers_sweep.jsonl")]
 
 
 def split_of(trace_id: str) -> str:
+    """tune or test by the id's hash; a trace whose first answer was marked (and tuned on) in a first-answer fixture
+    is a tune trace."""
+    if trace_id in first_answer_fixture_ids():
+        return "tune"
     return "test" if int(hashlib.sha1(trace_id.encode()).hexdigest(), 16) % 5 < 2 else "tune"
+
+
+@functools.lru_cache(maxsize=1)
+def first_answer_fixture_ids() -> frozenset[str]:
+    return frozenset(a.id for f in FIXTURES[1:] if f.exists() for a in load_annotations(f))
 
 
 _cache: dict[str, list] = {}
@@ -115,7 +144,8 @@ def pick(round_: int = 1) -> list[tuple[str, str]]:
     out = []
     # traces of earlier rounds (and of the first-answer fixtures) are skipped; a round's own traces are not, so its pick
     # stays the same after it has been annotated
-    done = {a.id for f in FIXTURES if round_ > 1 and f.exists() for a in load_annotations(f) if a.round < round_}
+    fixtures = FIXTURES[:1] if round_ in REUSE_FIRST_ANSWERS else FIXTURES
+    done = {a.id for f in fixtures if round_ > 1 and f.exists() for a in load_annotations(f) if a.round < round_}
     for file, n, max_chars in PLANS[round_]:
         recs = [r for r in records(file) if 500 < len(r.thinking) <= max_chars and r.reference_answer.strip()
                 and r.id not in done]

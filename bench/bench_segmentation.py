@@ -8,14 +8,16 @@ runs the rules engine (``default`` policy unless --policy) on each annotated tra
   no first answer);
 * check-boundary precision / recall / F1 (a predicted verification segment start matches an annotated check start
   within 1 sentence, one to one);
-* traces with annotated checks that get at least one verification segment, and the share of the sentences inside
-  annotated checks that lie inside predicted verification segments;
+* traces with annotated checks that get at least one verification segment, how many sentences after the annotated
+  first answer the first one starts (median), and the share of the sentences inside annotated checks that lie
+  inside predicted verification segments;
 * redundancy precision / recall (an annotated check is predicted redundant when the verification segment that
   overlaps it most is dropped as ``redundant_repeat_of:*``).
 
-It also reports the first answer alone on dlcot_first_answers_sat.jsonl: the 28 SAT DeepSeek-R1 traces the full set
-leaves out, first answers only, marked while the multiple-choice rules were tuned on them (a tune figure), and on
-all 38 SAT traces together; and on dlcot_first_answers_sweep.jsonl: 6 R1-distill / Sky-T1 traces outside the set,
+It also reports the first answer alone on dlcot_first_answers_sat.jsonl: the SAT DeepSeek-R1 traces the full set
+leaves out (28 before round 4, 20 since), first answers only, marked while the multiple-choice rules were tuned on
+them (a tune figure), and on all 38 SAT traces together; where round 4 annotated one of them in full, how far the
+two annotators' first answers lie apart; and on dlcot_first_answers_sweep.jsonl: 6 R1-distill / Sky-T1 traces outside the set,
 marked in a sweep for the count, unit and asked-variable forms (a tune figure too).
 
     python bench/bench_segmentation.py [--policy default] [--split test] [--per-trace] [--json out.json]
@@ -61,6 +63,23 @@ def evaluate(policy: str = "default", fixture: Path = FIXTURE, engine: RulesEngi
     return scores
 
 
+def first_answer_agreement(a: list, b: list) -> dict[str, int | None]:
+    """Sentence gap between two annotators' first answers of the same trace (None when only one marked one)."""
+    other = {x.id: x for x in b}
+    gaps: dict[str, int | None] = {}
+    for x in a:
+        y = other.get(x.id)
+        if y is None:
+            continue
+        fx, fy = x.first_answer, y.first_answer
+        gaps[x.id] = abs(fx["sentence"] - fy["sentence"]) if fx and fy else (0 if fx is fy is None else None)
+    return gaps
+
+
+def _num(x: float | None) -> str:
+    return "-" if x is None else f"{x:g}"
+
+
 def fmt(s: dict) -> str:
     med = s["first_answer_median_error"]
     return (
@@ -68,7 +87,8 @@ def fmt(s: dict) -> str:
         f"(median err {med if med is not None else '-'}, one side missing {s['first_answer_missing']}) | "
         f"check bounds P {s['check_boundary_precision']:.2f} R {s['check_boundary_recall']:.2f} "
         f"F1 {s['check_boundary_f1']:.2f} | verification where checks "
-        f"{s['traces_with_checks_and_predicted_verification']}/{s['traces_with_checks']}, checking sentences inside "
+        f"{s['traces_with_checks_and_predicted_verification']}/{s['traces_with_checks']} "
+        f"(starting a median {_num(s['verification_gap_median'])} sent. after the first answer), checking sentences inside "
         f"{100 * s['check_sentences_in_verification_share']:.0f} % | "
         f"redundancy P {s['redundancy_precision']:.2f} R {s['redundancy_recall']:.2f} "
         f"(tp {s['redundancy_counts']['tp']} fp {s['redundancy_counts']['fp']} fn {s['redundancy_counts']['fn']})"
@@ -103,18 +123,28 @@ def main() -> None:
                 f"  {sc.split:4s} {sc.id:60s} fa_err={sc.first_answer_error} missing={sc.first_answer_missing} "
                 f"checks tp/fp/fn={sc.check_tp}/{sc.check_fp}/{sc.check_fn} red tp/fp/fn={sc.red_tp}/{sc.red_fp}/{sc.red_fn}"
             )
-    extra = summarize(sc for sc, _tr in evaluate(args.policy, FIRST_ANSWERS))
-    sat = summarize([sc for sc, _tr in evaluate(args.policy, FIRST_ANSWERS)]
+    # the SAT traces round 4 annotated in full also carry a first answer of their own in FIRST_ANSWERS (another
+    # annotator, earlier): the full annotation counts for "SAT all 38", the pair measures how far two people agree
+    full_ids = {sc.id: sc for sc, _tr in scored}
+    fa_only = evaluate(args.policy, FIRST_ANSWERS)
+    extra = summarize(sc for sc, _tr in fa_only if sc.id not in full_ids)
+    sat = summarize([sc for sc, _tr in fa_only if sc.id not in full_ids]
                     + [sc for sc, _tr in scored if sc.file.startswith("sat_")])
     sweep = summarize(sc for sc, _tr in evaluate(args.policy, SWEEP))
     out["first_answers_sat"] = extra
     out["first_answers_sat_all"] = sat
     out["first_answers_sweep"] = sweep
-    for name, s in (("SAT +28 (tune)", extra), ("SAT all 38", sat), ("sweep (tune)", sweep)):
+    for name, s in ((f"SAT +{extra['traces']} (tune)", extra), ("SAT all 38", sat), ("sweep (tune)", sweep)):
         med = s["first_answer_median_error"]
         print(f"{name:16s} traces {s['traces']:3d} | first answer within 2 sent. {100 * s['first_answer_ok_share']:5.1f} % "
               f"(median err {med if med is not None else '-'}, one side missing {s['first_answer_missing']}) | "
               "first answers only")
+    pairs = first_answer_agreement(load_annotations(FIXTURE), load_annotations(FIRST_ANSWERS))
+    if pairs:
+        ok = sum(d is not None and d <= 2 for d in pairs.values())
+        out["annotator_agreement"] = {"pairs": len(pairs), "within_2": ok, "sentence_gaps": pairs}
+        print(f"two annotators  traces {len(pairs):3d} | first answers within 2 sentences of each other: {ok}/{len(pairs)} "
+              f"(gaps {sorted(d if d is not None else -1 for d in pairs.values())}; -1: one marked none)")
     if args.json:
         args.json.write_text(json.dumps(out, indent=2))
 

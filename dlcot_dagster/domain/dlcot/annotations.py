@@ -153,6 +153,9 @@ class TraceScore:
     check_sentences: int = 0
     check_sentences_covered: int = 0
     round: int = 1
+    #: sentences from the annotated first answer to the start of the first predicted verification segment (the
+    #: issue's "starts a median 16 sentences after the first answer"); None without either
+    verification_gap: int | None = None
 
 
 def predicted_first_answer(segments: list[Any]) -> int | None:
@@ -185,7 +188,8 @@ def score_trace(ann: Annotation, thinking: str, segments: list[Any], tolerance: 
     * redundancy: each annotated check is mapped to the predicted verification segment that overlaps it most;
       it is predicted redundant when that segment was dropped as a repeat (``redundant_repeat_of:*``);
     * coverage: the (non-blank) sentences inside annotated checks, and how many start inside a predicted
-      verification segment.
+      verification segment;
+    * gap: sentences from the annotated first answer to the first predicted verification segment.
     """
     spans = annotation_sentences(thinking)
     fa_pred = predicted_first_answer(segments)
@@ -248,6 +252,8 @@ def score_trace(ann: Annotation, thinking: str, segments: list[Any], tolerance: 
         check_sentences=n_sent,
         check_sentences_covered=n_cov,
         round=ann.round,
+        verification_gap=(p_starts[0] - sentence_index(spans, max(0, fa_ann - 1))
+                          if p_starts and fa_ann is not None else None),
     )
 
 
@@ -280,6 +286,7 @@ def summarize(scores: Iterable[TraceScore], within: int = 2) -> dict:
     rfn = sum(s.red_fn for s in scores)
     rp, rr, rf = _prf(rtp, rfp, rfn)
     with_checks = [s for s in scores if s.has_checks]
+    gaps = [s.verification_gap for s in with_checks if s.verification_gap is not None]
     return {
         "traces": n,
         "first_answer_within": within,
@@ -291,6 +298,8 @@ def summarize(scores: Iterable[TraceScore], within: int = 2) -> dict:
         "check_boundary_f1": cf,
         "traces_with_checks": len(with_checks),
         "traces_with_checks_and_predicted_verification": sum(1 for s in with_checks if s.has_pred_checks),
+        # where annotated checks exist: sentences from the annotated first answer to the first verification segment
+        "verification_gap_median": statistics.median(gaps) if gaps else None,
         "check_sentences_in_verification_share": (
             sum(s.check_sentences_covered for s in scores) / max(1, sum(s.check_sentences for s in scores))
         ),
