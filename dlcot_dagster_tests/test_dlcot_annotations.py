@@ -96,7 +96,7 @@ def test_the_fourth_round_is_new_material(annotated):
 def test_verification_on_the_sat_traces(scored):
     """The issue's SAT measurements, against the 18 SAT traces annotated in full (10 in round 1, 8 in round 4): it
     found no verification in 17 of 38 traces, the first one a median 16 sentences after the first answer, and fewer
-    than half of the checking sentences inside. Measured: 18 of 18, 1.5 sentences, 96 %."""
+    than half of the checking sentences inside. Measured (engine 0.3.8): 18 of 18, 1 sentence, 97 %."""
     sat = summarize(s for a, s in scored if a.file.startswith("sat_"))
     assert sat["traces_with_checks"] >= 16
     assert sat["traces_with_checks_and_predicted_verification"] == sat["traces_with_checks"], sat
@@ -134,7 +134,7 @@ def test_engine_quality_on_the_held_out_half(scored):
 
 def test_engine_quality_on_the_whole_set(scored):
     every = summarize(s for _, s in scored)
-    assert every["first_answer_ok_share"] >= 0.7, every
+    assert every["first_answer_ok_share"] >= 0.75, every
     assert every["check_boundary_f1"] >= 0.55, every
     assert every["redundancy_precision"] >= 0.6 and every["redundancy_recall"] >= 0.6, every
 

@@ -250,6 +250,27 @@ CASES = {
         "Evelyn: 4.5/1.25 = 3.6. Briana: 2.2/2.5 = 0.88. Evelyn's average speed is 3.6, the largest of the five.\n\n",
         "Thus Evelyn has the greatest average speed (3.6).", CHECKS + "**Final Answer**\n\\boxed{Evelyn}",
     ),
+    "the last step of a running sum": case(
+        "Find the sum of the proper divisors of the sum of the proper divisors of 284.", "284",
+        "The proper divisors of 220 are 1, 2, 4, 5, 10, 20, 11, 22, 44, 55, 110. I'll add them step by step:\n\n"
+        "1 + 2 = 3\n3 + 4 = 7\n7 + 5 = 12\n12 + 10 = 22\n22 + 20 = 42\n42 + 11 = 53\n53 + 22 = 75\n75 + 44 = 119\n"
+        "119 + 55 = 174\n",
+        "174 + 110 = 284", "\n\nWait a minute, the sum of the proper divisors of 220 is 284?" + CHECKS
+        + "**Final Answer**\n\\boxed{284}",
+    ),
+    "a computation said in words": case(
+        "Last year, Cedric had 35 plants. This year the number is 60% greater. How many plants does he have this year?",
+        "56", "60% of 35 is 21. Therefore, the new number of plants is 35 + 21.\n\n",
+        "Adding those together: 35 + 21 is 56.", " Wait, so Cedric has 56 plants this year?" + CHECKS
+        + "**Final Answer**\n\\boxed{56}",
+    ),
+    "m + n of the fraction the problem names": case(
+        "Jackie and Phil each flip three coins. Let $\\frac {m}{n}$ be the probability that Jackie gets the same "
+        "number of heads as Phil, where $m$ and $n$ are relatively prime positive integers. Find $m + n$.", "515",
+        "Adding the squares: 246 / 784. Therefore, the probability is 246 / 784, which simplifies to 123/392. So "
+        "123/392 should be the answer.\n\nBut the question asks for m + n.\n\n",
+        "So, m=123 and n=392, and m + n would be 123 + 392 = 515.", CHECKS + "**Final Answer**\n\\boxed{515}",
+    ),
 }
 
 
@@ -350,6 +371,13 @@ PRODUCT_PROBLEM = "What is the product of all solutions to the equation $\\log_{
         # the name of a "which" question with a different predicate
         ("Which student has the greatest average speed? [asy] label(\"Evelyn\", (1.25, 4.5)); [/asy]", "\\text{Evelyn}",
          "So, Evelyn's average speed is 3.6 units per unit time.\n\n"),
+        # one of a list of parallel steps that happens to equal the answer (a term of Heron's formula)
+        ("The sides of a triangle are 1995, 1994 and 1993. Find $m + n$ for the distance $m/n$ between two points.",
+         "997", "Compute each term inside the square root:\n\n2991 - 1995 = 996.\n\n2991 - 1993 = 998.\n\n"
+         "2991 - 1994 = 997.\n\n"),
+        # the fraction m/n when m + n is asked, even called the answer
+        ("Let $\\frac{m}{n}$ be the probability that two dice agree, where $m$ and $n$ are relatively prime. Find "
+         "$m+n$.", "7", "So the probability is 1/6, and 1/6 should be the answer.\n\n"),
         # a number before a phrase that ends in the counted noun, but does not count it
         ("How many dates in 2023 have an even count of each digit?", "9",
          "I need the parity of the count for each digit from 0 to 9 across all dates.\n\n"),

@@ -34,6 +34,18 @@ speed?" question, a text target named as the subject of a sentence that
 restates the question's predicate ("Thus Evelyn has the greatest average
 speed (3.6).", :func:`which_commitments`).
 
+A line that is only the last step of a computation ("174 + 110 = 284",
+"Adding those together: 35 + 21 is 56.") states the value it reaches, unless
+it is one of a list of parallel steps (the line before is a step whose result
+it does not take: "2991 - 1993 = 998." then "2991 - 1994 = 997." is a term of
+a formula, not the answer). Such a step counts only as the first answer
+(kind ``implicit_step``); inside the checks it does not close a check.
+
+When the question asks for m + n of a fraction m/n it names ("Let
+$\\frac{m}{n}$ be the probability ... Find $m+n$."), a statement of the
+fraction is a step, even "123/392 should be the answer": neither an answer
+nor a target (:func:`asks_sum_of_fraction_parts`).
+
 Implicit detection is therefore one-sided: it finds the moments the model
 reaches the *right* value, never a wrong one (a wrong value in a plain
 sentence is indistinguishable from an intermediate result). To keep false
@@ -179,6 +191,11 @@ _SUBJECT_VALUE_RE = re.compile(
 # "that would be", "which would be", "that would suggest 46 ordered pairs": a commitment phrased politely, not a hedge
 # (the word is blanked, same length)
 _COMMITTED_WOULD_RE = re.compile(r"\b(that|this|which|it|answer) (would)(?= (?:be|suggest|mean|give)\b)", re.IGNORECASE)
+_WOULD_BE_RE = re.compile(r"\bwould(?= be\b)")
+_NUMBER = r"\d[\d,]*(?:\.\d+)?"
+_OPERAND_RE = re.compile(_NUMBER)
+_BARE_STEP_RE = re.compile(r"\s*(?:[A-Za-z][A-Za-z ,']{0,40}:\s*)?(?:\\\(|\$)?\s*" + _NUMBER
+                           + r"(?:\s*(?:[-+*/×·]|\\times|\\cdot)\s*" + _NUMBER + r")+\s*(?:=|is)\s*\$?\s*$")
 
 
 def _neutral(m: re.Match) -> str:
@@ -371,6 +388,35 @@ def asked_expressions(phrases: list[str]) -> set[str]:
         for vm in _PLAIN_VAR_RE.finditer(phrase):
             out.add(vm.group(1).lower())
     return out
+
+
+# "Let m/n be the probability ... Find m + n": the asked sum of the parts of a fraction the problem names
+_PARTS_SUM_RE = re.compile(r"([a-z])\+([a-z])(?:\+[a-z])?")
+_FRACTION_VALUE_RE = re.compile(r"\\[dt]?frac\{?\s*-?\d|\d\s*/\s*\(?\s*-?\d")
+
+
+@functools.lru_cache(maxsize=1024)
+def asks_sum_of_fraction_parts(problem: str) -> bool:
+    """Whether the question asks for m + n of a fraction m/n it names ("... can be written as $\\frac{m}{n}$, where m
+    and n are relatively prime positive integers. Find $m+n$."): a statement of the fraction is then a step, not
+    the answer (the annotators' rule)."""
+    flat = _norm_expr(problem)
+    for e in asked_expressions(asked_phrases(problem)):
+        m = _PARTS_SUM_RE.fullmatch(e)
+        if m is None:
+            continue
+        a, b = m.group(1), m.group(2)
+        if any(f in flat for f in (f"\\frac{{{a}}}{{{b}}}", f"\\frac{a}{b}", f"{a}/{b}")):
+            return True
+    return False
+
+
+def is_fraction_value(value: str) -> bool:
+    """A value that is not an integer: "123/392", "\\frac{5}{8}", "0.375" (not "515", nor an equation)."""
+    n = parse_number(_strip_wrappers(value))
+    if n is not None:
+        return n.denominator != 1
+    return _FRACTION_VALUE_RE.search(value) is not None and "=" not in value
 
 
 # thousands separators and spacing inside a number ("1,000", "1{,}000", "1\\,000", "1 000")
@@ -636,6 +682,15 @@ class ImplicitAnswerFinder:
                     return True
         return False
 
+    def _asked_would(self, sent: str) -> str:
+        """``sent`` with "would" neutralized where the asked expression is its subject ("and m + n would be
+        123 + 392 = 515" commits like "that would be"; a condition is caught apart)."""
+        for m in _WOULD_BE_RE.finditer(sent):
+            flat = _norm_expr(sent[max(0, m.start() - 40):m.start()])
+            if any(len(e) >= 2 and flat.endswith(e) for e in self.asked):
+                sent = sent[:m.start()] + " " * 5 + sent[m.end():]  # same length: offsets hold
+        return sent
+
     def _restates_problem(self, sent: str) -> bool:
         if self._stem_words is None:
             self._stem_words = set(_WORD3_RE.findall(self._problem.lower()))
@@ -665,9 +720,10 @@ class ImplicitAnswerFinder:
         """Two or more ``var = value`` items in one sentence, separated by commas or "and"/"or"."""
         return len(_ASSIGN_ITEM_RE.findall(sentence)) + len(_POWER_ITEM_RE.findall(sentence)) >= 2
 
-    def _match(self, sent: str, tried: dict, whole: str | None = None) -> tuple[str, str | None, int] | None:
-        """(value, answer text or None, value offset) when ``sent`` (a clause prefix of ``whole``) states a target
-        value in context."""
+    def _match(self, sent: str, tried: dict, whole: str | None = None,
+               prev: str = "") -> tuple[str, str | None, int, bool] | None:
+        """(value, answer text or None, value offset, whether only a bare computation step states it) when ``sent``
+        (a clause prefix of ``whole``, the sentence after ``prev``) states a target value in context."""
         whole = sent if whole is None else whole
         cv = candidate_value(sent, self.max_chars)
         counted = False  # the value counts the noun "how many" asks for: it names the asked quantity
@@ -716,15 +772,33 @@ class ImplicitAnswerFinder:
         tv = _TRAILING_VAR_RE.search(lhs)
         set_var = _norm_expr(tv.group(1)) if tv is not None else None
         sets_target = set_var is not None and any(p.target.lhs == set_var for p in cands)
-        if not (conclusive or subject or chain or asked or counted or sets_target
-                or _descriptive_assignment(sent, off)):
+        # a line that is only the last step of a computation ("174 + 110 = 284", "Adding those together: 35 + 21 is
+        # 56."): the running computation reaches its value
+        bare = running = False
+        if _BARE_STEP_RE.match(head) is not None:
+            bare = True
+            got = candidate_value(prev, self.max_chars) if prev else None
+            if got is not None and _BARE_STEP_RE.match(prev, 0, got[1]) is not None:
+                # after another bare step: a running computation when this one takes its result ("119 + 55 = 174",
+                # "174 + 110 = 284"), else a list of parallel steps ("2991 - 1993 = 998", "2991 - 1994 = 997"),
+                # where a value equal to the answer is a coincidence
+                running = got[0] in _OPERAND_RE.findall(head)
+                bare = running
+        stated = (conclusive or subject or chain or asked or counted or sets_target
+                  or _descriptive_assignment(sent, off))
+        if not (stated or bare):
             return None
+        step = not stated  # reached by a bare step only (see locate_answers)
         # "So, that would be 423.5 yards.", "that would be c = 35 + 23t" commit (the conditional and hypothetical
         # tests below catch "if ..., that would be"); elsewhere "would" hedges
         supposed = ((_CONDITIONAL_RE.match(sent) or _HYPOTHETICAL_RE.search(sent, 0, off))
                     and not (_DOING_IF_RE.match(sent) and len(_HYPOTHETICAL_RE.findall(sent, 0, off)) == 1))
-        if supposed or hedged(_COMMITTED_WOULD_RE.sub(_neutral, sent) if sets_target or "would" in sent else sent,
-                              0, off):
+        unhedged = sent
+        if sets_target or "would" in sent:
+            unhedged = _COMMITTED_WOULD_RE.sub(_neutral, sent)
+            if self.asked and not sets_target:
+                unhedged = self._asked_would(unhedged)
+        if supposed or hedged(unhedged, 0, off):
             return None
         if (_TRIAL_RE.match(sent) or (not asked and _CASE_RE.match(sent)) or _GIVEN_DATA_RE.search(whole)
                 or ((_BARE_VAR_RE.fullmatch(lhs) or _VAR_POWER_RE.fullmatch(lhs)) and self._enumerates(whole))):
@@ -739,13 +813,13 @@ class ImplicitAnswerFinder:
             # it needs the asked quantity, a count or the subject, never a computation alone
             zero = p.number == 0
             if p.target.weak and not (asked or counted or (computed and (conclusive or chain) and not zero)
-                                      or subject):
+                                      or subject or running):
                 continue
             if p.target.weak and not asked and not computed and not counted and self._restates_problem(sent):
                 continue
             if not p.target.checked:
                 if _written_equal(p.target.value, value):
-                    return value, p.target.answer, off
+                    return value, p.target.answer, off, step
                 continue
             key = (tvalue, value)
             ok = tried.get(key)
@@ -761,7 +835,7 @@ class ImplicitAnswerFinder:
                 ok = getattr(self.checker.compare(tvalue, value), "equivalent", None) is True
                 tried[key] = ok
             if ok:
-                return value, p.target.answer, off
+                return value, p.target.answer, off, step
         return None
 
     def _display_after(self, text: str, a: int, b: int, tried: dict, end: int | None) -> AnswerSpan | None:
@@ -788,16 +862,17 @@ class ImplicitAnswerFinder:
         span = self._match(whole, tried, whole)
         if span is None:
             return None
-        value, answer, _off = span
+        value, answer, _off, step = span
         return AnswerSpan(text=answer or value, start=m.start(1), end=c + len(close),
-                          kind="choice_value" if answer else "implicit", explicit=False)
+                          kind="implicit_step" if step else "choice_value" if answer else "implicit", explicit=False)
 
     def find(self, text: str, start: int = 0, end: int | None = None) -> list[AnswerSpan]:
         if not self.enabled:
             return []
         out: list[AnswerSpan] = []
         tried: dict[tuple[str, str], bool] = {}
-        for a, b in sentence_spans(text, start, end):
+        spans = sentence_spans(text, start, end)
+        for i, (a, b) in enumerate(spans):
             if b - a > 600 or text.find("?", a, b) != -1:
                 continue
             if b - a <= 200 and text[a:b].rstrip().endswith(":"):
@@ -816,14 +891,15 @@ class ImplicitAnswerFinder:
             # the value may close a clause in the middle ("Therefore, theta is 160°, which is the argument in that
             # range."): try the sentence, then its prefixes cut before a trailing clause, the longest first
             for sent in _clause_prefixes(whole) if _INTRO_HINT_RE.search(whole) else ():
-                span = self._match(sent, tried, whole)
+                span = self._match(sent, tried, whole, text[spans[i - 1][0]:spans[i - 1][1]] if i else "")
                 if span is not None:
-                    value, answer, off = span
+                    value, answer, off, step = span
                     stop = len(sent.rstrip())
                     if len(sent) < len(whole) and _RANKED_RE.match(whole, len(sent)):
                         stop = len(whole.rstrip())  # "n=8 is the smallest n ...": the ranking is part of it
                     got = AnswerSpan(text=answer or value, start=a + clause_start(sent, off), end=a + stop,
-                                     kind="choice_value" if answer else "implicit", explicit=False)
+                                     kind="implicit_step" if step else "choice_value" if answer else "implicit",
+                                     explicit=False)
                     if not out or (out[-1].start, out[-1].end) != (got.start, got.end):  # a display read twice
                         out.append(got)
                     break
@@ -1013,13 +1089,17 @@ def locate_answers(
     explicit = [a for a in explicit_answers(text, cfg.skip_hedged_answers) if a.start >= start]
     choices = parse_choices(problem) if getattr(cfg, "choice_answers", True) else None
     stem = problem_without_choices(problem, choices)
+    # "Find m + n" of a fraction m/n: "123/392 should be the answer" states a step (kept for the conclusion, which
+    # reads the last explicit answer, but neither a first answer nor a target)
+    parts = asks_sum_of_fraction_parts(stem)
+    committed = [a for a in explicit if not (parts and is_fraction_value(a.text))]
     ref_letter = _choice_letter(reference) if reference.strip() and len(reference.strip()) <= 12 else None
     finals: list[str] = []
-    if explicit:
-        finals.append(explicit[-1].text)
+    if committed:
+        finals.append(committed[-1].text)
     if final_response and final_response.strip():
         fa = extract_final_answer(final_response)
-        if fa is not None and fa.text and fa.kind != "last_line":
+        if fa is not None and fa.text and fa.kind != "last_line" and not (parts and is_fraction_value(fa.text)):
             finals.append(fa.text)
     values: list[tuple[str, str | None]] = []
     letters_wanted: list[str] = []
@@ -1049,4 +1129,7 @@ def locate_answers(
         implicit = finder.find(text, start)
     if cfg.implicit_answers and values and choices is None:
         implicit = sorted(implicit + which_commitments(text, problem, values, start), key=lambda x: (x.start, x.end))
-    return merge_answers(explicit, mc + implicit), explicit
+    merged = merge_answers(committed, mc + implicit)
+    # a bare computation step ("174 + 110 = 284") reaches the answer only as the first one: later, inside the checks,
+    # it is one line of a re-computation, not a statement that closes the check
+    return [a for i, a in enumerate(merged) if i == 0 or a.kind != "implicit_step"], explicit

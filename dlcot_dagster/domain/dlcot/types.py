@@ -67,7 +67,7 @@ class AnswerSpan(BaseModel):
     text: str
     start: int
     end: int
-    kind: str = Field(description="boxed/final_answer/answer_is/hash/choice (explicit) or implicit")
+    kind: str = Field(description="boxed/final_answer/answer_is/hash/choice (explicit), or implicit / choice_value / implicit_step (a bare computation step)")
     explicit: bool = True
 
 
