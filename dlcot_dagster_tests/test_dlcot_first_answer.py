@@ -258,6 +258,13 @@ CASES = {
         "174 + 110 = 284", "\n\nWait a minute, the sum of the proper divisors of 220 is 284?" + CHECKS
         + "**Final Answer**\n\\boxed{284}",
     ),
+    "the last step of a running sum, its lines closed by commas": case(
+        "Find the sum of the proper divisors of the sum of the proper divisors of 284.", "284",
+        "Adding the proper divisors of 220:\n\n1 + 2 = 3,\n\n3 + 4 = 7,\n\n7 + 5 = 12,\n\n12 + 10 = 22,\n\n"
+        "22 + 20 = 42,\n\n42 + 11 = 53,\n\n53 + 22 = 75,\n\n75 + 44 = 119,\n\n119 + 55 = 174,\n\n",
+        "174 + 110 = 284.", "\n\nSo, the sum of the proper divisors of 220 is 284." + CHECKS
+        + "**Final Answer**\n\\boxed{284}",
+    ),
     "a computation said in words": case(
         "Last year, Cedric had 35 plants. This year the number is 60% greater. How many plants does he have this year?",
         "56", "60% of 35 is 21. Therefore, the new number of plants is 35 + 21.\n\n",
@@ -375,6 +382,10 @@ PRODUCT_PROBLEM = "What is the product of all solutions to the equation $\\log_{
         ("The sides of a triangle are 1995, 1994 and 1993. Find $m + n$ for the distance $m/n$ between two points.",
          "997", "Compute each term inside the square root:\n\n2991 - 1995 = 996.\n\n2991 - 1993 = 998.\n\n"
          "2991 - 1994 = 997.\n\n"),
+        # one of a list of trials, each opening with its step
+        ("Find the smallest positive multiple of 450 whose digits are all ones and zeroes.", "1350",
+         "450 × 1 = 450, which has a 4, not allowed.\n\n450 × 2 = 900, which has a 9, not allowed.\n\n"
+         "450 × 3 = 1350, which has a 3 and a 5.\n\n"),
         # the fraction m/n when m + n is asked, even called the answer
         ("Let $\\frac{m}{n}$ be the probability that two dice agree, where $m$ and $n$ are relatively prime. Find "
          "$m+n$.", "7", "So the probability is 1/6, and 1/6 should be the answer.\n\n"),

@@ -192,10 +192,13 @@ _SUBJECT_VALUE_RE = re.compile(
 # (the word is blanked, same length)
 _COMMITTED_WOULD_RE = re.compile(r"\b(that|this|which|it|answer) (would)(?= (?:be|suggest|mean|give)\b)", re.IGNORECASE)
 _WOULD_BE_RE = re.compile(r"\bwould(?= be\b)")
-_NUMBER = r"\d[\d,]*(?:\.\d+)?"
+_NUMBER = r"\d(?:[\d,]*\d)?(?:\.\d+)?"
 _OPERAND_RE = re.compile(_NUMBER)
-_BARE_STEP_RE = re.compile(r"\s*(?:[A-Za-z][A-Za-z ,']{0,40}:\s*)?(?:\\\(|\$)?\s*" + _NUMBER
-                           + r"(?:\s*(?:[-+*/×·]|\\times|\\cdot)\s*" + _NUMBER + r")+\s*(?:=|is)\s*\$?\s*$")
+_STEP = (r"\s*(?:[A-Za-z][A-Za-z ,']{0,40}:\s*)?(?:\\\(|\$)?\s*" + _NUMBER + r"(?:\s*(?:[-+*/×·]|\\times|\\cdot)\s*"
+         + _NUMBER + r")+\s*(?:=|is)\s*\$?\s*")
+_BARE_STEP_RE = re.compile(_STEP + "$")
+# a sentence that opens with a bare step, and the value it reaches
+_STEP_RESULT_RE = re.compile(_STEP + "(" + _NUMBER + ")")
 
 
 def _neutral(m: re.Match) -> str:
@@ -777,12 +780,13 @@ class ImplicitAnswerFinder:
         bare = running = False
         if _BARE_STEP_RE.match(head) is not None:
             bare = True
-            got = candidate_value(prev, self.max_chars) if prev else None
-            if got is not None and _BARE_STEP_RE.match(prev, 0, got[1]) is not None:
+            pm = _STEP_RESULT_RE.match(prev) if prev else None
+            if pm is not None:
                 # after another bare step: a running computation when this one takes its result ("119 + 55 = 174",
-                # "174 + 110 = 284"), else a list of parallel steps ("2991 - 1993 = 998", "2991 - 1994 = 997"),
-                # where a value equal to the answer is a coincidence
-                running = got[0] in _OPERAND_RE.findall(head)
+                # "174 + 110 = 284"), else a list of parallel steps or trials ("2991 - 1993 = 998", "2991 - 1994 =
+                # 997"; "450 × 2 = 900, which ...", "450 × 3 = 1350, which ..."), where a value equal to the answer
+                # is a coincidence
+                running = pm.group(1) in _OPERAND_RE.findall(head)
                 bare = running
         stated = (conclusive or subject or chain or asked or counted or sets_target
                   or _descriptive_assignment(sent, off))
