@@ -157,6 +157,7 @@ CASES_FALSE = [
     ("(3,\\infty)", "x > 4", "interval vs inequality, endpoint"),
     ("(-\\infty,1]\\cup[3,\\infty)", "x \\le 1 \\text{ or } x \\ge 2", "union vs inequalities, endpoint"),
     ("[-2, 5)", "-2 < x < 5", "chain, closure"),
+    ("(-\\infty, 3)", "\\{x : x \\le 3\\}", "set-builder, closure"),
 ]
 
 # the same set of reals in other notations (see domain/answers/sets.py)
@@ -181,6 +182,9 @@ CASES_SETS = [
     ("(-\\infty,-2]\\cup[2,\\infty)", "|x| \\ge 2", "absolute value, outside"),
     ("3 > x \\geq -1", "[-1, 3)", "decreasing chain"),
     ("(-\\infty, 1) \\cup [1, 4]", "x \\le 4", "touching intervals merge"),
+    ("(-\\infty, 3)", "\\{x \\mid x < 3\\}", "set-builder, mid"),
+    ("(-\\infty,1)\\cup(2,\\infty)", "\\{x \\in \\mathbb{R} : x<1 \\text{ or } x>2\\}", "set-builder, colon, or"),
+    ("x \\ge 2", "\\left\\{ x \\,|\\, x \\geq 2 \\right\\}", "set-builder, bar"),
 ]
 
 CASES_NONE = [

@@ -56,6 +56,12 @@ _REL_KIND = {
 }
 _VAR_RE = re.compile(r"^\s*([a-zA-Z])(?:_\{?\w+\}?)?\s*$")
 _ABS_VAR_RE = re.compile(r"^\s*(?:\|\s*|\\lvert\s*|\\vert\s*)([a-zA-Z])\s*(?:\||\\rvert|\\vert)\s*$")
+# set-builder notation: "\\{x \\mid x < 3\\}", "\\{x \\in \\mathbb{R} : x<3\\}", "\\{x | x<3\\}" (the braces already taken off)
+_SET_BUILDER_RE = re.compile(
+    r"^\s*([a-zA-Z])\s*(?:(?:\\in|∈)\s*(?:\\mathbb\s*\{?\s*R\s*\}?|\\R|ℝ|\\mathbf\s*\{?\s*R\s*\}?)\s*)?"
+    r"(?:\\mid|\\vert|\\colon|\||:)\s*(.+)$",
+    re.DOTALL,
+)
 _MAX_CHARS = 400
 _MAX_PARTS = 16
 _TOL = 1e-9
@@ -259,6 +265,15 @@ def real_set(s: str, *, _var: list[str] | None = None) -> list[Interval] | None:
     text = text.replace("\\left", "").replace("\\right", "")
     if is_empty_set(text):
         return []
+    ob = outer_brackets(text)
+    if ob is not None and ob[0] in ("\\{", "{"):
+        m = _SET_BUILDER_RE.match(ob[1])
+        if m is None:
+            return None
+        if var and var[0] != m.group(1):
+            return None
+        var[:1] = [m.group(1)]
+        return real_set(m.group(2), _var=var)
     union_parts = [p for p in _UNION_RE.split(text)]
     if len(union_parts) > _MAX_PARTS:
         return None
