@@ -100,6 +100,13 @@ CASES_TRUE = [
     # matrices
     ("\\begin{pmatrix} 1 & 2 \\\\ -3 & -5 \\end{pmatrix}", "\\begin{bmatrix}1&2\\\\-3&-5\\end{bmatrix}", "matrix env"),
     ("\\begin{pmatrix} 12/13 \\\\ -18/13 \\end{pmatrix}", "\\begin{pmatrix} \\frac{12}{13} \\\\ -\\frac{18}{13} \\end{pmatrix}", "vector"),
+    # answers wrapped in words (domain/answers/prose.py)
+    ("56", "56.0 g of CO consumed", "value with a unit of several words"),
+    ("12\\pi", "12\\pi  inches per second", "symbolic value with a rate unit"),
+    ("4210_{5}", "4210 in base 5", "base in words"),
+    ("6 - 5i", "written as   6 - 5i", "lead-in words"),
+    ("B", "option B", "option named"),
+    ("10", "approximately 10", "approximately"),
     # multi-form golds (SAT)
     (".2,  1/5", "\\dfrac{1}{5}", "SAT alternatives"),
     (".2,  1/5", "0.2", "SAT alternatives decimal"),
@@ -150,6 +157,12 @@ CASES_FALSE = [
     ("5", "   ", "empty pred"),
     ("5", "", "empty pred, no characters"),
     ("\\emptyset", "", "empty pred vs the empty set"),
+    # words around or instead of a value
+    ("204", "Calculating", "words only vs number"),
+    ("B", "option B is wrong", "option rejected"),
+    ("5", "5 is not the answer", "value rejected"),
+    ("2", "at least 2", "a bound, not the value"),
+    ("50", "approximately 48.48 microns", "another value with a unit"),
     # sets of reals
     ("\\emptyset", "5", "empty set vs number"),
     ("\\varnothing", "\\{1, 2\\}", "empty set vs listed set"),

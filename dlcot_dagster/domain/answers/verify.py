@@ -24,6 +24,8 @@ from typing import Literal
 from .cache import CacheInfo, LRUCache
 from .fastpath import fast_compare
 from .guard import hostile_reason
+from .numeric import parse_number
+from .prose import is_words_only, prose_core
 from .runner import can_use_alarm, default_pool, run_inprocess
 from .sides import prepare
 from .verdict import Verdict
@@ -124,6 +126,16 @@ class AnswerChecker:
         if fast is not None:
             if fast.equivalent is not False or (g.clean and p.clean):
                 return fast
+        # an answer wrapped in words ("written as 6 - 5i", "56.0 g of CO consumed", "option B"): its value, when
+        # that is the reference; words alone ("Calculating") against a number are not it (see .prose)
+        core = prose_core(p.answer)
+        if core is not None:
+            again = fast_compare(g.answer, core)
+            if again is not None and again.equivalent:
+                return Verdict(True, "fast:prose_core")
+        if (g.clean and p.clean and is_words_only(p.answer) and parse_number(p.answer) is None
+                and parse_number(g.answer) is not None):
+            return Verdict(False, "fast:words_vs_number")
         for side in (g.mv, p.mv):
             why = hostile_reason(side)
             if why is not None:
