@@ -278,6 +278,18 @@ CASES = {
         "123/392 should be the answer.\n\nBut the question asks for m + n.\n\n",
         "So, m=123 and n=392, and m + n would be 123 + 392 = 515.", CHECKS + "**Final Answer**\n\\boxed{515}",
     ),
+    "a value followed by a remark": case(
+        "What is the product of $6_8 \\cdot 7_8$? Express your answer in base 8.", "52_8",
+        "In base ten, 6 x 7 = 42, and 42 = 5 x 8 + 2.\n\n",
+        "So the product is 42 in base ten, which is \\(52_8\\), as I found earlier.",
+        CHECKS + "**Final Answer**\n\\boxed{52_8}",
+    ),
+    "a display closed on its own line": case(
+        "If $y = 3\\sqrt{x}$ and $y = 30\\sqrt{6}$ when $x$ is the value asked, find $x$.", "600",
+        "Dividing by 3 gives the square root of x as 10 times the square root of 6.\n\n"
+        "To find x, I square both sides:\n\n",
+        "\\[ x = (10\\sqrt{6})^2 = 100 \\times 6 = 600 \\]", CHECKS + "**Final Answer**\n\\boxed{600}",
+    ),
 }
 
 
@@ -389,6 +401,9 @@ PRODUCT_PROBLEM = "What is the product of all solutions to the equation $\\log_{
         # the fraction m/n when m + n is asked, even called the answer
         ("Let $\\frac{m}{n}$ be the probability that two dice agree, where $m$ and $n$ are relatively prime. Find "
          "$m+n$.", "7", "So the probability is 1/6, and 1/6 should be the answer.\n\n"),
+        # a display that only sets up an equation equal to the answer's number, after an earlier display on its line
+        (PRODUCT_PROBLEM, "1",
+         "Adding 1 to both sides:\n\n\\[a \\cdot b - a - b + 1 = 1\\]\\[(a - 1)(b - 1) = 1\\]\n\n"),
         # a number before a phrase that ends in the counted noun, but does not count it
         ("How many dates in 2023 have an even count of each digit?", "9",
          "I need the parity of the count for each digit from 0 to 9 across all dates.\n\n"),

@@ -455,6 +455,12 @@ _VALUE_ADVERB_RE = re.compile(r"\s*(?:indeed|exactly|precisely|actually|still|al
                               re.IGNORECASE)
 
 
+# a remark after the value: a comma, then prose ("52_8 , as I found earlier", "0, but again"); a value list
+# ("1, 2"), a second equation ("x = 1, y = 2") or a condition in symbols does not start with a word of 2+ letters
+_PROSE_TAIL_RE = re.compile(r"\s*,\s+(?=[a-z]{2,}\b(?![{(_^]))")
+_WORD2_RE = re.compile(r"(?<![\\A-Za-z])[A-Za-z]{2,}\b")
+
+
 def candidate_value(sentence: str, max_chars: int = 80) -> tuple[str, int] | None:
     """(value, offset in sentence) stated at the end of ``sentence``, if any."""
     body = sentence.rstrip(_TRAIL_PUNCT)
@@ -476,7 +482,11 @@ def candidate_value(sentence: str, max_chars: int = 80) -> tuple[str, int] | Non
         cut = adv.end()
     raw = body[cut:]
     off = cut + (len(raw) - len(raw.lstrip()))
-    v = _strip_wrappers(raw.replace("$", " ").replace("\\(", " ").replace("\\)", " "))
+    v = _strip_wrappers(raw.replace("$", " ").replace("\\(", " ").replace("\\)", " ").replace("\\[", " ")
+                        .replace("\\]", " "))
+    pm = _PROSE_TAIL_RE.search(v)
+    if pm is not None and pm.start() > 0 and len(_WORD2_RE.findall(v[pm.start():])) >= 2:
+        v = v[: pm.start()].rstrip()  # "\\(52_8\\), as I found earlier": the value, not the remark after it
     if not v or len(v) > max_chars:
         return None
     m = _UNIT_TAIL_RE.match(v)
@@ -758,8 +768,11 @@ class ImplicitAnswerFinder:
         counted = counted or (in_unit and conclusive)
         subject = _SUBJECT_VALUE_RE.match(sent.rstrip(_TRAIL_PUNCT)) is not None
         head = sent[:off]
-        computed = head.count("=") >= 1 and _COMPUTE_RE.search(head[head.find("="):] if "=" in head else head) is not None
-        chain = head.count("=") >= 2 and computed
+        # the equations of an earlier display closed in the same sentence ("\\[a b - a - b + 1 = 1\\]\\[(a - 1)(b - 1) =
+        # 1\\]") are another statement: they do not make this one a computation
+        eq_head = head[head.rfind("\\]") + 2:] if "\\]" in head else head
+        computed = eq_head.count("=") >= 1 and _COMPUTE_RE.search(eq_head[eq_head.find("="):] if "=" in eq_head else eq_head) is not None
+        chain = eq_head.count("=") >= 2 and computed
         lhs = _lhs_of(sent, off)
         asked = bool(self.asked) and _norm_expr(lhs) in self.asked
         if not asked and self.asked and not lhs:
