@@ -117,6 +117,20 @@ def _is_degenerate(x) -> bool:
     return False
 
 
+def _relation_names(x) -> frozenset[str] | None:
+    """The unknowns of an equation or inequality (its free symbols and the names of the undefined functions it
+    applies, "v_o" of "v_o(t)"); None for anything else."""
+    try:
+        from sympy.core.function import AppliedUndef
+        from sympy.core.relational import Relational
+
+        if not isinstance(x, Relational):
+            return None
+        return frozenset({str(s) for s in x.free_symbols} | {str(f.func) for f in x.atoms(AppliedUndef)})
+    except Exception:
+        return None
+
+
 def mv_compare(gold_text: str, pred_text: str, memo: bool = False) -> tuple[bool | None, str]:
     """(equivalent, reason) from math-verify for two texts to parse.
     ``memo`` reuses earlier parses of the same text."""
@@ -135,6 +149,11 @@ def mv_compare(gold_text: str, pred_text: str, memo: bool = False) -> tuple[bool
     errors = 0
     for g in gold:
         for p in pred:
+            gn, pn = _relation_names(g), _relation_names(p)
+            if gn is not None and pn is not None and gn != pn:
+                # two equations in different unknowns are different equations: math-verify says so too, after
+                # trying to rearrange them (seconds to minutes on differential equations: "LC v_o'' + v_o = v_i")
+                continue
             try:
                 if verify(g, p, timeout_seconds=None, raise_on_error=True):
                     return True, "math_verify"
