@@ -107,6 +107,9 @@ CASES_TRUE = [
     ("6 - 5i", "written as   6 - 5i", "lead-in words"),
     ("B", "option B", "option named"),
     ("10", "approximately 10", "approximately"),
+    ("C", "\\textbf{(C) } 12", "option in parentheses with its value"),
+    ("\\frac{1}{2}", "one half", "fraction in words"),
+    ("3/5", "three-fifths", "fraction in words, hyphenated"),
     # multi-form golds (SAT)
     (".2,  1/5", "\\dfrac{1}{5}", "SAT alternatives"),
     (".2,  1/5", "0.2", "SAT alternatives decimal"),
@@ -167,6 +170,8 @@ CASES_FALSE = [
     ("5", "5 is not the answer", "value rejected"),
     ("2", "at least 2", "a bound, not the value"),
     ("50", "approximately 48.48 microns", "another value with a unit"),
+    ("1/3", "two thirds", "another fraction in words"),
+    ("B", "(C) 12", "another option with its value"),
     # sets of reals
     ("\\emptyset", "5", "empty set vs number"),
     ("\\varnothing", "\\{1, 2\\}", "empty set vs listed set"),

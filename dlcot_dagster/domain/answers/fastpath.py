@@ -31,9 +31,10 @@ __all__ = ["fast_compare", "gold_alternatives", "choice_letter"]
 
 _CHOICE_RE = re.compile(
     r"^\**\s*(?:\\text(?:bf)?\{\s*)?(?:\((?P<p>[A-Ja-j])\)|(?P<b>[A-J]))(?:\s*\})?"
-    r"(?P<rest>\s*(?:[).:]\s*.*|))$",
+    r"(?P<rest>.*)$",
     re.DOTALL,
 )
+_OTHER_OPTION_RE = re.compile(r"\([A-Ja-j]\)")
 _ASSIGN_RE = re.compile(
     r"^\s*((?:[a-zA-Z]{1,6}|\\[a-zA-Z]+)(?:_\{[^{}=]*\}|_[a-zA-Z0-9])?"
     r"(?:\s*\(\s*[^()=]{1,20}\))?)\s*=\s*(?!=)"
@@ -55,6 +56,8 @@ def choice_letter(answer: str) -> str | None:
     rest = m.group("rest").strip()
     if rest and not m.group("p") and not rest.startswith((")", ".", ":")):
         return None
+    if m.group("p") and _OTHER_OPTION_RE.search(rest):
+        return None  # "(a) 5, (b) 6": parts of an answer, not one option
     if rest.startswith(".") and rest[1:].strip() and not m.group("p"):
         # "B. something" is a choice; "B.5" is not (rest would start with a digit)
         if rest[1:2].isdigit():

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["prose_core", "is_words_only"]
+__all__ = ["prose_core", "is_words_only", "fraction_words"]
 
 _MAX_CHARS = 160
 
@@ -77,3 +77,23 @@ def is_words_only(text: str) -> bool:
         return False
     words = _WORD_RE.findall(s)
     return any(len(w) >= 3 for w in words) and all(len(w) >= 2 or w.lower() in ("a", "i") for w in words)
+
+
+_NUMERATORS = {"a": 1, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8,
+               "nine": 9}
+_DENOMINATORS = {"half": 2, "halves": 2, "third": 3, "thirds": 3, "quarter": 4, "quarters": 4, "fourth": 4,
+                 "fourths": 4, "fifth": 5, "fifths": 5, "sixth": 6, "sixths": 6, "seventh": 7, "sevenths": 7,
+                 "eighth": 8, "eighths": 8, "ninth": 9, "ninths": 9, "tenth": 10, "tenths": 10}
+_FRACTION_WORDS_RE = re.compile(r"^(?:(a|one|two|three|four|five|six|seven|eight|nine)[\s-]+)?([a-z]+)\.?$")
+
+
+def fraction_words(text: str) -> str | None:
+    """A fraction said in words ("one half", "two thirds", "a quarter", "three-fifths") as ``"n/d"``; None
+    otherwise."""
+    m = _FRACTION_WORDS_RE.match(" ".join(text.lower().split()))
+    if m is None or m.group(2) not in _DENOMINATORS:
+        return None
+    num = _NUMERATORS[m.group(1)] if m.group(1) else 1
+    if m.group(1) is None and m.group(2) not in ("half", "third", "quarter"):
+        return None  # "fifth" alone is an ordinal
+    return f"{num}/{_DENOMINATORS[m.group(2)]}"

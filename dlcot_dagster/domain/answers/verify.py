@@ -25,7 +25,7 @@ from .cache import CacheInfo, LRUCache
 from .fastpath import fast_compare
 from .guard import hostile_reason
 from .numeric import parse_number
-from .prose import is_words_only, prose_core
+from .prose import fraction_words, is_words_only, prose_core
 from .runner import can_use_alarm, default_pool, run_inprocess
 from .sides import prepare
 from .verdict import Verdict
@@ -133,6 +133,11 @@ class AnswerChecker:
             again = fast_compare(g.answer, core)
             if again is not None and again.equivalent:
                 return Verdict(True, "fast:prose_core")
+        said = fraction_words(p.answer)  # "one half", "two thirds"
+        if said is not None:
+            again = fast_compare(g.answer, said)
+            if again is not None:
+                return Verdict(again.equivalent, "fast:fraction_words")
         if (g.clean and p.clean and is_words_only(p.answer) and parse_number(p.answer) is None
                 and parse_number(g.answer) is not None):
             return Verdict(False, "fast:words_vs_number")
