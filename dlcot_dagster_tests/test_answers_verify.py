@@ -110,6 +110,10 @@ CASES_TRUE = [
     ("C", "\\textbf{(C) } 12", "option in parentheses with its value"),
     ("\\frac{1}{2}", "one half", "fraction in words"),
     ("3/5", "three-fifths", "fraction in words, hyphenated"),
+    # Unicode sub- and superscripts
+    ("E_{1},E_{2}", "E₁ and E₂", "unicode subscripts in a list"),
+    ("10^{-3}", "10⁻³", "unicode negative superscript"),
+    ("5.3e-9", "5.3 × 10⁻⁹", "unicode scientific notation"),
     # multi-form golds (SAT)
     (".2,  1/5", "\\dfrac{1}{5}", "SAT alternatives"),
     (".2,  1/5", "0.2", "SAT alternatives decimal"),

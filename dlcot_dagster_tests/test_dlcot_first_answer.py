@@ -284,6 +284,13 @@ CASES = {
         "So the product is 42 in base ten, which is \\(52_8\\), as I found earlier.",
         CHECKS + "**Final Answer**\n\\boxed{52_8}",
     ),
+    "a list in Unicode subscripts": case(
+        "A particle is in the superposition of $\\psi_1$ and $\\psi_2$, where $E_1$ and $E_2$ are their "
+        "eigen-energies. List the possible result(s) of one measurement of the energy.", "E_{1},E_{2}",
+        "A measurement of the energy gives an eigenvalue of the state it collapses into.\n\n",
+        "Therefore, the possible results of the energy measurement are E₁ and E₂.",
+        CHECKS + "**Final Answer**\n\\boxed{E_1, E_2}",
+    ),
     "a display closed on its own line": case(
         "If $y = 3\\sqrt{x}$ and $y = 30\\sqrt{6}$ when $x$ is the value asked, find $x$.", "600",
         "Dividing by 3 gives the square root of x as 10 times the square root of 6.\n\n"

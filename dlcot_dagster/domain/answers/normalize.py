@@ -40,6 +40,18 @@ _UNICODE = {
     "\uff0c": ",",
 }
 _UNICODE_RE = re.compile("|".join(map(re.escape, _UNICODE)))
+# runs of Unicode sub- and superscript digits: "E₁" -> "E_{1}", "x²" -> "x^{2}", "10⁻³" -> "10^{-3}"
+_SUB_DIGITS = str.maketrans("₀₁₂₃₄₅₆₇₈₉₋", "0123456789-")
+_SUP_DIGITS = str.maketrans("⁰¹²³⁴⁵⁶⁷⁸⁹⁻", "0123456789-")
+_SUB_RUN_RE = re.compile("[₀-₉₋]+")
+_SUP_RUN_RE = re.compile("[⁰¹²³⁴-⁹⁻]+")
+
+
+def _scripts(s: str) -> str:
+    if s.isascii():
+        return s
+    s = _SUB_RUN_RE.sub(lambda m: "_{" + m.group().translate(_SUB_DIGITS) + "}", s)
+    return _SUP_RUN_RE.sub(lambda m: "^{" + m.group().translate(_SUP_DIGITS) + "}", s)
 
 _DELIM_PAIRS = (("$$", "$$"), ("\\[", "\\]"), ("\\(", "\\)"), ("$", "$"))
 _BOXED_PREFIX_RE = re.compile(r"^\\(?:boxed|fbox)\s*\{")
@@ -182,7 +194,7 @@ def clean_latex(s: str) -> tuple[str, bool, bool]:
 
     Returns ``(text, had_percent, had_degree)``.
     """
-    s = _UNICODE_RE.sub(lambda m: _UNICODE[m.group()], s)
+    s = _scripts(_UNICODE_RE.sub(lambda m: _UNICODE[m.group()], s))
     s = strip_delimiters(s)
     # protect "\\" (row separator) from the single-backslash rules below
     s = s.replace("\x00", "").replace("\\\\", "\x00")

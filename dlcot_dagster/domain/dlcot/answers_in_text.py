@@ -88,7 +88,7 @@ _LATEX_FRAC_RE = re.compile(r"^([-+]?)\\[dt]?frac\{(\d+)\}\{(\d+)\}$")
 _UNIT_TAIL_RE = re.compile(r"^(.*?\d)\s*(?:\\?%|\\text\{[^{}]*\}|\\mathrm\{[^{}]*\}|[a-zA-Z°²³µ][\w°²³µ/.^]*(?:\s+[a-zA-Z][\w/]*){0,3})$")
 _DIGITS_RE = re.compile(r"\d")
 # a candidate value has a digit only if its sentence has one, or a "²" / "³" that unicode_math_to_latex rewrites
-_DIGIT_SOURCE_RE = re.compile(r"[\d²³]")
+_DIGIT_SOURCE_RE = re.compile(r"[\d⁰¹²³⁴-⁹₀-₉]")
 _BOXED_RE = re.compile(r"\\boxed\{(.*)\}")
 
 
@@ -142,6 +142,8 @@ _UNICODE_SUBS = (
     (re.compile(r"[−–]"), "-"),
     (re.compile(r"²"), "^2"),
     (re.compile(r"³"), "^3"),
+    # a run of subscript digits ("E₁" -> "E_{1}"); superscripts other than ² and ³ stay (parse_number reads "10⁻⁷")
+    (re.compile("[₀-₉]+"), lambda m: "_{" + m.group().translate(str.maketrans("₀₁₂₃₄₅₆₇₈₉", "0123456789")) + "}"),
 )
 
 
