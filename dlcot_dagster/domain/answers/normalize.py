@@ -47,11 +47,15 @@ _SUB_RUN_RE = re.compile("[₀-₉₋]+")
 _SUP_RUN_RE = re.compile("[⁰¹²³⁴-⁹⁻]+")
 
 
+def subscripts_as_latex(s: str) -> str:
+    """Runs of Unicode subscript digits as LaTeX subscripts ("E₁" -> "E_{1}")."""
+    return _SUB_RUN_RE.sub(lambda m: "_{" + m.group().translate(_SUB_DIGITS) + "}", s)
+
+
 def _scripts(s: str) -> str:
     if s.isascii():
         return s
-    s = _SUB_RUN_RE.sub(lambda m: "_{" + m.group().translate(_SUB_DIGITS) + "}", s)
-    return _SUP_RUN_RE.sub(lambda m: "^{" + m.group().translate(_SUP_DIGITS) + "}", s)
+    return _SUP_RUN_RE.sub(lambda m: "^{" + m.group().translate(_SUP_DIGITS) + "}", subscripts_as_latex(s))
 
 _DELIM_PAIRS = (("$$", "$$"), ("\\[", "\\]"), ("\\(", "\\)"), ("$", "$"))
 _BOXED_PREFIX_RE = re.compile(r"^\\(?:boxed|fbox)\s*\{")

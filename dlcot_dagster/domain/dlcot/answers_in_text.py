@@ -66,6 +66,8 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any, Protocol
 
+from dlcot_dagster.domain.answers.normalize import subscripts_as_latex
+
 from .text import clause_start, hedged, lower_case_twin, sentence_spans
 from .types import AnswerSpan
 
@@ -87,7 +89,7 @@ _FRAC_RE = re.compile(r"^[-+]?\d+\s*/\s*\d+$")
 _LATEX_FRAC_RE = re.compile(r"^([-+]?)\\[dt]?frac\{(\d+)\}\{(\d+)\}$")
 _UNIT_TAIL_RE = re.compile(r"^(.*?\d)\s*(?:\\?%|\\text\{[^{}]*\}|\\mathrm\{[^{}]*\}|[a-zA-Z°²³µ][\w°²³µ/.^]*(?:\s+[a-zA-Z][\w/]*){0,3})$")
 _DIGITS_RE = re.compile(r"\d")
-# a candidate value has a digit only if its sentence has one, or a "²" / "³" that unicode_math_to_latex rewrites
+# a candidate value has a digit only if its sentence has one, or a sub- / superscript digit ("E₁", "x²")
 _DIGIT_SOURCE_RE = re.compile(r"[\d⁰¹²³⁴-⁹₀-₉]")
 _BOXED_RE = re.compile(r"\\boxed\{(.*)\}")
 
@@ -142,8 +144,6 @@ _UNICODE_SUBS = (
     (re.compile(r"[−–]"), "-"),
     (re.compile(r"²"), "^2"),
     (re.compile(r"³"), "^3"),
-    # a run of subscript digits ("E₁" -> "E_{1}"); superscripts other than ² and ³ stay (parse_number reads "10⁻⁷")
-    (re.compile("[₀-₉]+"), lambda m: "_{" + m.group().translate(str.maketrans("₀₁₂₃₄₅₆₇₈₉", "0123456789")) + "}"),
 )
 
 
@@ -153,7 +153,8 @@ def unicode_math_to_latex(v: str) -> str:
         return v
     for rx, rep in _UNICODE_SUBS:
         v = rx.sub(rep, v)
-    return v.strip()
+    # subscript digits as LaTeX ("E₁" -> "E_{1}"); superscripts other than ² and ³ stay (parse_number reads "10⁻⁷")
+    return subscripts_as_latex(v).strip()
 
 
 _WORD3_RE = re.compile(r"(?<![\\a-zA-Z])[a-zA-Z]{3,}")
