@@ -105,7 +105,23 @@ PLAN_4 = [
     ("sky-t1-students/Sky-T1-math-correct-5K-27B__minerva_math.jsonl", 1, 12000),
     ("sky-t1-students/Sky-T1-math-correct-5K-32B-ckpts__aime24.jsonl", 1, 14000),
 ]
-PLANS = {1: PLAN, 2: PLAN_2, 3: PLAN_3, 4: PLAN_4}
+# round 5 (drawn after engine 0.3.9, before any rule was tuned on it): a fresh sample of the mix, weighted to the
+# R1 / R1-distill traces the pruning targets name and to the Sky-T1 files whose first answers were the weakest
+PLAN_5 = [
+    ("limo_deepseek-r1-distill-qwen-32b.jsonl", 7, 14000),
+    ("math500_deepseek-r1.jsonl", 2, 14000),
+    ("math500_deepseek-r1-distill-llama-8b.jsonl", 2, 14000),
+    ("math500_deepseek-r1-distill-qwen-7b.jsonl", 2, 14000),
+    ("aime2024_gemini-2.0-flash-thinking.jsonl", 3, 16000),
+    ("sky-t1-students/Sky-T1-math-correct-5K-27B__math500.jsonl", 2, 12000),
+    ("sky-t1-students/Sky-T1-math-wrong-5K-27B__minerva_math.jsonl", 1, 12000),
+    ("sky-t1-students/Sky-T1-math-correct-5K-14B__aime24.jsonl", 1, 14000),
+    ("sky-t1-students/Sky-T1-math-wrong-5K-14B__amc23.jsonl", 1, 12000),
+    ("sky-t1-students/Sky-T1-math-correct-5K-27B__amc23.jsonl", 1, 12000),
+    ("sky-t1-students/Sky-T1-math-correct-5K-32B-ckpts__aime24.jsonl", 1, 14000),
+    ("sky-t1-students/Sky-T1-math-wrong-5K-27B__aime24.jsonl", 1, 14000),
+]
+PLANS = {1: PLAN, 2: PLAN_2, 3: PLAN_3, 4: PLAN_4, 5: PLAN_5}
 # rounds that may draw a trace whose first answer alone was marked in a first-answer fixture
 REUSE_FIRST_ANSWERS = {4}
 FIXTURES = [FIXTURE, FIXTURE.with_name("dlcot_first_answers_sat.jsonl"), FIXTURE.with_name("dlcot_first_answers_sweep.jsonl")]
