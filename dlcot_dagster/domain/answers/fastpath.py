@@ -65,6 +65,22 @@ def choice_letter(answer: str) -> str | None:
     return letter.upper()
 
 
+def choice_value(answer: str) -> str | None:
+    """The value an option carries after its letter: ``"(C) 12"`` -> ``"12"``, ``"B) 7.6"`` -> ``"7.6"``,
+    ``"\\textbf{(C) } 12"`` -> ``"12"``; ``None`` for a bare letter or when no letter leads."""
+    if choice_letter(answer) is None:
+        return None
+    c = clean_latex(answer)[0].strip().strip("*").strip()
+    m = _CHOICE_RE.match(c)
+    if m is None:
+        return None
+    rest = m.group("rest").strip()
+    if not m.group("p"):
+        rest = rest[1:].strip() if rest[:1] in (")", ".", ":") else ""
+    rest = rest.lstrip(":").strip()
+    return rest or None
+
+
 def _single_letter(answer: str) -> str | None:
     c, _, _ = clean_latex(answer)
     c = c.strip()
@@ -118,6 +134,14 @@ def _scalar(gold: str, pred: str) -> Verdict | None:
     gl, pl = choice_letter(gold), choice_letter(pred)
     if gl is not None and pl is not None:
         return Verdict(gl == pl, "fast:choice")
+    # "(C) 12" against "12": the option's value against the value (both ways); against a bare letter, the letter
+    for a, al, b, bl in ((gold, gl, pred, pl), (pred, pl, gold, gl)):
+        if al is not None and bl is None:
+            value = choice_value(a)
+            if value is not None:
+                v = _compare_any(value, b, depth=1)
+                if v is not None and v.equivalent is not None:
+                    return Verdict(v.equivalent, "fast:choice_value")
     if gl is not None and pn is not None and len(clean_latex(gold)[0]) <= 4:
         # gold is a letter, pred is a number: a value, not an option
         return Verdict(None, "fast:choice_vs_value")
@@ -194,11 +218,21 @@ def _unordered(gs: tuple[str, ...], ps: tuple[str, ...]) -> Verdict | None:
     return None
 
 
+def _is_vector(m: Shape) -> bool:
+    """One column or one row of at least two cells."""
+    return len(m.items) >= 2 and (all(len(r) == 1 for r in m.rows) or len(m.rows) == 1)
+
+
 def _compare_shapes(g: Shape, p: Shape) -> Verdict | None:
     if g.kind == "matrix" and p.kind == "matrix":
         if len(g.rows) != len(p.rows) or len(g.rows[0]) != len(p.rows[0]):
             return Verdict(False, "fast:matrix_shape")
         return _elementwise(g.items, p.items)
+    # a column (or row) vector against a tuple of the same length: the same vector written two ways
+    for a, b in ((g, p), (p, g)):
+        if a.kind == "matrix" and b.kind == "tuple" and (b.left, b.right) == ("(", ")") and _is_vector(a):
+            v = _elementwise(a.items, b.items)
+            return None if v is None else Verdict(v.equivalent, "fast:vector_tuple")
     if g.kind in ("list", "set") and p.kind in ("list", "set"):
         return _unordered(g.items, p.items)
     if g.kind in ("tuple", "interval") and p.kind in ("tuple", "interval"):
