@@ -297,6 +297,18 @@ CASES = {
         "To find x, I square both sides:\n\n",
         "\\[ x = (10\\sqrt{6})^2 = 100 \\times 6 = 600 \\]", CHECKS + "**Final Answer**\n\\boxed{600}",
     ),
+    "an inference drawn with so-if-then": case(
+        "Compute: $1-2+3-4+5- \\dots +99-100$.", "-50",
+        "Grouping the terms in pairs, each pair (1 - 2), (3 - 4), ... is -1, and 100 terms make 50 pairs.\n\n",
+        "So, if each pair is -1 and there are 50 pairs, then the total sum should be \\(50 \\times (-1) = -50\\).",
+        CHECKS + "**Final Answer**\n\\boxed{-50}",
+    ),
+    "a number times a variable with a Unicode power is not the number": case(
+        "What is the smallest positive perfect cube that can be written as the sum of three consecutive integers?",
+        "27", "The sum of n - 1, n, n + 1 is 3n, and 3n is a cube when n = 9m³.\n\n"
+        "So, the cube we're looking for is 27m³, and it is smallest for the smallest m.\n\n",
+        "The smallest m is 1, so the cube is 27 × 1 = 27.", CHECKS + "**Final Answer**\n\\boxed{27}",
+    ),
 }
 
 
@@ -325,6 +337,8 @@ def test_the_solution_ends_at_the_first_answer(name):
         "Statement A would be the opposite, so A is false. ",
         "For h = 2, it's 18. ",
         "I have a hunch the height is 18. ",
+        "If the base were 24, then the height would be 18. ",
+        "So if the height is 18, then the volume is 432? ",
     ],
 )
 def test_hedges_guesses_and_descriptions_are_not_answers(statement):

@@ -316,6 +316,9 @@ _DOING_IF_RE = re.compile(r"[\W_]*(?:(?:so|and|now|then)[\s,]+)*if (?:i|we) (?:n
                           r"calculate|tally)"
                           r"(?: up)? (?:them|these|those|all|everything|up|the (?:three|two|four|five|values|results|"
                           r"numbers|products|terms|counts|cases))\b", re.IGNORECASE)
+# "So, if each pair is -1 and there are 50 pairs, then the total sum should be 50 × (-1) = -50.": an inference from
+# what was just established ("so" draws it), with its "then" clause, not a hypothesis put up to be tested
+_SO_IF_THEN_RE = re.compile(r"[\W_]*(?:so|thus|therefore|hence),?\s+if\b[^.;?]*?,\s*then\b", re.IGNORECASE)
 # "For example, if I combine ..., I get ... = 14": a value reached under a hypothesis anywhere before it
 _HYPOTHETICAL_RE = re.compile(r"\b(?:if|suppose|supposing|for example|for instance|e\.g\.|say we|let'?s say)\b",
                               re.IGNORECASE)
@@ -498,8 +501,8 @@ def candidate_value(sentence: str, max_chars: int = 80) -> tuple[str, int] | Non
     return unicode_math_to_latex(v), off
 
 
-# "27 m^3", "3 k": a number times a variable, not a number with a unit
-_LETTER_TERM_RE = re.compile(r"\s*[a-zA-Z](?:\^\{?\d+\}?)?\s*")
+# "27 m^3", "27m³", "3 k": a number times a variable, not a number with a unit
+_LETTER_TERM_RE = re.compile(r"\s*[a-zA-Z](?:\^\{?\d+\}?|[⁰¹²³⁴-⁹]+)?\s*")
 
 
 @dataclass(frozen=True)
@@ -812,7 +815,8 @@ class ImplicitAnswerFinder:
         # "So, that would be 423.5 yards.", "that would be c = 35 + 23t" commit (the conditional and hypothetical
         # tests below catch "if ..., that would be"); elsewhere "would" hedges
         supposed = ((_CONDITIONAL_RE.match(sent) or _HYPOTHETICAL_RE.search(sent, 0, off))
-                    and not (_DOING_IF_RE.match(sent) and len(_HYPOTHETICAL_RE.findall(sent, 0, off)) == 1))
+                    and not (_DOING_IF_RE.match(sent) and len(_HYPOTHETICAL_RE.findall(sent, 0, off)) == 1)
+                    and not (_SO_IF_THEN_RE.match(sent, 0, off) and len(_HYPOTHETICAL_RE.findall(sent, 0, off)) == 1))
         unhedged = sent
         if sets_target or "would" in sent:
             unhedged = _COMMITTED_WOULD_RE.sub(_neutral, sent)
