@@ -159,13 +159,18 @@ class TraceScore:
 
 
 def predicted_first_answer(segments: list[Any]) -> int | None:
-    """End offset of the first answer the segmenter found: the answer of the last solution segment."""
+    """End offset of the first answer the segmenter found: the answer of the last solution segment. When that
+    segment holds no answer of its own and takes the conclusion's (``answer_inherited``: the thinking runs straight
+    from the work into its wrap-up), the solution's end: that is where the segmenter put the first answer, and the
+    conclusion's own answer statement can lie several sentences further on ("**Final Answer** \\boxed{321}")."""
     sols = [s for s in segments if _kind(s) == "solution"]
     if not sols:
         return None
     ans = _get(sols[-1], "answer")
     if ans is None:
         return None
+    if _get(sols[-1], "answer_inherited"):
+        return int(_get(sols[-1], "end"))
     return int(_get(ans, "end"))
 
 
