@@ -162,10 +162,28 @@ def _scalar(gold: str, pred: str) -> Verdict | None:
         if _wordy(gt) and _wordy(pt):
             return Verdict(False, "fast:text")
         return None
-    probed = probe_compare(gold, pred)
+    probed = probe_compare(_drop_unit(gold), _drop_unit(pred))
     if probed is not None:
         return Verdict(probed, "fast:numeric_probe")
     return None
+
+
+# a unit abbreviation after a constant ("12\\pi cm", "2\\sqrt{2} m", "4√3 in^2"): the probe would read it as a product
+# of variables. Only after a value with no letters of its own, so "x + 1 cm" or "2 r" keep theirs.
+_UNIT_AFTER_RE = re.compile(
+    r"^(?P<v>.*?(?:[\d})]|\\[a-zA-Z]+))\s+(?:mm|cm|km|m|in|inch|inches|ft|feet|yd|yards|mi|miles|g|kg|mg|lb|lbs|oz|s|sec|secs|min|"
+    r"mins|h|hr|hrs|hours|mL|ml|L|units|sq|rad|radians|J|N|W|V|Hz|Pa|eV|mol|m/s|km/h|mph)"
+    r"(?:\s*(?:\^\s*\{?\s*[23]\s*\}?))?\s*\.?$"
+)
+_COMMAND_RE = re.compile(r"\\[a-zA-Z]+")
+
+
+def _drop_unit(answer: str) -> str:
+    c = clean_latex(answer)[0]
+    m = _UNIT_AFTER_RE.match(c)
+    if m is None or re.search(r"[A-Za-z]", _COMMAND_RE.sub("", m.group("v"))):
+        return answer
+    return m.group("v")
 
 
 _INEQ_RE = re.compile(r"\\(?:leq|geq|neq)(?![a-zA-Z])|[<>]")

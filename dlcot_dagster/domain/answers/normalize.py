@@ -57,6 +57,77 @@ def _scripts(s: str) -> str:
         return s
     return _SUP_RUN_RE.sub(lambda m: "^{" + m.group().translate(_SUP_DIGITS) + "}", subscripts_as_latex(s))
 
+# Radicals, roots and vulgar fractions written as plain text ("3√13", "√(61)", "2 sqrt(3) + 3", "∛2", "½"): as LaTeX,
+# so that both the fast path and math-verify read them ("√13" must not become "\\sqrt{1}3")
+_VULGAR = {"½": "1/2", "⅓": "1/3", "⅔": "2/3", "¼": "1/4", "¾": "3/4", "⅕": "1/5", "⅖": "2/5", "⅗": "3/5",
+           "⅘": "4/5", "⅙": "1/6", "⅚": "5/6", "⅛": "1/8", "⅜": "3/8", "⅝": "5/8", "⅞": "7/8"}
+_VULGAR_RE = re.compile("[" + "".join(_VULGAR) + "]")
+_ROOT_RE = re.compile(r"(?:(?<![\\A-Za-z])(?P<word>sqrt|cbrt)(?![A-Za-z])\s*|(?P<sign>[√∛∜])\s*)(?=[({0-9A-Za-z.\\])")
+_ROOT_INDEX = {"sqrt": "", "√": "", "cbrt": "[3]", "∛": "[3]", "∜": "[4]"}
+_ROOT_ARG_RE = re.compile(r"\d+(?:\.\d+)?|\.\d+|[A-Za-z](?![A-Za-z])|\\[a-zA-Z]+")
+# ln(2), sin(x): an ASCII function name before "(" as its LaTeX command
+_FUNC_WORD_RE = re.compile(r"(?<![\\A-Za-z])(ln|exp|sin|cos|tan|cot|sec|csc|arcsin|arccos|arctan)(?=\s*\()")
+
+
+def _closing(s: str, i: int, open_ch: str, close_ch: str) -> int:
+    """Index of the bracket closing the one at ``s[i]``, or -1."""
+    depth = 0
+    for j in range(i, len(s)):
+        if s[j] == open_ch:
+            depth += 1
+        elif s[j] == close_ch:
+            depth -= 1
+            if depth == 0:
+                return j
+    return -1
+
+
+def plain_roots_as_latex(s: str, _depth: int = 0) -> str:
+    """"3√13" -> "3\\sqrt{13}", "√(x+1)" -> "\\sqrt{x+1}", "sqrt(3)" -> "\\sqrt{3}", "∛2" -> "\\sqrt[3]{2}",
+    "½" -> "\\frac{1}{2}", "ln(2)" -> "\\ln(2)"; other text unchanged (one left-to-right pass, no backtracking)."""
+    if s.isascii() and "sqrt" not in s and "cbrt" not in s and "(" not in s:
+        return s
+    if not s.isascii():
+        # "½" alone, "2½" a mixed number (read as such, like "2\\frac{1}{2}")
+        s = _VULGAR_RE.sub(lambda m: "\\frac{%s}{%s}" % tuple(_VULGAR[m.group()].split("/")), s)
+    if "(" in s:
+        s = _FUNC_WORD_RE.sub(r"\\\1", s)
+    out: list[str] = []
+    pos = 0
+    for m in _ROOT_RE.finditer(s):
+        if m.start() < pos:
+            continue
+        index = _ROOT_INDEX[m.group("word") or m.group("sign")]
+        k = m.end()
+        if s[k] == "(":
+            j = _closing(s, k, "(", ")")
+            if j < 0:
+                continue
+            arg = s[k + 1:j]
+            end = j + 1
+        elif s[k] == "{":
+            j = _closing(s, k, "{", "}")
+            if j < 0:
+                continue
+            arg = s[k + 1:j]
+            end = j + 1
+        else:
+            am = _ROOT_ARG_RE.match(s, k)
+            if am is None:
+                continue
+            arg = am.group()
+            end = am.end()
+        if _depth < 3 and ("sqrt" in arg or "cbrt" in arg or not arg.isascii()):
+            arg = plain_roots_as_latex(arg, _depth + 1)  # "sqrt(1 + sqrt(2))"
+        out.append(s[pos:m.start()])
+        out.append("\\sqrt" + index + "{" + arg + "}")
+        pos = end
+    if not out:
+        return s
+    out.append(s[pos:])
+    return "".join(out)
+
+
 _DELIM_PAIRS = (("$$", "$$"), ("\\[", "\\]"), ("\\(", "\\)"), ("$", "$"))
 _BOXED_PREFIX_RE = re.compile(r"^\\(?:boxed|fbox)\s*\{")
 _SPACING_RE = re.compile(
@@ -198,7 +269,7 @@ def clean_latex(s: str) -> tuple[str, bool, bool]:
 
     Returns ``(text, had_percent, had_degree)``.
     """
-    s = _scripts(_UNICODE_RE.sub(lambda m: _UNICODE[m.group()], s))
+    s = _scripts(_UNICODE_RE.sub(lambda m: _UNICODE[m.group()], plain_roots_as_latex(s)))
     s = strip_delimiters(s)
     # protect "\\" (row separator) from the single-backslash rules below
     s = s.replace("\x00", "").replace("\\\\", "\x00")
