@@ -357,10 +357,32 @@ def _strip_assignment(s: str) -> tuple[str | None, str]:
     return m.group(1), rest
 
 
+def _assignment_list(s: str) -> str | None:
+    """``"x = 6 or x = -2"``, ``"x=-4 \\text{ or } x=4"``, ``"x = 1, x = 3"`` -> the values, ``"6, -2"``: the solutions
+    of one unknown listed as assignments (read as a chain, "x = 6 or x = -2" would be its last member alone).
+    ``None`` unless there are several items, each one assignment of the same name."""
+    if s.count("=") < 2:
+        return None
+    shape = shape_of(s)
+    if shape.kind != "list" or len(shape.items) < 2:
+        return None
+    names, values = set(), []
+    for item in shape.items:
+        c = clean_latex(item)[0]
+        m = _ASSIGN_RE.match(c)
+        if m is None or _RELATION_RE.search(c[m.end():]):
+            return None
+        names.add(m.group(1).replace(" ", ""))
+        values.append(c[m.end():].strip())
+    return ", ".join(values) if len(names) == 1 and all(values) else None
+
+
 def fast_compare(gold: str, pred: str) -> Verdict | None:
     """Verdict from the cheap checks, or ``None`` to ask math-verify."""
     if canonical(gold) == canonical(pred):
         return Verdict(True, "fast:string")
+    gold = _assignment_list(gold) or gold
+    pred = _assignment_list(pred) or pred
     # sets of reals: the empty set's spellings, inequalities vs intervals (see .sets)
     if looks_like_set(gold) or looks_like_set(pred):
         same = compare_sets(gold, pred)

@@ -65,6 +65,9 @@ _VULGAR_RE = re.compile("[" + "".join(_VULGAR) + "]")
 _ROOT_RE = re.compile(r"(?:(?<![\\A-Za-z])(?P<word>sqrt|cbrt)(?![A-Za-z])\s*|(?P<sign>[√∛∜])\s*)(?=[({0-9A-Za-z.\\])")
 _ROOT_INDEX = {"sqrt": "", "√": "", "cbrt": "[3]", "∛": "[3]", "∜": "[4]"}
 _ROOT_ARG_RE = re.compile(r"\d+(?:\.\d+)?|\.\d+|[A-Za-z](?![A-Za-z])|\\[a-zA-Z]+")
+# "x**2", "2**(1/3)": a Python-style power
+# (no space before the stars, and not closed by more stars: "has **9** divisors" is bold)
+_STAR_POWER_RE = re.compile(r"(?<=[\w)}\]])\*\*(-?\d+(?:\.\d+)?|[A-Za-z]|\([^()]{1,40}\))(?!\*)")
 # ln(2), sin(x): an ASCII function name before "(" as its LaTeX command
 _FUNC_WORD_RE = re.compile(r"(?<![\\A-Za-z])(ln|exp|sin|cos|tan|cot|sec|csc|arcsin|arccos|arctan)(?=\s*\()")
 
@@ -82,11 +85,14 @@ def _closing(s: str, i: int, open_ch: str, close_ch: str) -> int:
     return -1
 
 
-def plain_roots_as_latex(s: str, _depth: int = 0) -> str:
+def plain_math_as_latex(s: str, _depth: int = 0) -> str:
     """"3√13" -> "3\\sqrt{13}", "√(x+1)" -> "\\sqrt{x+1}", "sqrt(3)" -> "\\sqrt{3}", "∛2" -> "\\sqrt[3]{2}",
-    "½" -> "\\frac{1}{2}", "ln(2)" -> "\\ln(2)"; other text unchanged (one left-to-right pass, no backtracking)."""
-    if s.isascii() and "sqrt" not in s and "cbrt" not in s and "(" not in s:
+    "½" -> "\\frac{1}{2}", "ln(2)" -> "\\ln(2)", "x**10" -> "x^{10}"; other text unchanged (left-to-right passes,
+    no backtracking)."""
+    if s.isascii() and "sqrt" not in s and "cbrt" not in s and "(" not in s and "**" not in s:
         return s
+    if "**" in s:
+        s = _STAR_POWER_RE.sub(r"^{\1}", s)
     if not s.isascii():
         # "½" alone, "2½" a mixed number (read as such, like "2\\frac{1}{2}")
         s = _VULGAR_RE.sub(lambda m: "\\frac{%s}{%s}" % tuple(_VULGAR[m.group()].split("/")), s)
@@ -118,7 +124,7 @@ def plain_roots_as_latex(s: str, _depth: int = 0) -> str:
             arg = am.group()
             end = am.end()
         if _depth < 3 and ("sqrt" in arg or "cbrt" in arg or not arg.isascii()):
-            arg = plain_roots_as_latex(arg, _depth + 1)  # "sqrt(1 + sqrt(2))"
+            arg = plain_math_as_latex(arg, _depth + 1)  # "sqrt(1 + sqrt(2))"
         out.append(s[pos:m.start()])
         out.append("\\sqrt" + index + "{" + arg + "}")
         pos = end
@@ -269,7 +275,7 @@ def clean_latex(s: str) -> tuple[str, bool, bool]:
 
     Returns ``(text, had_percent, had_degree)``.
     """
-    s = _scripts(_UNICODE_RE.sub(lambda m: _UNICODE[m.group()], plain_roots_as_latex(s)))
+    s = _scripts(_UNICODE_RE.sub(lambda m: _UNICODE[m.group()], plain_math_as_latex(s)))
     s = strip_delimiters(s)
     # protect "\\" (row separator) from the single-backslash rules below
     s = s.replace("\x00", "").replace("\\\\", "\x00")

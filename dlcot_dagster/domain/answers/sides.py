@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 from .extract import _answer_region, extract_final_answer, find_answers
 from .guard import MAX_MV_CHARS
-from .normalize import plain_roots_as_latex, strip_delimiters, text_key
+from .normalize import plain_math_as_latex, strip_delimiters, text_key
 from .numeric import rewrite_repeating
 
 __all__ = ["Side", "prepare", "MAX_SCAN_CHARS", "MAX_ANSWER_CHARS", "MAX_BARE_CHARS"]
@@ -84,7 +84,7 @@ def _wrap(answer: str) -> str:
     """The answer as math-verify input: boxed, with repeating decimals turned
     into fractions and ``\\mathrm{e}`` into ``e`` (which math-verify cannot
     parse)."""
-    answer = _MATHRM_LETTER_RE.sub(r"\1", rewrite_repeating(plain_roots_as_latex(answer)))
+    answer = _MATHRM_LETTER_RE.sub(r"\1", rewrite_repeating(plain_math_as_latex(answer)))
     return "\\boxed{" + answer + "}"
 
 
