@@ -334,6 +334,52 @@ def test_math_answer_types_restyled_are_equivalent(checker):
     assert len(failures) <= len(rows) // 200, failures[:20]
 
 
+def _as_models_write(answer: str, kind: str) -> list[tuple[str, str]]:
+    """The same answer written the ways long-CoT models write final answers in plain text: Unicode radicals, sqrt(),
+    Python powers, degree signs, "percent", an "x = " prefix, a sentence around it, the solutions of a Set answer as
+    "x = a or x = b", an Interval as an inequality, a column vector as a tuple."""
+    out = [("sentence", f"The answer is ${answer}$.")]
+    if "\\sqrt{" in answer:
+        out.append(("unicode_sqrt", re.sub(r"\\sqrt\{(\w+)\}", r"√\1", answer)))
+        out.append(("ascii_sqrt", re.sub(r"\\sqrt\{(\w+)\}", r"sqrt(\1)", answer)))
+    if kind == "Expression" and "\\" not in answer and "=" not in answer and re.search(r"\^\{?\d+\}?", answer):
+        out.append(("python_power", re.sub(r"\^\{?(\d+)\}?", r"**\1", answer)))
+    if "^\\circ" in answer:
+        out.append(("degree_sign", answer.replace("^\\circ", "°")))
+    if answer.endswith("\\%"):
+        out.append(("percent_word", answer[:-2] + " percent"))
+    if kind == "Real" and re.fullmatch(r"-?[\d\\{}a-z.+\- ]+", answer) and "=" not in answer:
+        out.append(("x_equals", "x = " + answer))
+    if kind == "Set" and "," in answer and not re.search(r"[()\[\]<>=]|\\!|text", answer):
+        out.append(("or_assignments", " or ".join("x = " + p.strip() for p in answer.split(","))))
+    m = re.fullmatch(r"\s*(?:\\left)?([(\[])\s*([^,()\[\]]+?)\s*,\s*([^,()\[\]]+?)\s*(?:\\right)?([)\]])\s*", answer)
+    if kind == "Interval" and m and "\\infty" not in answer:
+        lo = " < " if m.group(1) == "(" else " \\le "
+        hi = " < " if m.group(4) == ")" else " \\le "
+        out.append(("inequality", m.group(2) + lo + "x" + hi + m.group(3)))
+    m = re.fullmatch(r"\\begin\{pmatrix\}(.*)\\end\{pmatrix\}", answer.strip())
+    if m and "&" not in m.group(1):
+        out.append(("vector_as_tuple", "(" + ", ".join(c.strip() for c in m.group(1).split("\\\\") if c.strip()) + ")"))
+    return out
+
+
+def test_math_answers_as_models_write_them_are_equivalent(checker):
+    rows = _math_answers()
+    tried: dict[str, int] = {}
+    failures = []
+    for r in rows:
+        for how, pred in _as_models_write(r["answer"], r["human_type"]):
+            tried[how] = tried.get(how, 0) + 1
+            v = checker.compare(r["answer"], pred)
+            if v.equivalent is not True:
+                failures.append((how, r["answer"], pred, v))
+    # every form is exercised on real answers
+    assert all(tried.get(k, 0) >= 10 for k in ("unicode_sqrt", "ascii_sqrt", "python_power", "degree_sign",
+                                                "x_equals", "or_assignments", "inequality", "vector_as_tuple")), tried
+    print(f"MATH answers as models write them: {sum(tried.values()) - len(failures)}/{sum(tried.values())}; {tried}")
+    assert len(failures) <= sum(tried.values()) // 500, failures[:20]
+
+
 def test_math_real_answers_shifted_are_not_equivalent(checker):
     rows = [r for r in _math_answers() if r["human_type"] == "Real"]
     checked = 0
