@@ -123,6 +123,9 @@ CASES_TRUE = [
     ("12\\pi", "12\\pi cm", "a unit abbreviation after a symbolic constant"),
     ("4\\sqrt{3}", "4√3 cm²", "a squared unit after a radical"),
     ("2x^{10} - 1", "2x**10 - 1", "Python-style power"),
+    ("4210_{5}", "04210_5", "a leading zero in a base-5 numeral"),
+    ("A3_{16}", "a3_{16}", "hex digits in either case"),
+    ("\\frac \\pi4 + 2 - \\sqrt2", "\\frac{\\pi}{4} + 2 - \\sqrt{2}", "unbraced vs braced arguments"),
     ("6, -2", "x = 6 or x = -2", "solutions listed as assignments of one unknown"),
     ("-4, 4", "x=-4 \\text{ or } x=4", "assignments joined by a text 'or'"),
     ("\\frac{1}{2}, 3", "x = 3 or x = \\frac{1}{2}", "assignments in another order"),
@@ -160,6 +163,10 @@ CASES_FALSE = [
     ("B", "C", "different choices"),
     ("(C) 12", "13", "an option's value against another value"),
     ("3\\sqrt{13}", "3√14", "another radicand"),
+    ("2112_6", "2112_7", "the same digits in another base"),
+    ("8_9", "8_7", "not a numeral of its base"),
+    ("\\frac \\pi4 + 2 - \\sqrt2", "\\frac \\pi4 + 2 - \\sqrt3", "unbraced arguments, another radicand"),
+    ("90\\text{ square\nunits}", "91\\text{ square\nunits}", "a unit broken over two lines"),
     ("-4, 4", "x = -4 or x = 5", "assignments with a wrong value"),
     ("2", "x = 2 or x = 3", "an extra solution"),
     ("x^{10}", "x**2", "another power"),
@@ -378,6 +385,25 @@ def test_math_answers_as_models_write_them_are_equivalent(checker):
                                                 "x_equals", "or_assignments", "inequality", "vector_as_tuple")), tried
     print(f"MATH answers as models write them: {sum(tried.values()) - len(failures)}/{sum(tried.values())}; {tried}")
     assert len(failures) <= sum(tried.values()) // 500, failures[:20]
+
+
+def test_math_answers_with_one_digit_changed_are_not_equivalent(checker):
+    """Every MATH answer of any type with its first digit changed (a base-6 numeral's digit, a radicand, a matrix
+    entry, an interval end): never equivalent. Found: math-verify drops a base subscript ("2112_6" = "2112_7") and
+    misreads unbraced arguments ("\\frac \\pi4 + 2 - \\sqrt2" = "... - \\sqrt3")."""
+    wrong, checked = [], 0
+    for r in _math_answers():
+        m = re.search(r"\d", r["answer"])
+        if m is None:
+            continue
+        d = int(m.group())
+        pred = r["answer"][: m.start()] + str(d + 1 if d < 9 else 7) + r["answer"][m.end():]
+        checked += 1
+        v = checker.compare(r["answer"], pred)
+        if v.equivalent is True:
+            wrong.append((r["answer"], pred, v))
+    assert checked > 4800
+    assert not wrong, wrong[:10]
 
 
 def test_math_real_answers_shifted_are_not_equivalent(checker):

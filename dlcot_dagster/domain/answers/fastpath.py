@@ -287,10 +287,29 @@ _DECIMAL_COMMA_RE = re.compile(r"^([+-]?\d+),(\d{1,2}|\d{4,})$|^([+-]?0),(\d+)$"
 _TIME_RE = re.compile(r"^0*(\d{1,2}):(\d{2})(?::(\d{2}))?\s*(am|pm|a\.m\.|p\.m\.)?$", re.IGNORECASE)
 
 
+_BASE_RE = re.compile(r"^\s*(-?)([0-9A-Za-z.]+)_\{?\s*(\d{1,2})\s*\}?\s*$")
+
+
+def _in_base(m: re.Match) -> tuple[str, int] | None:
+    """(sign and digits without leading zeros, base) of "2112_6" / "4210_{5}"; ``None`` if a digit is not one of
+    the base."""
+    digits, base = m.group(2).upper(), int(m.group(3))
+    if not 2 <= base <= 36 or any(ch != "." and int(ch, 36) >= base for ch in digits):
+        return None
+    core = digits.lstrip("0") or "0"
+    return m.group(1) + (("0" + core) if core.startswith(".") else core), base
+
+
 def _special_forms(gold: str, pred: str) -> Verdict | None:
-    """Clock times ("12:00" vs "1:00") and decimal commas ("1,22" vs 1.22)."""
+    """Clock times ("12:00" vs "1:00"), decimal commas ("1,22" vs 1.22) and numbers in a base ("2112_6" vs
+    "2112_7": math-verify drops the subscript)."""
     gc, _, _ = clean_latex(gold)
     pc, _, _ = clean_latex(pred)
+    gb, pb = _BASE_RE.match(gc), _BASE_RE.match(pc)
+    if gb and pb:
+        g, p = _in_base(gb), _in_base(pb)
+        if g is not None or p is not None:  # "8_7" is no base-7 numeral
+            return Verdict(g == p, "fast:base")
     gt, pt = _TIME_RE.match(gc), _TIME_RE.match(pc)
     if gt and pt:
         norm = lambda m: (int(m.group(1)), m.group(2), m.group(3) or "00", (m.group(4) or "").replace(".", "").lower())

@@ -170,10 +170,26 @@ _REPLACEMENTS = (
     (re.compile(r"\\infin(?![a-zA-Z])"), r"\\infty"),
 )
 # \sqrt2 -> \sqrt{2}, \frac12 -> \frac{1}{2}, \frac1{3} -> \frac{1}{3}, \frac{1}3 -> \frac{1}{3}
-_SQRT_TOKEN_RE = re.compile(r"\\sqrt\s*([0-9a-zA-Z])")
-_FRAC_TT_RE = re.compile(r"\\frac\s*([0-9a-zA-Z])\s*([0-9a-zA-Z])")
-_FRAC_T_B_RE = re.compile(r"\\frac\s*([0-9a-zA-Z])\s*\{")
-_FRAC_B_T_RE = re.compile(r"(\\frac\s*\{[^{}]*\})\s*([0-9a-zA-Z])")
+# an unbraced argument is one character or one command ("\frac \pi4" is \frac{\pi}{4}, which math-verify misreads
+# unbraced); \dfrac and \tfrac too
+_TOKEN = r"(\\[a-zA-Z]+|[0-9a-zA-Z])"
+_SQRT_TOKEN_RE = re.compile(r"\\sqrt(?![a-zA-Z])\s*" + _TOKEN)
+_FRAC_TT_RE = re.compile(r"(\\[dt]?frac)(?![a-zA-Z])\s*" + _TOKEN + r"\s*" + _TOKEN)
+_FRAC_T_B_RE = re.compile(r"(\\[dt]?frac)(?![a-zA-Z])\s*" + _TOKEN + r"\s*\{")
+_FRAC_B_T_RE = re.compile(r"(\\[dt]?frac\s*\{[^{}]*\})\s*" + _TOKEN)
+
+
+def brace_token_arguments(s: str) -> str:
+    """``\\sqrt2`` -> ``\\sqrt{2}``, ``\\frac12`` / ``\\frac \\pi4`` / ``\\frac1{3}`` / ``\\frac{1}3`` -> braced
+    arguments (TeX reads an unbraced argument as one token)."""
+    if "\\sqrt" not in s and "frac" not in s:
+        return s
+    s = _SQRT_TOKEN_RE.sub(r"\\sqrt{\1}", s)
+    s = _FRAC_TT_RE.sub(r"\1{\2}{\3}", s)
+    s = _FRAC_T_B_RE.sub(r"\1{\2}{", s)
+    return _FRAC_B_T_RE.sub(r"\1{\2}", s)
+
+
 # thousands separators written as "1{,}000", "11,\!111", "1\,000"
 _THOUSANDS_RE = re.compile(r"(?<=\d)(?:\{,\}|,\\!\s*|\\!|\\,)(?=\d{3}(?!\d))")
 _SUB_BRACE_RE = re.compile(r"_\{\s*([a-zA-Z0-9])\s*\}")
@@ -294,10 +310,7 @@ def clean_latex(s: str) -> tuple[str, bool, bool]:
     if "%" in s:
         s, k = _PERCENT_RE.subn("", s)
         had_percent = k > 0
-    s = _SQRT_TOKEN_RE.sub(r"\\sqrt{\1}", s)
-    s = _FRAC_TT_RE.sub(r"\\frac{\1}{\2}", s)
-    s = _FRAC_T_B_RE.sub(r"\\frac{\1}{", s)
-    s = _FRAC_B_T_RE.sub(r"\1{\2}", s)
+    s = brace_token_arguments(s)
     s = _WS_RE.sub(" ", s).strip()
     s = s.replace("\x00", "\\\\")
     s = strip_delimiters(s)

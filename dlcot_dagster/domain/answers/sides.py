@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 from .extract import _answer_region, extract_final_answer, find_answers
 from .guard import MAX_MV_CHARS
-from .normalize import plain_math_as_latex, strip_delimiters, text_key
+from .normalize import brace_token_arguments, plain_math_as_latex, strip_delimiters, text_key
 from .numeric import rewrite_repeating
 
 __all__ = ["Side", "prepare", "MAX_SCAN_CHARS", "MAX_ANSWER_CHARS", "MAX_BARE_CHARS"]
@@ -84,8 +84,21 @@ def _wrap(answer: str) -> str:
     """The answer as math-verify input: boxed, with repeating decimals turned
     into fractions and ``\\mathrm{e}`` into ``e`` (which math-verify cannot
     parse)."""
-    answer = _MATHRM_LETTER_RE.sub(r"\1", rewrite_repeating(plain_math_as_latex(answer)))
+    answer = _MATHRM_LETTER_RE.sub(r"\1", rewrite_repeating(brace_token_arguments(plain_math_as_latex(answer))))
     return "\\boxed{" + answer + "}"
+
+
+def _newline_in_group(s: str) -> bool:
+    """A line break inside braces ("90\\text{ square\nunits}")."""
+    depth = 0
+    for ch in s:
+        if ch == "{":
+            depth += 1
+        elif ch == "}":
+            depth = max(0, depth - 1)
+        elif ch == "\n" and depth > 0:
+            return True
+    return False
 
 
 def _tail(s: str) -> str:
@@ -103,6 +116,8 @@ def prepare(text: str) -> Side:
         if joined is not None and len(joined) <= MAX_BARE_CHARS:
             answer = strip_delimiters(joined)
             return Side(answer, _wrap(answer), True, too_long=len(answer) > MAX_ANSWER_CHARS)
+        if "\n" in scan and len(scan) <= MAX_BARE_CHARS and _newline_in_group(scan):
+            scan = " ".join(scan.split("\n"))  # "90\text{ square\nunits}": one answer broken inside a group
         if len(scan) <= MAX_BARE_CHARS and "\n" not in scan and not _HAS_DELIM_RE.search(scan):
             answer = strip_delimiters(scan)
             return Side(answer, _wrap(answer), True, too_long=len(answer) > MAX_ANSWER_CHARS)
