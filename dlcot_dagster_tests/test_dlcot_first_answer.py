@@ -297,6 +297,12 @@ CASES = {
         "To find x, I square both sides:\n\n",
         "\\[ x = (10\\sqrt{6})^2 = 100 \\times 6 = 600 \\]", CHECKS + "**Final Answer**\n\\boxed{600}",
     ),
+    "a power written with HTML superscripts": case(
+        "Compute the luminosity of the Sun in erg/s, to one significant figure.", "4e33",
+        "Multiplying the surface area by the flux gives about 3.9 times ten to the 33.\n\n",
+        "So, to one significant figure, the luminosity is 4 × 10<sup>33</sup> erg/s.",
+        CHECKS + "**Final Answer**\n\\boxed{4 \\times 10^{33}}",
+    ),
     "an inference drawn with so-if-then": case(
         "Compute: $1-2+3-4+5- \\dots +99-100$.", "-50",
         "Grouping the terms in pairs, each pair (1 - 2), (3 - 4), ... is -1, and 100 terms make 50 pairs.\n\n",

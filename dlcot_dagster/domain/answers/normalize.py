@@ -68,6 +68,8 @@ _ROOT_ARG_RE = re.compile(r"\d+(?:\.\d+)?|\.\d+|[A-Za-z](?![A-Za-z])|\\[a-zA-Z]+
 # "x**2", "2**(1/3)": a Python-style power
 # (no space before the stars, and not closed by more stars: "has **9** divisors" is bold)
 _STAR_POWER_RE = re.compile(r"(?<=[\w)}\]])\*\*(-?\d+(?:\.\d+)?|[A-Za-z]|\([^()]{1,40}\))(?!\*)")
+# HTML scripts ("10<sup>-19</sup>", "H<sub>2</sub>O"), as some models write exponents in plain text
+_HTML_SCRIPT_RE = re.compile(r"<(sup|sub)>([^<>]{1,40})</\1>", re.IGNORECASE)
 # ln(2), sin(x): an ASCII function name before "(" as its LaTeX command
 _FUNC_WORD_RE = re.compile(r"(?<![\\A-Za-z])(ln|exp|sin|cos|tan|cot|sec|csc|arcsin|arccos|arctan)(?=\s*\()")
 
@@ -87,10 +89,12 @@ def _closing(s: str, i: int, open_ch: str, close_ch: str) -> int:
 
 def plain_math_as_latex(s: str, _depth: int = 0) -> str:
     """"3√13" -> "3\\sqrt{13}", "√(x+1)" -> "\\sqrt{x+1}", "sqrt(3)" -> "\\sqrt{3}", "∛2" -> "\\sqrt[3]{2}",
-    "½" -> "\\frac{1}{2}", "ln(2)" -> "\\ln(2)", "x**10" -> "x^{10}"; other text unchanged (left-to-right passes,
+    "½" -> "\\frac{1}{2}", "ln(2)" -> "\\ln(2)", "x**10" -> "x^{10}", "10<sup>-19</sup>" -> "10^{-19}"; other text unchanged (left-to-right passes,
     no backtracking)."""
-    if s.isascii() and "sqrt" not in s and "cbrt" not in s and "(" not in s and "**" not in s:
+    if s.isascii() and "sqrt" not in s and "cbrt" not in s and "(" not in s and "**" not in s and "<" not in s:
         return s
+    if "</" in s:
+        s = _HTML_SCRIPT_RE.sub(lambda m: ("^{" if m.group(1).lower() == "sup" else "_{") + m.group(2) + "}", s)
     if "**" in s:
         s = _STAR_POWER_RE.sub(r"^{\1}", s)
     if not s.isascii():

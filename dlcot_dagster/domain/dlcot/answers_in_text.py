@@ -113,8 +113,26 @@ def _strip_wrappers(v: str) -> str:
     return v
 
 
+# scientific notation: "4e33", "2.88e-19", "4 \\times 10^{33}", "4 × 10^33", "1.5 \\cdot 10^{-3}", with an optional unit
+# ("erg/s", "\\text{ J}", "m/s"); the value, not the unit, is what a reference like "4.5e33" states
+_SCI_RE = re.compile(
+    r"^(?P<m>[-+]?\d+(?:\.\d+)?)\s*(?:[eE]\s*(?P<e1>[-+]?\d{1,3})|(?:\\times|\\cdot|×|·|\*)\s*10\s*\^\s*\{?\s*"
+    r"(?P<e2>[-+−]?\s*\d{1,3})\s*\}?)(?:\s*\\(?:text|mathrm)\s*\{[^{}]{0,20}\}|\s+[a-zA-Z°][\w°/.^]{0,12}"
+    r"(?:\s+[a-zA-Z/]{1,8}){0,2})?\s*$"
+)
+
+
+def sci_number(s: str) -> tuple[Fraction, str] | None:
+    """(exact value, mantissa digits) of a number in scientific notation (see ``_SCI_RE``), else None."""
+    m = _SCI_RE.match(s.strip().replace("$", "").strip())
+    if m is None:
+        return None
+    exp = int((m.group("e1") or m.group("e2")).replace("−", "-").replace(" ", ""))
+    return Fraction(m.group("m")) * Fraction(10) ** exp, m.group("m").lstrip("+-")
+
+
 def parse_number(s: str) -> Fraction | None:
-    """Exact value of a plain number / fraction string, else None."""
+    """Exact value of a plain number / fraction string (or one in scientific notation), else None."""
     s = s.strip().replace("\\!", "").replace("{,}", "").replace("\\,", "")
     s = s.replace("$", "").strip()
     if s.endswith("\\%") or s.endswith("%"):
@@ -122,6 +140,8 @@ def parse_number(s: str) -> Fraction | None:
     try:
         if _NUM_RE.match(s):
             return Fraction(s.replace(",", ""))
+        if ("e" in s or "10" in s) and (sci := sci_number(s)) is not None:
+            return sci[0]
         if _FRAC_RE.match(s):
             a, b = s.split("/")
             return Fraction(int(a), int(b)) if int(b) else None
@@ -147,8 +167,14 @@ _UNICODE_SUBS = (
 )
 
 
+_HTML_SCRIPT_RE = re.compile(r"<(sup|sub)>([^<>]{1,40})</\1>", re.IGNORECASE)
+
+
 def unicode_math_to_latex(v: str) -> str:
-    """"√51" → "\\sqrt{51}", "2π" → "2\\pi": plain-text math as LaTeX, so the checker can parse it."""
+    """"√51" → "\\sqrt{51}", "2π" → "2\\pi", "10<sup>-19</sup>" → "10^{-19}": plain-text math as LaTeX, so the
+    checker can parse it."""
+    if "</" in v:
+        v = _HTML_SCRIPT_RE.sub(lambda m: ("^{" if m.group(1).lower() == "sup" else "_{") + m.group(2) + "}", v)
     if v.isascii():
         return v
     for rx, rep in _UNICODE_SUBS:
@@ -574,8 +600,12 @@ def _written_equal(target: str, value: str) -> bool:
     a, b = parse_number(target), parse_number(value)
     if a is not None and b is not None:
         return a == b
-    norm = lambda x: _norm_expr(unicode_math_to_latex(x))  # noqa: E731
+    # "\text{ J}" and "J" are one unit written two ways
+    norm = lambda x: _norm_expr(unicode_math_to_latex(_TEXT_CMD_RE.sub(r"\1", x)))  # noqa: E731
     return norm(target) == norm(value)
+
+
+_TEXT_CMD_RE = re.compile(r"\\(?:text|mathrm|textrm|mbox)\s*\{([^{}]*)\}")
 
 
 _SUBDIGITS = str.maketrans("₀₁₂₃₄₅₆₇₈₉⁰¹²³⁴⁵⁶⁷⁸⁹", "01234567890123456789")
@@ -647,7 +677,11 @@ class ImplicitAnswerFinder:
         # (thousands separators removed), else every digit of the target, else one of its needles
         self._gates: list[tuple[str, object]] | None = []
         for p in self.targets:
-            if p.number is not None and p.number.denominator == 1 and abs(p.number) >= 10:
+            sci = sci_number(p.target.value) if p.number is not None else None
+            if sci is not None:
+                # "4.5e33" is written "4.5 \times 10^{33}": its mantissa's digits, not the 34-digit integer
+                self._gates.append(("digits", tuple(d for d in sci[1] if d.isdigit())))
+            elif p.number is not None and p.number.denominator == 1 and abs(p.number) >= 10:
                 self._gates.append(("int", str(abs(p.number.numerator))))
             elif p.number is not None and p.number.denominator != 1:
                 self._gates = None  # 0.5 may be written 1/2: no digit condition holds
