@@ -303,6 +303,16 @@ CASES = {
         "So, to one significant figure, the luminosity is 4 × 10<sup>33</sup> erg/s.",
         CHECKS + "**Final Answer**\n\\boxed{4 \\times 10^{33}}",
     ),
+    "the value as the subject of 'is the remainder'": case(
+        "Find the remainder when the product $abcdef$ is divided by $1000$.", "592",
+        "The product is 8 * 3 * 3 * 4 * 3 * 3 = 2592.\n\nThe problem asks for the remainder when this is divided by "
+        "1000.\n\n", "So, 592 is the remainder.", CHECKS + "**Final Answer**\n\\boxed{592}",
+    ),
+    "a remainder of the division": case(
+        "Find the remainder when $f(1)$ is divided by $1000$.", "53",
+        "Adding the coefficients gives f(1) = 6053.\n\n",
+        "So 6053 divided by 1000: 6*1000 = 6000, with a remainder of 53.", CHECKS + "**Final Answer**\n\\boxed{53}",
+    ),
     "an inference drawn with so-if-then": case(
         "Compute: $1-2+3-4+5- \\dots +99-100$.", "-50",
         "Grouping the terms in pairs, each pair (1 - 2), (3 - 4), ... is -1, and 100 terms make 50 pairs.\n\n",

@@ -204,17 +204,18 @@ _VALUE_INTRO_RE = re.compile(
     r"=|:|\b(?:is|equals|are|gives|giving|gave|get|got|obtain|becomes|be|(?:it|that|this|which|there)['’]s|"
     r"(?:simplifies|reduces|comes|amounts|equal|evaluates|works out|adds up|sums|totals|boils down|rounds|leads)\s+to|"
     r"(?:sum|total|product|difference|value|area|perimeter|volume|length|count|probability|distance|height|width|"
-    r"minimum|maximum|ratio|speed|cost)\s+of)\b",
+    r"minimum|maximum|ratio|speed|cost|remainder)\s+of)\b",
     re.IGNORECASE,
 )
 _VALUE_INTRO_ASCII = lower_case_twin(_VALUE_INTRO_RE)
-# "So 2220 seems the smallest." / "Therefore 42 is the answer.": the value as the subject of a concluding predicate
+# "So 2220 seems the smallest." / "Therefore 42 is the answer." / "So, 592 is the remainder.": the value as the subject
+# of a concluding predicate
 _SUBJECT_VALUE_RE = re.compile(
     r"^[\W_]*(?:(?:so|thus|therefore|hence|then|and|which means|this means)[\s,]+)*\$?\s*"
     r"(?P<v>[-+]?(?:\d[\d,]*(?:\.\d+)?(?:\s*/\s*\d+)?|\\[dt]?frac\{\d+\}\{\d+\}))\s*\$?\s+"
     r"(?:is|seems|must be|should be|would be|appears to be|is indeed|seems to be)\s+(?:indeed\s+)?(?:the\s+|our\s+)?"
     r"(?:smallest|largest|least|greatest|minimum|maximum|minimal|maximal|answer|solution|result|correct|right|only|"
-    r"desired|required|final)\b",
+    r"desired|required|final|remainder)\b",
     re.IGNORECASE,
 )
 # "that would be", "which would be", "that would suggest 46 ordered pairs": a commitment phrased politely, not a hedge
