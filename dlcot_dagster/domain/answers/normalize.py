@@ -87,10 +87,11 @@ def _closing(s: str, i: int, open_ch: str, close_ch: str) -> int:
     return -1
 
 
-def plain_math_as_latex(s: str, _depth: int = 0) -> str:
+def plain_math_as_latex(s: str, _depth: int = 0, functions: bool = True) -> str:
     """"3√13" -> "3\\sqrt{13}", "√(x+1)" -> "\\sqrt{x+1}", "sqrt(3)" -> "\\sqrt{3}", "∛2" -> "\\sqrt[3]{2}",
     "½" -> "\\frac{1}{2}", "ln(2)" -> "\\ln(2)", "x**10" -> "x^{10}", "10<sup>-19</sup>" -> "10^{-19}"; other text unchanged (left-to-right passes,
-    no backtracking)."""
+    no backtracking). ``functions=False`` leaves "sin(" alone (math-verify's input: there the names made it parse
+    prose such as "sin(3x + pi - 2 pi k) for a positive integer k" as trigonometry, for 2 s instead of 0.1 s)."""
     if s.isascii() and "sqrt" not in s and "cbrt" not in s and "(" not in s and "**" not in s and "<" not in s:
         return s
     if "</" in s:
@@ -100,7 +101,7 @@ def plain_math_as_latex(s: str, _depth: int = 0) -> str:
     if not s.isascii():
         # "½" alone, "2½" a mixed number (read as such, like "2\\frac{1}{2}")
         s = _VULGAR_RE.sub(lambda m: "\\frac{%s}{%s}" % tuple(_VULGAR[m.group()].split("/")), s)
-    if "(" in s:
+    if functions and "(" in s:
         s = _FUNC_WORD_RE.sub(r"\\\1", s)
     out: list[str] = []
     pos = 0
@@ -128,7 +129,7 @@ def plain_math_as_latex(s: str, _depth: int = 0) -> str:
             arg = am.group()
             end = am.end()
         if _depth < 3 and ("sqrt" in arg or "cbrt" in arg or not arg.isascii()):
-            arg = plain_math_as_latex(arg, _depth + 1)  # "sqrt(1 + sqrt(2))"
+            arg = plain_math_as_latex(arg, _depth + 1, functions)  # "sqrt(1 + sqrt(2))"
         out.append(s[pos:m.start()])
         out.append("\\sqrt" + index + "{" + arg + "}")
         pos = end

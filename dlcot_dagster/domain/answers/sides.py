@@ -84,7 +84,7 @@ def _wrap(answer: str) -> str:
     """The answer as math-verify input: boxed, with repeating decimals turned
     into fractions and ``\\mathrm{e}`` into ``e`` (which math-verify cannot
     parse)."""
-    answer = _MATHRM_LETTER_RE.sub(r"\1", rewrite_repeating(brace_token_arguments(plain_math_as_latex(answer))))
+    answer = _MATHRM_LETTER_RE.sub(r"\1", rewrite_repeating(brace_token_arguments(plain_math_as_latex(answer, functions=False))))
     return "\\boxed{" + answer + "}"
 
 
