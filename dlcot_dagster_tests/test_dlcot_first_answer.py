@@ -303,6 +303,11 @@ CASES = {
         "So, to one significant figure, the luminosity is 4 × 10<sup>33</sup> erg/s.",
         CHECKS + "**Final Answer**\n\\boxed{4 \\times 10^{33}}",
     ),
+    "a power written in Unicode superscripts": case(
+        "Compute the energy released in kilojoules.", "9e11",
+        "The energy is 9 × 10¹⁴ J, and 1 kJ = 10³ J.\n\n",
+        "So, E = 9 × 10¹⁴ J / 10³ J/kJ = 9 × 10¹¹ kJ.", CHECKS + "**Final Answer**\n\\boxed{9 \\times 10^{11}}",
+    ),
     "the value as the subject of 'is the remainder'": case(
         "Find the remainder when the product $abcdef$ is divided by $1000$.", "592",
         "The product is 8 * 3 * 3 * 4 * 3 * 3 = 2592.\n\nThe problem asks for the remainder when this is divided by "

@@ -52,10 +52,15 @@ def subscripts_as_latex(s: str) -> str:
     return _SUB_RUN_RE.sub(lambda m: "_{" + m.group().translate(_SUB_DIGITS) + "}", s)
 
 
+def superscripts_as_latex(s: str) -> str:
+    """Runs of Unicode superscript digits as LaTeX powers ("10⁻¹⁹" -> "10^{-19}", "x²" -> "x^{2}")."""
+    return _SUP_RUN_RE.sub(lambda m: "^{" + m.group().translate(_SUP_DIGITS) + "}", s)
+
+
 def _scripts(s: str) -> str:
     if s.isascii():
         return s
-    return _SUP_RUN_RE.sub(lambda m: "^{" + m.group().translate(_SUP_DIGITS) + "}", subscripts_as_latex(s))
+    return superscripts_as_latex(subscripts_as_latex(s))
 
 # Radicals, roots and vulgar fractions written as plain text ("3√13", "√(61)", "2 sqrt(3) + 3", "∛2", "½"): as LaTeX,
 # so that both the fast path and math-verify read them ("√13" must not become "\\sqrt{1}3")

@@ -66,7 +66,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any, Protocol
 
-from dlcot_dagster.domain.answers.normalize import subscripts_as_latex
+from dlcot_dagster.domain.answers.normalize import subscripts_as_latex, superscripts_as_latex
 
 from .text import clause_start, hedged, lower_case_twin, sentence_spans
 from .types import AnswerSpan
@@ -124,7 +124,10 @@ _SCI_RE = re.compile(
 
 def sci_number(s: str) -> tuple[Fraction, str] | None:
     """(exact value, mantissa digits) of a number in scientific notation (see ``_SCI_RE``), else None."""
-    m = _SCI_RE.match(s.strip().replace("$", "").strip())
+    s = s.strip().replace("$", "").strip()
+    if not s.isascii():
+        s = superscripts_as_latex(s)  # "2.89 × 10⁻¹⁹ J"
+    m = _SCI_RE.match(s)
     if m is None:
         return None
     exp = int((m.group("e1") or m.group("e2")).replace("−", "-").replace(" ", ""))
@@ -177,10 +180,16 @@ def unicode_math_to_latex(v: str) -> str:
         v = _HTML_SCRIPT_RE.sub(lambda m: ("^{" if m.group(1).lower() == "sup" else "_{") + m.group(2) + "}", v)
     if v.isascii():
         return v
+    # a power of several superscript characters, or one other than a lone ² or ³, as one LaTeX power ("10³³" ->
+    # "10^{33}", not "10^3^3"; "10⁻¹⁹" -> "10^{-19}"); a lone ² or ³ as before ("x²" -> "x^2")
+    v = _SUP_POWER_RE.sub(lambda m: superscripts_as_latex(m.group()), v)
     for rx, rep in _UNICODE_SUBS:
         v = rx.sub(rep, v)
-    # subscript digits as LaTeX ("E₁" -> "E_{1}"); superscripts other than ² and ³ stay (parse_number reads "10⁻⁷")
+    # subscript digits as LaTeX ("E₁" -> "E_{1}")
     return subscripts_as_latex(v).strip()
+
+
+_SUP_POWER_RE = re.compile("[⁰¹²³⁴-⁹⁻]{2,}|[⁰¹⁴-⁹⁻]")
 
 
 _WORD3_RE = re.compile(r"(?<![\\a-zA-Z])[a-zA-Z]{3,}")
