@@ -42,9 +42,9 @@ _ASSIGN_RE = re.compile(
 _RELATION_RE = re.compile(r"\\(?:leq|geq|neq|in|approx|equiv|sim)(?![a-zA-Z])|[<>=]")
 
 
-def choice_letter(answer: str) -> str | None:
-    """The multiple-choice letter of ``"B"``, ``"(B)"``, ``"\\text{(B)}"``,
-    ``"(B) 42"``, ``"B) text"``; ``None`` otherwise."""
+def _choice(answer: str) -> tuple[str, str] | None:
+    """(letter, the value written after it or "") of a multiple-choice answer: ``"B"``, ``"(B)"``, ``"\\text{(B)}"``,
+    ``"(B) 42"``, ``"B) text"``, ``"\\textbf{(C) } 12"``; ``None`` otherwise."""
     c, pct, deg = clean_latex(answer)
     if pct or deg:
         return None
@@ -62,23 +62,16 @@ def choice_letter(answer: str) -> str | None:
         # "B. something" is a choice; "B.5" is not (rest would start with a digit)
         if rest[1:2].isdigit():
             return None
-    return letter.upper()
-
-
-def choice_value(answer: str) -> str | None:
-    """The value an option carries after its letter: ``"(C) 12"`` -> ``"12"``, ``"B) 7.6"`` -> ``"7.6"``,
-    ``"\\textbf{(C) } 12"`` -> ``"12"``; ``None`` for a bare letter or when no letter leads."""
-    if choice_letter(answer) is None:
-        return None
-    c = clean_latex(answer)[0].strip().strip("*").strip()
-    m = _CHOICE_RE.match(c)
-    if m is None:
-        return None
-    rest = m.group("rest").strip()
     if not m.group("p"):
-        rest = rest[1:].strip() if rest[:1] in (")", ".", ":") else ""
-    rest = rest.lstrip(":").strip()
-    return rest or None
+        rest = rest[1:].strip()  # past the ")", "." or ":" after a bare letter
+    return letter.upper(), rest.lstrip(":").strip()
+
+
+def choice_letter(answer: str) -> str | None:
+    """The multiple-choice letter of ``"B"``, ``"(B)"``, ``"\\text{(B)}"``,
+    ``"(B) 42"``, ``"B) text"``; ``None`` otherwise."""
+    parsed = _choice(answer)
+    return parsed[0] if parsed is not None else None
 
 
 def _single_letter(answer: str) -> str | None:
@@ -131,17 +124,16 @@ def _scalar(gold: str, pred: str) -> Verdict | None:
         if eq is not None:
             return Verdict(eq, "fast:number")
         return None
-    gl, pl = choice_letter(gold), choice_letter(pred)
+    gc, pc = _choice(gold), _choice(pred)
+    gl, pl = (gc[0] if gc else None), (pc[0] if pc else None)
     if gl is not None and pl is not None:
         return Verdict(gl == pl, "fast:choice")
     # "(C) 12" against "12": the option's value against the value (both ways); against a bare letter, the letter
-    for a, al, b, bl in ((gold, gl, pred, pl), (pred, pl, gold, gl)):
-        if al is not None and bl is None:
-            value = choice_value(a)
-            if value is not None:
-                v = _compare_any(value, b, depth=1)
-                if v is not None and v.equivalent is not None:
-                    return Verdict(v.equivalent, "fast:choice_value")
+    for option, other, other_choice in ((gc, pred, pc), (pc, gold, gc)):
+        if option is not None and option[1] and other_choice is None:
+            v = _compare_any(option[1], other, depth=1)
+            if v is not None and v.equivalent is not None:
+                return Verdict(v.equivalent, "fast:choice_value")
     if gl is not None and pn is not None and len(clean_latex(gold)[0]) <= 4:
         # gold is a letter, pred is a number: a value, not an option
         return Verdict(None, "fast:choice_vs_value")

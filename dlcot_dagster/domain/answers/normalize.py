@@ -75,8 +75,18 @@ _ROOT_ARG_RE = re.compile(r"\d+(?:\.\d+)?|\.\d+|[A-Za-z](?![A-Za-z])|\\[a-zA-Z]+
 _STAR_POWER_RE = re.compile(r"(?<=[\w)}\]])\*\*(-?\d+(?:\.\d+)?|[A-Za-z]|\([^()]{1,40}\))(?!\*)")
 # HTML scripts ("10<sup>-19</sup>", "H<sub>2</sub>O"), as some models write exponents in plain text
 _HTML_SCRIPT_RE = re.compile(r"<(sup|sub)>([^<>]{1,40})</\1>", re.IGNORECASE)
+
+
+def html_scripts_as_latex(s: str) -> str:
+    """"10<sup>-19</sup>" -> "10^{-19}", "H<sub>2</sub>" -> "H_{2}"."""
+    return _HTML_SCRIPT_RE.sub(lambda m: ("^{" if m.group(1).lower() == "sup" else "_{") + m.group(2) + "}", s)
+
+
 # ln(2), sin(x): an ASCII function name before "(" as its LaTeX command
 _FUNC_WORD_RE = re.compile(r"(?<![\\A-Za-z])(ln|exp|sin|cos|tan|cot|sec|csc|arcsin|arccos|arctan)(?=\s*\()")
+
+
+_BRACKETS = {"(": ")", "{": "}"}
 
 
 def _closing(s: str, i: int, open_ch: str, close_ch: str) -> int:
@@ -94,13 +104,13 @@ def _closing(s: str, i: int, open_ch: str, close_ch: str) -> int:
 
 def plain_math_as_latex(s: str, _depth: int = 0, functions: bool = True) -> str:
     """"3√13" -> "3\\sqrt{13}", "√(x+1)" -> "\\sqrt{x+1}", "sqrt(3)" -> "\\sqrt{3}", "∛2" -> "\\sqrt[3]{2}",
-    "½" -> "\\frac{1}{2}", "ln(2)" -> "\\ln(2)", "x**10" -> "x^{10}", "10<sup>-19</sup>" -> "10^{-19}"; other text unchanged (left-to-right passes,
-    no backtracking). ``functions=False`` leaves "sin(" alone (math-verify's input: there the names made it parse
+    "½" -> "\\frac{1}{2}", "ln(2)" -> "\\ln(2)", "x**10" -> "x^{10}", "10<sup>-19</sup>" -> "10^{-19}"; other text
+    unchanged (left-to-right passes, no backtracking). ``functions=False`` leaves "sin(" alone (math-verify's input: there the names made it parse
     prose such as "sin(3x + pi - 2 pi k) for a positive integer k" as trigonometry, for 2 s instead of 0.1 s)."""
     if s.isascii() and "sqrt" not in s and "cbrt" not in s and "(" not in s and "**" not in s and "<" not in s:
         return s
     if "</" in s:
-        s = _HTML_SCRIPT_RE.sub(lambda m: ("^{" if m.group(1).lower() == "sup" else "_{") + m.group(2) + "}", s)
+        s = html_scripts_as_latex(s)
     if "**" in s:
         s = _STAR_POWER_RE.sub(r"^{\1}", s)
     if not s.isascii():
@@ -115,14 +125,8 @@ def plain_math_as_latex(s: str, _depth: int = 0, functions: bool = True) -> str:
             continue
         index = _ROOT_INDEX[m.group("word") or m.group("sign")]
         k = m.end()
-        if s[k] == "(":
-            j = _closing(s, k, "(", ")")
-            if j < 0:
-                continue
-            arg = s[k + 1:j]
-            end = j + 1
-        elif s[k] == "{":
-            j = _closing(s, k, "{", "}")
+        if s[k] in _BRACKETS:  # "√(x+1)", "sqrt{3}": the bracketed argument
+            j = _closing(s, k, s[k], _BRACKETS[s[k]])
             if j < 0:
                 continue
             arg = s[k + 1:j]
@@ -287,7 +291,8 @@ def strip_delimiters(s: str, max_rounds: int = 8) -> str:
     return s
 
 
-def _unwrap_text_commands(s: str) -> str:
+def unwrap_text_commands(s: str) -> str:
+    """``\\text{ J}``, ``\\mathrm{cm}``, ``\\mbox{...}``: their content (spaced), nested ones too."""
     for _ in range(6):
         new = _TEXT_SIMPLE_RE.sub(lambda m: " " + m.group(1) + " ", s)
         if new == s:
@@ -311,7 +316,7 @@ def clean_latex(s: str) -> tuple[str, bool, bool]:
     s = s.replace("\\!", "")
     for rx, rep in _REPLACEMENTS:
         s = rx.sub(rep, s)
-    s = _unwrap_text_commands(s)
+    s = unwrap_text_commands(s)
     had_degree = False
     if "circ" in s or "\u00b0" in s or "degree" in s or "^{o}" in s:
         s, k = _DEGREE_RE.subn("", s)

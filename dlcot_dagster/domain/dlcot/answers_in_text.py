@@ -66,7 +66,12 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any, Protocol
 
-from dlcot_dagster.domain.answers.normalize import subscripts_as_latex, superscripts_as_latex
+from dlcot_dagster.domain.answers.normalize import (
+    html_scripts_as_latex,
+    subscripts_as_latex,
+    superscripts_as_latex,
+    unwrap_text_commands,
+)
 
 from .text import clause_start, hedged, lower_case_twin, sentence_spans
 from .types import AnswerSpan
@@ -170,14 +175,11 @@ _UNICODE_SUBS = (
 )
 
 
-_HTML_SCRIPT_RE = re.compile(r"<(sup|sub)>([^<>]{1,40})</\1>", re.IGNORECASE)
-
-
 def unicode_math_to_latex(v: str) -> str:
     """"√51" → "\\sqrt{51}", "2π" → "2\\pi", "10<sup>-19</sup>" → "10^{-19}": plain-text math as LaTeX, so the
     checker can parse it."""
     if "</" in v:
-        v = _HTML_SCRIPT_RE.sub(lambda m: ("^{" if m.group(1).lower() == "sup" else "_{") + m.group(2) + "}", v)
+        v = html_scripts_as_latex(v)
     if v.isascii():
         return v
     # a power of several superscript characters, or one other than a lone ² or ³, as one LaTeX power ("10³³" ->
@@ -611,11 +613,8 @@ def _written_equal(target: str, value: str) -> bool:
     if a is not None and b is not None:
         return a == b
     # "\text{ J}" and "J" are one unit written two ways
-    norm = lambda x: _norm_expr(unicode_math_to_latex(_TEXT_CMD_RE.sub(r"\1", x)))  # noqa: E731
+    norm = lambda x: _norm_expr(unicode_math_to_latex(unwrap_text_commands(x)))  # noqa: E731
     return norm(target) == norm(value)
-
-
-_TEXT_CMD_RE = re.compile(r"\\(?:text|mathrm|textrm|mbox)\s*\{([^{}]*)\}")
 
 
 _SUBDIGITS = str.maketrans("₀₁₂₃₄₅₆₇₈₉⁰¹²³⁴⁵⁶⁷⁸⁹", "01234567890123456789")
