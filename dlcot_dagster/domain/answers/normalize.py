@@ -87,6 +87,21 @@ _FUNC_WORD_RE = re.compile(r"(?<![\\A-Za-z])(ln|exp|sin|cos|tan|cot|sec|csc|arcs
 
 
 _BRACKETS = {"(": ")", "{": "}"}
+# abs(x - 1): Python's / a CAS's absolute value, as bars
+_ABS_RE = re.compile(r"(?<![\\A-Za-z])abs\s*(?=\()")
+
+
+def _abs_as_bars(s: str) -> str:
+    """"abs(x-1)" -> "|x-1|" (nested calls too: "abs(abs(x)-1)" -> "||x|-1|"); an unclosed call is left alone."""
+    for _ in range(4):
+        m = _ABS_RE.search(s)
+        if m is None:
+            break
+        j = _closing(s, m.end(), "(", ")")
+        if j < 0:
+            break
+        s = s[:m.start()] + "|" + s[m.end() + 1:j] + "|" + s[j + 1:]
+    return s
 
 
 def _closing(s: str, i: int, open_ch: str, close_ch: str) -> int:
@@ -104,8 +119,8 @@ def _closing(s: str, i: int, open_ch: str, close_ch: str) -> int:
 
 def plain_math_as_latex(s: str, _depth: int = 0, functions: bool = True) -> str:
     """"3√13" -> "3\\sqrt{13}", "√(x+1)" -> "\\sqrt{x+1}", "sqrt(3)" -> "\\sqrt{3}", "∛2" -> "\\sqrt[3]{2}",
-    "½" -> "\\frac{1}{2}", "ln(2)" -> "\\ln(2)", "x**10" -> "x^{10}", "10<sup>-19</sup>" -> "10^{-19}"; other text
-    unchanged (left-to-right passes, no backtracking). ``functions=False`` leaves "sin(" alone (math-verify's input: there the names made it parse
+    "½" -> "\\frac{1}{2}", "ln(2)" -> "\\ln(2)", "abs(x)" -> "|x|", "x**10" -> "x^{10}", "10<sup>-19</sup>" -> "10^{-19}";
+    other text unchanged (left-to-right passes, no backtracking). ``functions=False`` leaves "sin(" alone (math-verify's input: there the names made it parse
     prose such as "sin(3x + pi - 2 pi k) for a positive integer k" as trigonometry, for 2 s instead of 0.1 s)."""
     if s.isascii() and "sqrt" not in s and "cbrt" not in s and "(" not in s and "**" not in s and "<" not in s:
         return s
@@ -116,6 +131,8 @@ def plain_math_as_latex(s: str, _depth: int = 0, functions: bool = True) -> str:
     if not s.isascii():
         # "½" alone, "2½" a mixed number (read as such, like "2\\frac{1}{2}")
         s = _VULGAR_RE.sub(lambda m: "\\frac{%s}{%s}" % tuple(_VULGAR[m.group()].split("/")), s)
+    if "abs" in s:
+        s = _abs_as_bars(s)
     if functions and "(" in s:
         s = _FUNC_WORD_RE.sub(r"\\\1", s)
     out: list[str] = []

@@ -2,7 +2,7 @@
 
 Handles integers (zero-padded "025", thousands separators "7,425,000",
 "1 000"), decimals ("27.0", ".4"), simple fractions ("3/4",
-``\\frac{-3}{4}``), mixed numbers (``2\\frac{1}{2}``), repeating decimals
+``\\frac{-3}{4}``), mixed numbers (``2\\frac{1}{2}``, "2 1/2"), repeating decimals
 (``0.\\overline{3}``), scientific notation (``1.5\\times10^{3}``, "2e-3"),
 currency prefixes, percent and degree signs and trailing unit words.
 
@@ -53,6 +53,8 @@ _FRAC_RE = re.compile(
     rf"({_SIGN})\\frac\s*\{{\s*({_SIGN}(?:{_DEC}|{_INT}))\s*\}}\s*\{{\s*({_SIGN}(?:{_DEC}|{_INT}))\s*\}}"
 )
 _MIXED_RE = re.compile(rf"({_SIGN})(\d+)\s*\\frac\s*\{{\s*(\d+)\s*\}}\s*\{{\s*(\d+)\s*\}}")
+# "2 1/2", "-1 3/4": a whole number, a space, then a proper fraction (no leading zero: "1 000/3" is not one)
+_MIXED_SLASH_RE = re.compile(rf"({_SIGN})(\d+)\s+([1-9]\d*)\s*/\s*([1-9]\d*)")
 _REPEAT_RE = re.compile(
     rf"({_SIGN})(\d*)\.(\d*)(?:\\overline|\\dot|\\bar)\s*\{{\s*(\d+)\s*\}}"
     rf"|({_SIGN})(\d*)\.(\d*)\((\d+)\)"
@@ -144,6 +146,10 @@ def _core(s: str) -> tuple[Fraction, bool, int] | None:
         if d == 0:
             raise ZeroDivisionError
         v = int(m.group(2)) + Fraction(int(m.group(3)), d)
+        return (-v if m.group(1) == "-" else v), True, 0
+    m = _MIXED_SLASH_RE.fullmatch(s)
+    if m and len(m.group(3)) + len(m.group(4)) <= 12 and int(m.group(3)) < int(m.group(4)):
+        v = int(m.group(2)) + Fraction(int(m.group(3)), int(m.group(4)))
         return (-v if m.group(1) == "-" else v), True, 0
     for rx in (_SCI_RE, _E_RE):
         m = rx.fullmatch(s)
