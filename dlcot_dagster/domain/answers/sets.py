@@ -292,12 +292,23 @@ def real_set(s: str, *, _var: list[str] | None = None) -> list[Interval] | None:
     return _normalize(acc)
 
 
+_SET_WORD_RE = re.compile(r"\\cup(?![a-zA-Z])|∪|\\mathbb\s*\{?\s*R|ℝ|all real numbers", re.IGNORECASE)
+
+
+def _infinity_sign(s: str) -> str | None:
+    """"+" or "-" when ``s`` is an infinity alone ("\\infty", "\\text{infinity}", "-∞"), else None."""
+    if len(s) > 40:
+        return None
+    m = _INF_RE.match(clean_latex(s)[0])
+    return None if m is None else (m.group(1) or "+")
+
+
 def looks_like_set(s: str) -> bool:
     """Cheap test: an inequality, an interval with a bracket or infinity, a union, or an empty-set spelling."""
     c = s if len(s) <= _MAX_CHARS else ""
     return bool(c) and (
         bool(_REL_RE.search(c)) or "\\infty" in c or "∞" in c or "\\cup" in c or "∪" in c or "\\mathbb" in c
-        or is_empty_set(c) or bool(re.search(r"^\s*\$?\s*(?:\\left)?[(\[].*,.*[)\]]\s*\$?\s*$", c))
+        or is_empty_set(c) or "all real" in c.lower() or bool(re.search(r"^\s*\$?\s*(?:\\left)?[(\[].*,.*[)\]]\s*\$?\s*$", c))
     )
 
 
@@ -307,9 +318,14 @@ def compare_sets(gold: str, pred: str) -> bool | None:
     g_empty, p_empty = is_empty_set(gold), is_empty_set(pred)
     if g_empty and p_empty:
         return True
+    g_inf, p_inf = _infinity_sign(gold), _infinity_sign(pred)
+    if g_inf is not None and p_inf is not None:
+        return g_inf == p_inf
     g_rel = bool(_REL_RE.search(gold))
     p_rel = bool(_REL_RE.search(pred))
-    if not (g_rel or p_rel or g_empty or p_empty):
+    # an inequality, the empty set, a union ("[3,4] \\cup [1,2]" is "[1,2] \\cup [3,4]") or the whole line: read both
+    # sides as sets; two plain intervals are left to the structural comparison ("(1,2)" may be a point)
+    if not (g_rel or p_rel or g_empty or p_empty or _SET_WORD_RE.search(gold) or _SET_WORD_RE.search(pred)):
         return None
     gs, ps = real_set(gold), real_set(pred)
     if g_empty != p_empty and (gs is None or ps is None):
