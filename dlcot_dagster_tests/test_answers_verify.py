@@ -140,6 +140,8 @@ CASES_TRUE = [
     ("[1,2]\\cup[3,4]", "[3,4] \\cup [1,2]", "a union in another order"),
     ("\\text{all real numbers}", "(-\\infty, \\infty)", "the real line in words and as an interval"),
     ("\\infty", "\\text{infinity}", "infinity in words"),
+    ("\\frac{1}{2}", "1\u20442", "Unicode fraction slash"),
+    ("3", "6 \u00f7 2", "Unicode division sign"),
     ("\\left|2x\\right| + 1", "abs(2*x) + 1", "abs() inside an expression"),
     # Unicode sub- and superscripts
     ("E_{1},E_{2}", "E₁ and E₂", "unicode subscripts in a list"),
@@ -185,6 +187,7 @@ CASES_FALSE = [
     ("[1,2]\\cup[3,4]", "[3,4] \\cup [1,3]", "a union with another endpoint"),
     ("\\mathbb{R}", "(0, \\infty)", "the real line against a half-line"),
     ("\\infty", "-\\infty", "infinities of opposite signs"),
+    ("\\frac{1}{3}", "1\u20442", "Unicode fraction slash, another fraction"),
     ("\\sqrt{x}+1", "sqrt(x+1)", "the radical's argument is what its parentheses hold"),
     ("\\sqrt[3]{2}", "√2", "a cube root is not a square root"),
     ("\\frac{1}{3}", "½", "another vulgar fraction"),

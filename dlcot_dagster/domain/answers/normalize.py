@@ -23,6 +23,9 @@ __all__ = [
 _UNICODE = {
     "\u2212": "-",  # minus sign
     "\u2013": "-",
+    "\u2044": "/",  # fraction slash ("1⁄2")
+    "\u2215": "/",  # division slash
+    "\u00f7": "\\div ",
     "\u00d7": "\\times ",
     "\u00b7": "\\cdot ",
     "\u22c5": "\\cdot ",
