@@ -121,9 +121,25 @@ PLAN_5 = [
     ("sky-t1-students/Sky-T1-math-correct-5K-32B-ckpts__aime24.jsonl", 1, 14000),
     ("sky-t1-students/Sky-T1-math-wrong-5K-27B__aime24.jsonl", 1, 14000),
 ]
-PLANS = {1: PLAN, 2: PLAN_2, 3: PLAN_3, 4: PLAN_4, 5: PLAN_5}
-# rounds that may draw a trace whose first answer alone was marked in a first-answer fixture
-REUSE_FIRST_ANSWERS = {4}
+# round 6 (drawn after engine 0.3.14, before any rule was tuned on it): the 20 SAT traces whose checks nobody had
+# annotated yet (the issue measures verification on all 38; their first answers were tuned on, so they are tune traces,
+# but their checks are new material), and a fresh sample of the R1 / R1-distill / Gemini / Sky-T1 mix
+PLAN_6 = [
+    ("sat_deepseek-r1.json", 20, 16000),
+    ("limo_deepseek-r1-distill-qwen-32b.jsonl", 4, 14000),
+    ("math500_deepseek-r1.jsonl", 1, 15000),
+    ("math500_deepseek-r1-distill-llama-8b.jsonl", 2, 15000),
+    ("math500_deepseek-r1-distill-qwen-7b.jsonl", 2, 14000),
+    ("aime2024_gemini-2.0-flash-thinking.jsonl", 2, 16000),
+    ("sky-t1-students/Sky-T1-math-correct-5K-27B__math500.jsonl", 1, 12000),
+    ("sky-t1-students/Sky-T1-math-wrong-5K-27B__minerva_math.jsonl", 1, 12000),
+    ("sky-t1-students/Sky-T1-math-correct-5K-14B__amc23.jsonl", 1, 12000),
+    ("sky-t1-students/Sky-T1-math-wrong-5K-14B__aime24.jsonl", 1, 14000),
+]
+PLANS = {1: PLAN, 2: PLAN_2, 3: PLAN_3, 4: PLAN_4, 5: PLAN_5, 6: PLAN_6}
+# rounds that may draw a trace whose first answer alone was marked in a first-answer fixture, and from which files
+# (None: any)
+REUSE_FIRST_ANSWERS: dict[int, frozenset[str] | None] = {4: None, 6: frozenset({"sat_deepseek-r1.json"})}
 FIXTURES = [FIXTURE, FIXTURE.with_name("dlcot_first_answers_sat.jsonl"), FIXTURE.with_name("dlcot_first_answers_sweep.jsonl")]
 
 
@@ -156,13 +172,21 @@ def record(file: str, rid: str):
     raise SystemExit(f"{file}: no record with id {rid!r}")
 
 
+def _reuses_first_answers(round_: int, file: str) -> bool:
+    if round_ not in REUSE_FIRST_ANSWERS:
+        return False
+    files = REUSE_FIRST_ANSWERS[round_]
+    return files is None or file in files
+
+
 def pick(round_: int = 1) -> list[tuple[str, str]]:
     out = []
     # traces of earlier rounds (and of the first-answer fixtures) are skipped; a round's own traces are not, so its pick
     # stays the same after it has been annotated
-    fixtures = FIXTURES[:1] if round_ in REUSE_FIRST_ANSWERS else FIXTURES
-    done = {a.id for f in fixtures if round_ > 1 and f.exists() for a in load_annotations(f) if a.round < round_}
+    annotated = {a.id for f in FIXTURES[:1] if round_ > 1 and f.exists() for a in load_annotations(f) if a.round < round_}
+    marked = {a.id for f in FIXTURES[1:] if round_ > 1 and f.exists() for a in load_annotations(f)}
     for file, n, max_chars in PLANS[round_]:
+        done = annotated if _reuses_first_answers(round_, file) else annotated | marked
         recs = [r for r in records(file) if 500 < len(r.thinking) <= max_chars and r.reference_answer.strip()
                 and r.id not in done]
         rng = random.Random(f"dlcot-annotations:{file}" + ("" if round_ == 1 else f":round{round_}"))

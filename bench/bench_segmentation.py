@@ -15,7 +15,7 @@ runs the rules engine (``default`` policy unless --policy) on each annotated tra
   overlaps it most is dropped as ``redundant_repeat_of:*``).
 
 It also reports the first answer alone on dlcot_first_answers_sat.jsonl: the SAT DeepSeek-R1 traces the full set
-leaves out (28 before round 4, 20 since), first answers only, marked while the multiple-choice rules were tuned on
+leaves out (28 before round 4, 20 after it, none since round 6 annotated the last 20 in full), first answers only, marked while the multiple-choice rules were tuned on
 them (a tune figure), and on all 38 SAT traces together; where round 4 annotated one of them in full, how far the
 two annotators' first answers lie apart; and on dlcot_first_answers_sweep.jsonl: 6 R1-distill / Sky-T1 traces outside the set,
 marked in a sweep for the count, unit and asked-variable forms (a tune figure too).
@@ -135,6 +135,8 @@ def main() -> None:
     out["first_answers_sat_all"] = sat
     out["first_answers_sweep"] = sweep
     for name, s in ((f"SAT +{extra['traces']} (tune)", extra), ("SAT all 38", sat), ("sweep (tune)", sweep)):
+        if not s["traces"]:  # since round 6 every SAT trace is annotated in full
+            continue
         med = s["first_answer_median_error"]
         print(f"{name:16s} traces {s['traces']:3d} | first answer within 2 sent. {100 * s['first_answer_ok_share']:5.1f} % "
               f"(median err {med if med is not None else '-'}, one side missing {s['first_answer_missing']}) | "
