@@ -313,6 +313,11 @@ CASES = {
         "The product is 8 * 3 * 3 * 4 * 3 * 3 = 2592.\n\nThe problem asks for the remainder when this is divided by "
         "1000.\n\n", "So, 592 is the remainder.", CHECKS + "**Final Answer**\n\\boxed{592}",
     ),
+    "the asked noun without its article, opening the sentence": case(
+        "Find the remainder when $P$ is divided by $1000$.", "679",
+        "Multiplying out the factors gives P = -8321, and -8321 = -9000 + 679.\n\n",
+        "Remainder is $679$.", CHECKS + "**Final Answer**\n\\boxed{679}",
+    ),
     "a remainder of the division": case(
         "Find the remainder when $f(1)$ is divided by $1000$.", "53",
         "Adding the coefficients gives f(1) = 6053.\n\n",

@@ -400,6 +400,9 @@ _SUBJECT_TAIL_RE = re.compile(r"\s*(?:\\\)\s*)?\$?\s+(?:is|equals|is equal to|sh
 # "the units digit of ...", "the modulo 7 remainder of the sum": a noun phrase after "the", up to " of" or the end
 _SUBJECT_NP_RE = re.compile(r"\bthe\s+((?:[a-z0-9-]+\s+){0,3}[a-z-]+)(?:\s+(?:of|when|after|modulo|mod)\b[^.;]*)?$",
                             re.IGNORECASE)
+# "Remainder is $679$.", "So remainder is 5": the same noun phrase without its article, opening the sentence
+_BARE_NP_RE = re.compile(r"^\s*(?:(?:so|thus|therefore|hence|then),?\s+)?((?:[a-z0-9-]+\s+){0,3}[a-z-]+)"
+                         r"(?:\s+(?:of|when|after|modulo|mod)\b[^.;]*)?$", re.IGNORECASE)
 # "we need the remainder when 45 is divided by 10, which is 5": the noun phrase closed by a relative "which"
 _WHICH_TAIL_RE = re.compile(r"\s*,\s*which$", re.IGNORECASE)
 # nouns too general to name the asked quantity ("the value is 5" is read by the other rules)
@@ -726,7 +729,8 @@ class ImplicitAnswerFinder:
     def _asked_subject(self, head: str) -> bool:
         """Whether ``head`` (the sentence before the value) ends in "<the asked quantity> is": the asked expression
         ("the value of \\( f^{-1}(1/5) \\) is") or the question's own noun phrase ("the units digit of 4$ is", "the
-        modulo 7 remainder of the sum is" for "Find the units digit ...", "Find the modulo 7 remainder ...")."""
+        modulo 7 remainder of the sum is" for "Find the units digit ...", "Find the modulo 7 remainder ..."; "Remainder
+        is" without the article when it opens the sentence)."""
         tail = _SUBJECT_TAIL_RE.search(head)
         if tail is None:
             return False
@@ -738,6 +742,8 @@ class ImplicitAnswerFinder:
                 return True
         if self._asked_words:
             np = _SUBJECT_NP_RE.search(subject)
+            if np is None and tail.start() <= 120:
+                np = _BARE_NP_RE.match(subject)  # the subject is the whole sentence head
             if np is not None:
                 words = [w for w in _WORD3_RE.findall(np.group(1).lower()) if w not in _GENERIC_NOUNS]
                 if words and all(w in self._asked_words for w in words):
