@@ -463,3 +463,30 @@ def test_trials_and_enumerated_assignments_are_not_answers(problem, reference, s
     res = run_dlcot(rec)
     end = first_answer_end(res)
     assert end is not None and end > len(before + statement), (statement, end)
+
+
+PHOTO_PROBLEM = ("Given that the work function of chromium is $4.40 \\mathrm{eV}$, calculate the kinetic energy of "
+                 "electrons in Joules emitted from a clean chromium surface irradiated with light of wavelength 200 nm.")
+PHOTO_THINKING = (
+    "The photon energy is hc / lambda = 9.939 x 10^-19 J, and the work function is 7.0488 x 10^-19 J.\n\n"
+    "KE = 9.939 \\times 10^{-19} J - 7.0488 \\times 10^{-19} J = 2.8902 \\times 10^{-19} J.\n\n"
+    "Let me double-check the photon energy: 6.626e-34 times 3e8 over 2e-7 is 9.939e-19. Yes.\n\n"
+    "**Final Answer**\n\\boxed{2.89 \\times 10^{-19} J}"
+)
+
+
+@pytest.mark.parametrize("asks_precision", [False, True])
+def test_an_unrounded_value_states_the_traces_own_rounded_answer(asks_precision):
+    """A wrong final answer written to two decimals ("2.89e-19" against the reference 2.88e-19) is first reached
+    where the thinking computes it unrounded ("= 2.8902 x 10^-19 J"), unless the question asks for a precision:
+    then the unrounded value is a step and the rounded one the answer."""
+    problem = PHOTO_PROBLEM + (" Round your answer to three significant figures." if asks_precision else "")
+    res = run_dlcot(TraceInput(id="p", problem=problem, reference_answer="2.88e-19", thinking=PHOTO_THINKING))
+    end = first_answer_end(res)
+    unrounded = PHOTO_THINKING.index("2.8902 \\times 10^{-19} J.") + len("2.8902 \\times 10^{-19} J")
+    # (the statement's span may take in the sentence's closing period)
+    if asks_precision:
+        assert end is None or not unrounded <= end <= unrounded + 1
+    else:
+        assert end is not None and unrounded <= end <= unrounded + 1, (end, unrounded)
+        assert res.segments[[s.kind for s in res.segments].index(SegmentKind.SOLUTION)].label.value == "incorrect"

@@ -620,15 +620,42 @@ def _written_equal(target: str, value: str) -> bool:
     return norm(target) == norm(value)
 
 
+# "to the nearest tenth", "round your answer to 3 significant figures", "two decimal places"
+_PRECISION_ASKED_RE = re.compile(r"\bnearest\b|\bdecimal places?\b|\bsignificant (?:figures?|digits?)\b|\bround(?:ed)?\b"
+                                 r"|\bto \w+ (?:places|digits)\b", re.IGNORECASE)
 _SUBDIGITS = str.maketrans("₀₁₂₃₄₅₆₇₈₉⁰¹²³⁴⁵⁶⁷⁸⁹", "01234567890123456789")
 
 
-class _Prepared:
-    __slots__ = ("target", "number", "digits", "needles")
+# a decimal literal, alone or as the mantissa of scientific notation: its places after the point
+_DECIMAL_PLACES_RE = re.compile(r"^\s*[-+]?\d*\.(\d+)")
 
-    def __init__(self, t: Target):
+
+def rounding_unit(value: str) -> Fraction | None:
+    """The unit of the last decimal place a number is written to ("2.89" -> 1/100, "2.89 \\times 10^{-19}" ->
+    10^-21), or None for an integer (no rounding is read into "3") or a non-number."""
+    sci = sci_number(value)
+    mantissa = sci[1] if sci is not None else value.strip().replace("$", "")
+    m = _DECIMAL_PLACES_RE.match(mantissa)
+    if m is None or (sci is None and parse_number(value) is None):
+        return None
+    exp = 0
+    if sci is not None:
+        if not Fraction(mantissa):
+            return None
+        power = sci[0] / Fraction(mantissa)  # 10^e exactly
+        exp = len(str(power.numerator)) - 1 if power >= 1 else 1 - len(str(power.denominator))
+    return Fraction(1, 10 ** len(m.group(1))) * Fraction(10) ** exp
+
+
+class _Prepared:
+    __slots__ = ("target", "number", "digits", "needles", "unit")
+
+    def __init__(self, t: Target, rounding: bool = False):
         self.target = t
         self.number = parse_number(t.value)
+        # the trace's own final answer written to a few decimals ("2.89 \\times 10^{-19} J"): its unrounded value
+        # earlier in the thinking ("= 2.8902 \\times 10^{-19} J") states it too (see ImplicitAnswerFinder)
+        self.unit = rounding_unit(t.value) if rounding and not t.checked and self.number else None
         self.digits = _digits(t.value)
         # a target without digits ("\pi", "\sqrt{x}"): sentences must hold one of these strings
         self.needles: tuple[str, ...] = ()
@@ -658,7 +685,9 @@ class ImplicitAnswerFinder:
             targets = make_targets([(a, None) for a in _alternatives(reference)], stem) if reference.strip() else []
         else:
             targets = list(reference)
-        self.targets = [_Prepared(t) for t in targets]
+        # unless the question asks for a precision (then the rounded value is the answer, the unrounded one a step)
+        rounding = _PRECISION_ASKED_RE.search(problem) is None
+        self.targets = [_Prepared(t, rounding) for t in targets]
         self.enabled = bool(self.targets)
         phrases = asked_phrases(problem)
         self.asked = asked_expressions(phrases)
@@ -715,7 +744,9 @@ class ImplicitAnswerFinder:
                 if vn is None:
                     got = parse_number(value)
                     vn = False if got is None else got  # (not "or False": zero is a number too)
-                if vn is not False and vn == p.number:
+                if vn is not False and (vn == p.number or (
+                        p.unit is not None and vn != 0 and (vn > 0) == (p.number > 0)
+                        and abs(vn - p.number) * 2 <= p.unit)):
                     out.append(p)
             elif p.digits:
                 if vd is None:
@@ -891,7 +922,8 @@ class ImplicitAnswerFinder:
             if p.target.weak and not asked and not computed and not counted and self._restates_problem(sent):
                 continue
             if not p.target.checked:
-                if _written_equal(p.target.value, value):
+                if _written_equal(p.target.value, value) or p.unit is not None:
+                    # (a target with a rounding unit passed _prefilter by its number: equal, or rounding to it)
                     return value, p.target.answer, off, step
                 continue
             key = (tvalue, value)
