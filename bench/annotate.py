@@ -136,7 +136,21 @@ PLAN_6 = [
     ("sky-t1-students/Sky-T1-math-correct-5K-14B__amc23.jsonl", 1, 12000),
     ("sky-t1-students/Sky-T1-math-wrong-5K-14B__aime24.jsonl", 1, 14000),
 ]
-PLANS = {1: PLAN, 2: PLAN_2, 3: PLAN_3, 4: PLAN_4, 5: PLAN_5, 6: PLAN_6}
+# round 7 (drawn after engine 0.3.15, before any rule was tuned on it): no SAT trace is left, so a fresh sample of the
+# R1-distill / Gemini / Sky-T1 traces, where the first answer was weakest on the held-out traces so far
+PLAN_7 = [
+    ("limo_deepseek-r1-distill-qwen-32b.jsonl", 8, 12000),
+    ("math500_deepseek-r1-distill-qwen-7b.jsonl", 2, 13000),
+    ("aime2024_gemini-2.0-flash-thinking.jsonl", 3, 16000),
+    ("sky-t1-students/Sky-T1-math-correct-5K-27B__math500.jsonl", 2, 10000),
+    ("sky-t1-students/Sky-T1-math-correct-5K-27B__minerva_math.jsonl", 2, 10000),
+    ("sky-t1-students/Sky-T1-math-wrong-5K-27B__minerva_math.jsonl", 1, 10000),
+    ("sky-t1-students/Sky-T1-math-wrong-5K-27B__amc23.jsonl", 2, 10000),
+    ("sky-t1-students/Sky-T1-math-correct-5K-14B__amc23.jsonl", 1, 10000),
+    ("sky-t1-students/Sky-T1-math-wrong-5K-14B__amc23.jsonl", 1, 10000),
+    ("sky-t1-students/Sky-T1-math-correct-5K-32B-ckpts__aime24.jsonl", 1, 12000),
+]
+PLANS = {1: PLAN, 2: PLAN_2, 3: PLAN_3, 4: PLAN_4, 5: PLAN_5, 6: PLAN_6, 7: PLAN_7}
 # rounds that may draw a trace whose first answer alone was marked in a first-answer fixture, and from which files
 # (None: any)
 REUSE_FIRST_ANSWERS: dict[int, frozenset[str] | None] = {4: None, 6: frozenset({"sat_deepseek-r1.json"})}

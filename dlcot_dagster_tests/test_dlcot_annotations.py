@@ -1,9 +1,9 @@
 """The hand-annotated labelled set: it still matches the shared traces, and the engine keeps its measured quality.
 
-``fixtures/dlcot_annotations.jsonl`` holds 190 real traces annotated by hand in six rounds (48; then 38 drawn after the
+``fixtures/dlcot_annotations.jsonl`` holds 213 real traces annotated by hand in seven rounds (48; then 38 drawn after the
 rules were tuned on the first; then 20 drawn after they were tuned on round 2's tune traces; then 27, 8 of them SAT
 traces whose checks nobody had marked; then 22 drawn after engine 0.3.9; then 35 after engine 0.3.14, 20 of them the
-last SAT traces without checks; see ``fixtures/ANNOTATION_GUIDE.md``):
+last SAT traces without checks; then 23 after engine 0.3.15; see ``fixtures/ANNOTATION_GUIDE.md``):
 where the first answer is reached, the boundaries of every check, and whether each check is a redundant re-check
 or a distinct method. The traces are read from ``../shared/data/traces``; the fixture holds offsets and short
 anchor quotes only. The floors below sit a little under what ``bench/bench_segmentation.py`` measured on the
@@ -113,6 +113,15 @@ def test_the_sixth_round_is_new_material(annotated):
     mix = [a for a in sixth if not a.file.startswith("sat_")]
     assert len(mix) >= 15 and not {a.id for a in mix} & {a.id for a in load_annotations(FIRST_ANSWERS)}
     assert len({a.id for a in anns if a.file.startswith("sat_")}) == 38
+
+
+def test_the_seventh_round_is_new_material(annotated):
+    """Round 7 (drawn after engine 0.3.15): no trace of an earlier round or of a first-answer fixture, both splits."""
+    anns = [a for a, _ in annotated]
+    seventh = [a for a in anns if a.round == 7]
+    assert len(seventh) >= 23 and Counter(a.split for a in seventh)["test"] >= 10
+    assert not {(a.file, a.id) for a in seventh} & {(a.file, a.id) for a in anns if a.round < 7}
+    assert not {a.id for a in seventh} & {a.id for a in load_annotations(FIRST_ANSWERS)}
 
 
 def test_verification_on_the_sat_traces(scored):
