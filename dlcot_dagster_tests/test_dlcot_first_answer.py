@@ -490,3 +490,18 @@ def test_an_unrounded_value_states_the_traces_own_rounded_answer(asks_precision)
     else:
         assert end is not None and unrounded <= end <= unrounded + 1, (end, unrounded)
         assert res.segments[[s.kind for s in res.segments].index(SegmentKind.SOLUTION)].label.value == "incorrect"
+
+
+def test_an_unrounded_value_of_the_reference_ends_the_solution():
+    """A reference given to a few decimals ("0.022") is reached where the thinking computes it unrounded
+    ("= 0.022475"): the solution ends there. The checker compares exactly, so that statement is not itself "correct";
+    the solution takes the conclusion's answer (labelled correct, inherited), and its end is the first answer."""
+    before = "The magnitude change is -2.5 log10 of the flux ratio, and log10(0.99101) is about -0.00899.\n\n"
+    statement = "So, m2 - m1 = -2.5 * (-0.00899) = 0.022475"
+    rec, _ = case("A star dims by 0.899 percent in flux during a transit. What is the change in its magnitude?",
+                  "0.022", before, statement, CHECKS + "**Final Answer**\n\\boxed{0.022}")
+    res = run_dlcot(rec)
+    sol = [s for s in res.segments if s.kind is SegmentKind.SOLUTION]
+    assert sol and rec.thinking[sol[-1].start:sol[-1].end].strip().endswith("0.022475"), res.segments
+    assert sol[-1].label.value == "correct" and sol[-1].answer_inherited
+    assert any(s.kind is SegmentKind.VERIFICATION for s in res.segments)

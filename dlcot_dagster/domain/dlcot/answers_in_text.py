@@ -653,9 +653,11 @@ class _Prepared:
     def __init__(self, t: Target, rounding: bool = False):
         self.target = t
         self.number = parse_number(t.value)
-        # the trace's own final answer written to a few decimals ("2.89 \\times 10^{-19} J"): its unrounded value
-        # earlier in the thinking ("= 2.8902 \\times 10^{-19} J") states it too (see ImplicitAnswerFinder)
-        self.unit = rounding_unit(t.value) if rounding and not t.checked and self.number else None
+        # a value written to a few decimals (the reference "0.022", the trace's own final answer "2.89 \\times
+        # 10^{-19} J"): the unrounded value the thinking computes ("= 0.022475", "= 2.8902 \\times 10^{-19} J") states
+        # it too, unless the question asks for a precision (see ImplicitAnswerFinder); never an option's value ("1.82"
+        # is not option C's "1.8" until the model picks the closest option)
+        self.unit = rounding_unit(t.value) if rounding and self.number and t.answer is None else None
         self.digits = _digits(t.value)
         # a target without digits ("\pi", "\sqrt{x}"): sentences must hold one of these strings
         self.needles: tuple[str, ...] = ()
@@ -926,6 +928,9 @@ class ImplicitAnswerFinder:
                     # (a target with a rounding unit passed _prefilter by its number: equal, or rounding to it)
                     return value, p.target.answer, off, step
                 continue
+            if p.unit is not None and parse_number(value) not in (None, p.number):
+                # it rounds to the target (see _prefilter): the checker, which compares exactly, is not asked
+                return value, p.target.answer, off, step
             key = (tvalue, value)
             ok = tried.get(key)
             if ok is None:
