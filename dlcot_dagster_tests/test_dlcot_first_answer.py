@@ -313,6 +313,19 @@ CASES = {
         "The product is 8 * 3 * 3 * 4 * 3 * 3 = 2592.\n\nThe problem asks for the remainder when this is divided by "
         "1000.\n\n", "So, 592 is the remainder.", CHECKS + "**Final Answer**\n\\boxed{592}",
     ),
+    "a computation the next sentence carries on from is a step": case(
+        "Find the greatest common divisor of 1491 and 63.", "21",
+        "Use the Euclidean algorithm.\n\n1491 ÷ 63 = 23 with a remainder of 1491 - 1449 = 42.\n\nNow, work with 63 "
+        "and 42.\n\n63 ÷ 42 = 1 with a remainder of 63 - 42 = 21.\n\nNow, work with 42 and 21.\n\n42 ÷ 21 = 2 with "
+        "a remainder of 0.\n\n", "Therefore, the GCD of 63 and 1491 is 21.", CHECKS + "**Final Answer**\n\\boxed{21}",
+    ),
+    "a computation followed by a check of it": case(
+        "Find the greatest common divisor of 1491 and 63.", "21",
+        "Use the Euclidean algorithm.\n\n1491 ÷ 63 = 23 with a remainder of 1491 - 1449 = 42, and 42 ÷ 21 = 2 with no "
+        "remainder.\n\n", "63 ÷ 42 = 1 with a remainder of 63 - 42 = 21.",
+        "\n\nNow, let's check: 1491 = 21 x 71 and 63 = 21 x 3, and 71 and 3 share no factor." + CHECKS
+        + "**Final Answer**\n\\boxed{21}",
+    ),
     "the asked noun without its article, opening the sentence": case(
         "Find the remainder when $P$ is divided by $1000$.", "679",
         "Multiplying out the factors gives P = -8321, and -8321 = -9000 + 679.\n\n",

@@ -681,6 +681,7 @@ class ImplicitAnswerFinder:
     ):
         self.max_checks = max_checks
         self.checker = checker
+        self._computed_only = False
         self.max_chars = max_chars
         stem = problem if problem_stem is None else problem_stem
         if isinstance(reference, str):
@@ -889,11 +890,13 @@ class ImplicitAnswerFinder:
                 # is a coincidence
                 running = pm.group(1) in _OPERAND_RE.findall(head)
                 bare = running
-        stated = (conclusive or subject or chain or asked or counted or sets_target
-                  or _descriptive_assignment(sent, off))
+        named = conclusive or subject or asked or counted or sets_target or _descriptive_assignment(sent, off)
+        stated = named or chain
         if not (stated or bare):
             return None
         step = not stated  # reached by a bare step only (see locate_answers)
+        # reached by a computation alone (nothing names it the answer): see find, which reads the next sentence
+        self._computed_only = not named
         # "So, that would be 423.5 yards.", "that would be c = 35 + 23t" commit (the conditional and hypothetical
         # tests below catch "if ..., that would be"); elsewhere "would" hedges
         supposed = ((_CONDITIONAL_RE.match(sent) or _HYPOTHETICAL_RE.search(sent, 0, off))
@@ -1002,6 +1005,11 @@ class ImplicitAnswerFinder:
             # range."): try the sentence, then its prefixes cut before a trailing clause, the longest first
             for sent in _clause_prefixes(whole) if _INTRO_HINT_RE.search(whole) else ():
                 span = self._match(sent, tried, whole, text[spans[i - 1][0]:spans[i - 1][1]] if i else "")
+                if span is not None and self._computed_only and i + 1 < len(spans) and _CONTINUES_RE.match(
+                        text, spans[i + 1][0], spans[i + 1][1]):
+                    # "63 ÷ 42 = 1 with a remainder of 63 - 42 = 21." + "Now, work with 42 and 21.": a computation
+                    # whose result the next sentence carries on from is a step, although its value is the answer's
+                    break
                 if span is not None:
                     value, answer, off, step = span
                     stop = len(sent.rstrip())
@@ -1016,6 +1024,16 @@ class ImplicitAnswerFinder:
         return out
 
 
+# the work goes on: "Now, work with 42 and 21.", "Next, angle at S:", "Moving on to the second part" (but not "Now,
+# let's check ...", which starts a check of what was just reached)
+_CONTINUES_RE = re.compile(
+    r"[\W_]*(?:(?:now|next)\b[,\s]+(?![,\s])"
+    r"(?!(?:let(?:'s|’s| me| us)\s+|(?:i|we)\s+(?:need|want|should|have|will|can|could|might)\s+(?:to\s+)?|i['’]ll\s+)?"
+    r"(?:(?:just|quickly|also)\s+)?(?:check|verify|confirm|double|make sure|see|plug|substitut|test|recheck|compare|"
+    r"look back|think about|consider whether|is|that|this|so)\b)"
+    r"|moving on\b|the next step\b)",
+    re.IGNORECASE,
+)
 _INEQUALITY_RE = re.compile(r"[<>≤≥]|\\[gl]eq?\b|\\[gl]eqslant|\\[gl]t\b")
 _DISPLAY_OPEN_RE = re.compile(r"\s*(\\\[|\$\$)")
 # the statement a display block completes ends in a copula, "we get" or "="
