@@ -518,3 +518,30 @@ def test_an_unrounded_value_of_the_reference_ends_the_solution():
     assert sol and rec.thinking[sol[-1].start:sol[-1].end].strip().endswith("0.022475"), res.segments
     assert sol[-1].label.value == "correct" and sol[-1].answer_inherited
     assert any(s.kind is SegmentKind.VERIFICATION for s in res.segments)
+
+
+SUBPROBLEMS = (
+    "Preamble: A first-order system has the response $\\dot{y} + 5y = 10u$.\n\n"
+    "Subproblem 0: What is the time constant for this system?\n\nSolution: The time constant is $\\boxed{0.2}$.\n\n"
+    "Final answer: The final answer is 0.2. I hope it is correct.\n\n"
+    "Subproblem 1: If $u=10$, what is the final or steady-state value for $y(t)$?"
+)
+
+
+@pytest.mark.parametrize("names_last", [True, False])
+def test_answers_to_earlier_subproblems_are_steps(names_last):
+    """A problem in subproblems asks the last one: a boxed answer to an earlier one ("the time constant is 0.2") is
+    a step; the first answer is the last subproblem's. When the thinking never names the last subproblem, nothing is
+    ruled out (the model may answer it without saying so)."""
+    turn = "Now, moving on to Subproblem 1: the steady state.\n\n" if names_last else "Now, the steady state.\n\n"
+    thinking = ("The time constant is 1/5, so the time constant is \\(\\boxed{0.2}\\).\n\n" + turn
+                + "At steady state the derivative is zero, so 5y = 100 and y = 20.\n\n" + CHECKS.lstrip()
+                + "**Final Answer**\n\\boxed{20}")
+    res = run_dlcot(TraceInput(id="s", problem=SUBPROBLEMS, reference_answer="20", thinking=thinking))
+    end = first_answer_end(res)
+    boxed_early = thinking.index("\\boxed{0.2}") + len("\\boxed{0.2}")
+    if names_last:
+        assert end is not None and end > thinking.index("Subproblem 1"), res.segments
+        assert thinking[:end].rstrip().rstrip(".").endswith("y = 20")
+    else:
+        assert end is not None and end <= boxed_early + 2

@@ -1188,6 +1188,25 @@ def _choice_letter(answer: str) -> str | None:
     return choice_letter(answer)
 
 
+_SUBPROBLEM_RE = re.compile(r"\bsub-?problem\s*(\d+)\b", re.IGNORECASE)
+
+
+def last_subproblem_start(text: str, problem: str) -> int:
+    """Where the thinking turns to the last subproblem of a problem written in subproblems ("Subproblem 0: ...
+    Solution: ... Subproblem 1: What is ...?", as Minerva's are): the first mention of its number in the thinking,
+    else 0 (no subproblems, or the thinking never names it)."""
+    if "ubproblem" not in problem and "ub-problem" not in problem:
+        return 0
+    numbers = {int(m.group(1)) for m in _SUBPROBLEM_RE.finditer(problem)}
+    if len(numbers) < 2:
+        return 0
+    last = max(numbers)
+    for m in _SUBPROBLEM_RE.finditer(text):
+        if int(m.group(1)) == last:
+            return m.start()
+    return 0
+
+
 def locate_answers(
     text: str,
     problem: str,
@@ -1214,6 +1233,8 @@ def locate_answers(
         problem_without_choices,
     )
 
+    # a problem in subproblems asks the last one: answers to the earlier ones (often boxed) are steps
+    start = max(start, last_subproblem_start(text, problem))
     explicit = [a for a in explicit_answers(text, cfg.skip_hedged_answers) if a.start >= start]
     choices = parse_choices(problem) if getattr(cfg, "choice_answers", True) else None
     stem = problem_without_choices(problem, choices)
