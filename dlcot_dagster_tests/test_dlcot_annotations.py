@@ -152,7 +152,7 @@ def test_annotations_are_sentence_aligned(annotated):
 def test_engine_quality_on_the_held_out_half(scored):
     test = summarize(s for a, s in scored if a.split == "test")
     assert test["traces"] >= 15
-    assert test["first_answer_ok_share"] >= 0.65, test
+    assert test["first_answer_ok_share"] >= 0.7, test
     assert test["check_boundary_f1"] >= 0.5, test
     assert test["redundancy_precision"] >= 0.6 and test["redundancy_recall"] >= 0.6, test
     # a verification segment in every trace where the annotators saw checks after the first answer, and the
@@ -169,7 +169,7 @@ def test_engine_quality_on_the_held_out_half(scored):
 
 def test_engine_quality_on_the_whole_set(scored):
     every = summarize(s for _, s in scored)
-    assert every["first_answer_ok_share"] >= 0.75, every
+    assert every["first_answer_ok_share"] >= 0.8, every
     assert every["check_boundary_f1"] >= 0.55, every
     assert every["redundancy_precision"] >= 0.6 and every["redundancy_recall"] >= 0.6, every
 

@@ -336,6 +336,30 @@ CASES = {
         "Adding the coefficients gives f(1) = 6053.\n\n",
         "So 6053 divided by 1000: 6*1000 = 6000, with a remainder of 53.", CHECKS + "**Final Answer**\n\\boxed{53}",
     ),
+    "the asked noun phrase with a place ('in this domain')": case(
+        "What is the smallest real number $x$ in the domain of the function $$g(x) = \\sqrt{(x-3)^2-(x-8)^2}~?$$",
+        "\\frac{11}{2}",
+        "Expanding, (x-3)^2-(x-8)^2 = 10x - 55, which is non-negative when x \\geq 5.5.\n\n",
+        "The smallest real number in this domain is \\( 5.5 \\).", CHECKS + "**Final Answer**\n\\boxed{\\frac{11}{2}}",
+    ),
+    "the asked subject, its copula, then the computation": case(
+        "What is the area of the region in the coordinate plane defined by $| | x | - 1 | + | | y | - 1 | \\le 1$?",
+        "8",
+        "In the first quadrant the region is a square with diagonals of length 2, so its area is 2.\n\n",
+        "Since there are four quadrants, the total area should be \\( 4 \\times 2 = 8 \\) square units.",
+        CHECKS + "**Final Answer**\n\\boxed{8}",
+    ),
+    "a line labelled as the total of a count": case(
+        "How many positive perfect squares less than $2023$ are divisible by $5$?", "8",
+        "Now, adding the two counts together:\n\nPerfect squares ending with 0: 4\n\nPerfect squares ending with 5: 4\n\n",
+        "Total: 4 + 4 = 8", CHECKS + "**Final Answer**\n\\boxed{8}",
+    ),
+    "the asked quantity in another word form ('current mean' for 'mean ... currently')": case(
+        "If Maureen scores an $11$ on the next quiz, her mean will increase by $1$. What is the mean of her quiz "
+        "scores currently?", "7",
+        "Solving m + n = 10 and 3m + 2n = 27 gives n = 3 and m = 10 - 3.\n\n",
+        "So, the current mean of Maureen's quiz scores is 7.", CHECKS + "**Final Answer**\n\\boxed{7}",
+    ),
     "an inference drawn with so-if-then": case(
         "Compute: $1-2+3-4+5- \\dots +99-100$.", "-50",
         "Grouping the terms in pairs, each pair (1 - 2), (3 - 4), ... is -1, and 100 terms make 50 pairs.\n\n",

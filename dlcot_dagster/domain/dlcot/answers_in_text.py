@@ -247,6 +247,8 @@ def _neutral(m: re.Match) -> str:
 
 
 _HOW_MANY_RE = re.compile(r"\bhow many\b", re.IGNORECASE)
+# a line labelled as the total ("Total: 4 + 4 = 8", "So total: 8"); "Total boundary points: ..." names a part
+_TOTAL_LABEL_RE = re.compile(r"[\W_]*(?:(?:so|thus|therefore|hence)[\s,]+)?total\s*:", re.IGNORECASE)
 # "so the angle at A is 124 degrees, which is given": a restatement of the data, not a result
 # ... or a value the sentence itself rejects ("so angle C must also be 124 degrees, which is impossible")
 _GIVEN_DATA_RE = re.compile(r"\b(?:which|that|as) (?:is |was |were |are )?(?:given|stated|labell?ed)\b|"
@@ -398,11 +400,15 @@ def _norm_expr(s: str) -> str:
 _SUBJECT_TAIL_RE = re.compile(r"\s*(?:\\\)\s*)?\$?\s+(?:is|equals|is equal to|should be|must be|comes out to|"
                               r"is indeed|is just)\s*\$?\s*(?:\\\(\s*)?$", re.IGNORECASE)
 # "the units digit of ...", "the modulo 7 remainder of the sum": a noun phrase after "the", up to " of" or the end
-_SUBJECT_NP_RE = re.compile(r"\bthe\s+((?:[a-z0-9-]+\s+){0,3}[a-z-]+)(?:\s+(?:of|when|after|modulo|mod)\b[^.;]*)?$",
+_SUBJECT_NP_RE = re.compile(r"\bthe\s+((?:[a-z0-9-]+\s+){0,3}[a-z-]+)(?:\s+(?:of|when|after|modulo|mod|in)\b[^.;]*)?$",
                             re.IGNORECASE)
 # "Remainder is $679$.", "So remainder is 5": the same noun phrase without its article, opening the sentence
 _BARE_NP_RE = re.compile(r"^\s*(?:(?:so|thus|therefore|hence|then),?\s+)?((?:[a-z0-9-]+\s+){0,3}[a-z-]+)"
-                         r"(?:\s+(?:of|when|after|modulo|mod)\b[^.;]*)?$", re.IGNORECASE)
+                         r"(?:\s+(?:of|when|after|modulo|mod|in)\b[^.;]*)?$", re.IGNORECASE)
+# "the total area should be \( 4 \times 2 = 8 \)": the subject's copula, then the computation that reaches the value
+_SUBJECT_COMPUTES_RE = re.compile(r"(?<=\s)(?:is|equals|should be|must be|comes out to|is indeed|is just)\s*\$?\s*"
+                                  r"(?:\\\(\s*)?([^=.;:?!]{1,60}?)(?:\s*=\s*[^=.;:?!]{1,60}?)*\s*=\s*\$?\s*(?:\\\(\s*)?$",
+                                  re.IGNORECASE)
 # "we need the remainder when 45 is divided by 10, which is 5": the noun phrase closed by a relative "which"
 _WHICH_TAIL_RE = re.compile(r"\s*,\s*which$", re.IGNORECASE)
 # nouns too general to name the asked quantity ("the value is 5" is read by the other rules)
@@ -423,6 +429,15 @@ def asked_words(phrases: list[str]) -> frozenset[str]:
     for phrase in phrases:
         out.update(w for w in _WORD3_RE.findall(phrase.lower()) if w not in _ASKED_STOP)
     return frozenset(out)
+
+
+def _stem(word: str) -> str:
+    """A crude stem, so that the subject's words meet the question's in another form ("the current mean" for "the
+    mean ... currently", "the sum of the digits" for "the digit sum")."""
+    for suffix in ("ly", "es", "s"):
+        if len(word) > len(suffix) + 3 and word.endswith(suffix):
+            return word[: -len(suffix)]
+    return word
 
 
 def asked_expressions(phrases: list[str]) -> set[str]:
@@ -694,7 +709,7 @@ class ImplicitAnswerFinder:
         self.enabled = bool(self.targets)
         phrases = asked_phrases(problem)
         self.asked = asked_expressions(phrases)
-        self._asked_words = asked_words(phrases)
+        self._asked_words = frozenset(_stem(w) for w in asked_words(phrases))
         # "how many cupcakes did she buy?": a sum of money ("71 - 30 = $41") is not the asked count
         number_of = _NUMBER_OF_NOUN_RE.search(stem)
         self._asks_count = ((_HOW_MANY_RE.search(stem) is not None or number_of is not None)
@@ -767,7 +782,11 @@ class ImplicitAnswerFinder:
         is" without the article when it opens the sentence)."""
         tail = _SUBJECT_TAIL_RE.search(head)
         if tail is None:
-            return False
+            comp = _SUBJECT_COMPUTES_RE.search(head)
+            if comp is None or _COMPUTE_RE.search(comp.group(1)) is None:
+                return False
+            # the subject, its copula, then the computation: read the subject as if the value followed the copula
+            return self._asked_subject(head[:comp.start(1)])
         subject = head[max(0, tail.start() - 120):tail.start()]
         subject = _WHICH_TAIL_RE.sub("", subject)
         if self.asked:
@@ -780,7 +799,7 @@ class ImplicitAnswerFinder:
                 np = _BARE_NP_RE.match(subject)  # the subject is the whole sentence head
             if np is not None:
                 words = [w for w in _WORD3_RE.findall(np.group(1).lower()) if w not in _GENERIC_NOUNS]
-                if words and all(w in self._asked_words for w in words):
+                if words and all(_stem(w) in self._asked_words for w in words):
                     return True
         return False
 
@@ -845,6 +864,8 @@ class ImplicitAnswerFinder:
             counted = True  # "So that's 9 distinct values." for "how many distinct values"
         if not counted and self._number_of_re is not None and self._number_of_re.search(sent, 0, off) is not None:
             counted = True  # "So, the number of students participating in both ... is 5."
+        if not counted and self._asks_count and _TOTAL_LABEL_RE.match(sent) is not None:
+            counted = True  # "Total: 4 + 4 = 8" for "how many ...": the labelled sum of the counts
         # the value carries the unit the question asks in ("So, h = 5 centimeters."): with a concluding connective,
         # it is the asked quantity ("The radius is 5 cm" may be another length)
         in_unit = not counted and self._unit_re is not None and self._unit_re.match(sent, off + len(value)) is not None
@@ -868,7 +889,9 @@ class ImplicitAnswerFinder:
             # "So y should be 1.", "g(0) is 336": the asked expression as the subject of a copula
             vm = _COPULA_SUBJECT_RE.search(head)
             asked = vm is not None and _norm_expr(vm.group(1)) in self.asked
-        if not asked and not lhs:
+        if not asked and (not lhs or _COMPUTE_RE.search(lhs) is not None):
+            # ("the total area should be \\( 4 \\times 2 = 8 \\)": the left side is the computation, the subject is
+            # named before its copula)
             asked = self._asked_subject(head)
         if chain and _BARE_VAR_RE.fullmatch(lhs) and not asked and not conclusive:
             # "R = \sqrt{...} = 540": a named intermediate quantity, not (yet) the asked one
