@@ -150,7 +150,18 @@ PLAN_7 = [
     ("sky-t1-students/Sky-T1-math-wrong-5K-14B__amc23.jsonl", 1, 10000),
     ("sky-t1-students/Sky-T1-math-correct-5K-32B-ckpts__aime24.jsonl", 1, 12000),
 ]
-PLANS = {1: PLAN, 2: PLAN_2, 3: PLAN_3, 4: PLAN_4, 5: PLAN_5, 6: PLAN_6, 7: PLAN_7}
+# round 8 (drawn after engine 0.3.20, whose rules were found on four held-out misses, before any rule was tuned on it):
+# a fresh held-out measure of the mix (the MATH-500 R1 / R1-distill traces short enough to annotate are all taken),
+# annotated by annotators who had not seen the engine's output on these traces
+PLAN_8 = [
+    ("limo_deepseek-r1-distill-qwen-32b.jsonl", 3, 10000),
+    ("aime2024_gemini-2.0-flash-thinking.jsonl", 2, 12000),
+    ("sky-t1-students/Sky-T1-math-correct-5K-27B__math500.jsonl", 2, 8000),
+    ("sky-t1-students/Sky-T1-math-wrong-5K-27B__minerva_math.jsonl", 1, 8000),
+    ("sky-t1-students/Sky-T1-math-correct-5K-14B__amc23.jsonl", 1, 9000),
+    ("sky-t1-students/Sky-T1-math-wrong-5K-27B__amc23.jsonl", 1, 9000),
+]
+PLANS = {1: PLAN, 2: PLAN_2, 3: PLAN_3, 4: PLAN_4, 5: PLAN_5, 6: PLAN_6, 7: PLAN_7, 8: PLAN_8}
 # rounds that may draw a trace whose first answer alone was marked in a first-answer fixture, and from which files
 # (None: any)
 REUSE_FIRST_ANSWERS: dict[int, frozenset[str] | None] = {4: None, 6: frozenset({"sat_deepseek-r1.json"})}

@@ -124,6 +124,16 @@ def test_the_seventh_round_is_new_material(annotated):
     assert not {a.id for a in seventh} & {a.id for a in load_annotations(FIRST_ANSWERS)}
 
 
+def test_the_eighth_round_is_new_material(annotated):
+    """Round 8 (drawn after engine 0.3.20, whose rules were found on held-out misses): no trace of an earlier round or
+    of a first-answer fixture, both splits."""
+    anns = [a for a, _ in annotated]
+    eighth = [a for a in anns if a.round == 8]
+    assert len(eighth) >= 10 and Counter(a.split for a in eighth)["test"] >= 4
+    assert not {(a.file, a.id) for a in eighth} & {(a.file, a.id) for a in anns if a.round < 8}
+    assert not {a.id for a in eighth} & {a.id for a in load_annotations(FIRST_ANSWERS)}
+
+
 def test_verification_on_the_sat_traces(scored):
     """The issue's SAT measurements, against the 38 SAT traces annotated in full (10 in round 1, 8 in round 4, the
     other 20 in round 6): it found no verification in 17 of 38 traces, the first one a median 16 sentences after the
