@@ -360,6 +360,11 @@ CASES = {
         "Solving m + n = 10 and 3m + 2n = 27 gives n = 3 and m = 10 - 3.\n\n",
         "So, the current mean of Maureen's quiz scores is 7.", CHECKS + "**Final Answer**\n\\boxed{7}",
     ),
+    "an expression with its unit factor written out ('\\frac{1}{15} \\cos(2t)' for '\\frac{\\cos(2t)}{15}')": case(
+        "Find a purely sinusoidal solution of $\\frac{d^{4} x}{d t^{4}}-x=\\cos (2 t)$.", "\\frac{\\cos(2t)}{15}",
+        "Try x_p = A cos(2t): the fourth derivative is 16A cos(2t), so 16A - A = 1 and A = 1/15.\n\nSo, the particular solution is:\n\n",
+        "\\[x_p(t) = \\frac{1}{15} \\cos(2t)\\]", CHECKS + "**Final Answer**\n\\boxed{\\frac{\\cos(2t)}{15}}",
+    ),
     "an inference drawn with so-if-then": case(
         "Compute: $1-2+3-4+5- \\dots +99-100$.", "-50",
         "Grouping the terms in pairs, each pair (1 - 2), (3 - 4), ... is -1, and 100 terms make 50 pairs.\n\n",

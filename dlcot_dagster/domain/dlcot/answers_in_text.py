@@ -211,6 +211,10 @@ def _digits(s: str) -> Counter:
     return Counter(_DIGITS_RE.findall(s))
 
 
+def _but_ones(digits: Counter) -> Counter:
+    return Counter({d: n for d, n in digits.items() if d != "1"})
+
+
 _VALUE_INTRO_RE = re.compile(
     r"=|:|\b(?:is|equals|are|gives|giving|gave|get|got|obtain|becomes|be|(?:it|that|this|which|there)['’]s|"
     r"(?:simplifies|reduces|comes|amounts|equal|evaluates|works out|adds up|sums|totals|boils down|rounds|leads)\s+to|"
@@ -663,7 +667,7 @@ def rounding_unit(value: str) -> Fraction | None:
 
 
 class _Prepared:
-    __slots__ = ("target", "number", "digits", "needles", "unit")
+    __slots__ = ("target", "number", "digits", "digits_but_ones", "needles", "unit")
 
     def __init__(self, t: Target, rounding: bool = False):
         self.target = t
@@ -674,6 +678,8 @@ class _Prepared:
         # is not option C's "1.8" until the model picks the closest option)
         self.unit = rounding_unit(t.value) if rounding and self.number and t.answer is None else None
         self.digits = _digits(t.value)
+        # an expression's digits but its 1s, when it has other digits (see ImplicitAnswerFinder._prefilter)
+        self.digits_but_ones = _but_ones(self.digits) if self.number is None and set(self.digits) - {"1"} else None
         # a target without digits ("\pi", "\sqrt{x}"): sentences must hold one of these strings
         self.needles: tuple[str, ...] = ()
         if not self.digits and self.number is None:
@@ -769,7 +775,8 @@ class ImplicitAnswerFinder:
             elif p.digits:
                 if vd is None:
                     vd = _digits(value)
-                if vd == p.digits:
+                if vd == p.digits or (p.digits_but_ones is not None and _but_ones(vd) == p.digits_but_ones):
+                    # (a unit factor written out or left out: "\frac{1}{15}\cos(2t)" is "\frac{\cos(2t)}{15}")
                     out.append(p)
             elif any(n in value.replace(" ", "") for n in p.needles):
                 out.append(p)
