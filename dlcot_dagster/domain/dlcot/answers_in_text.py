@@ -401,8 +401,8 @@ def _norm_expr(s: str) -> str:
 
 
 # "... is" / "... equals" closing the subject right before the value
-_SUBJECT_TAIL_RE = re.compile(r"\s*(?:\\\)\s*)?\$?\s+(?:is|equals|is equal to|should be|must be|comes out to|"
-                              r"is indeed|is just)\s*\$?\s*(?:\\\(\s*)?$", re.IGNORECASE)
+_SUBJECT_COPULA = r"(?:is|equals|is equal to|should be|must be|comes out to|is indeed|is just)"
+_SUBJECT_TAIL_RE = re.compile(r"\s*(?:\\\)\s*)?\$?\s+" + _SUBJECT_COPULA + r"\s*\$?\s*(?:\\\(\s*)?$", re.IGNORECASE)
 # "the units digit of ...", "the modulo 7 remainder of the sum": a noun phrase after "the", up to " of" or the end
 _SUBJECT_NP_RE = re.compile(r"\bthe\s+((?:[a-z0-9-]+\s+){0,3}[a-z-]+)(?:\s+(?:of|when|after|modulo|mod|in)\b[^.;]*)?$",
                             re.IGNORECASE)
@@ -410,7 +410,7 @@ _SUBJECT_NP_RE = re.compile(r"\bthe\s+((?:[a-z0-9-]+\s+){0,3}[a-z-]+)(?:\s+(?:of
 _BARE_NP_RE = re.compile(r"^\s*(?:(?:so|thus|therefore|hence|then),?\s+)?((?:[a-z0-9-]+\s+){0,3}[a-z-]+)"
                          r"(?:\s+(?:of|when|after|modulo|mod|in)\b[^.;]*)?$", re.IGNORECASE)
 # "the total area should be \( 4 \times 2 = 8 \)": the subject's copula, then the computation that reaches the value
-_SUBJECT_COMPUTES_RE = re.compile(r"(?<=\s)(?:is|equals|should be|must be|comes out to|is indeed|is just)\s*\$?\s*"
+_SUBJECT_COMPUTES_RE = re.compile(r"(?<=\s)" + _SUBJECT_COPULA + r"\s*\$?\s*"
                                   r"(?:\\\(\s*)?([^=.;:?!]{1,60}?)(?:\s*=\s*[^=.;:?!]{1,60}?)*\s*=\s*\$?\s*(?:\\\(\s*)?$",
                                   re.IGNORECASE)
 # "we need the remainder when 45 is divided by 10, which is 5": the noun phrase closed by a relative "which"
@@ -762,7 +762,7 @@ class ImplicitAnswerFinder:
     def _prefilter(self, value: str) -> list[_Prepared]:
         out = []
         vn = None
-        vd = None
+        vd = vb = None
         for p in self.targets:
             if p.number is not None:
                 if vn is None:
@@ -775,9 +775,14 @@ class ImplicitAnswerFinder:
             elif p.digits:
                 if vd is None:
                     vd = _digits(value)
-                if vd == p.digits or (p.digits_but_ones is not None and _but_ones(vd) == p.digits_but_ones):
-                    # (a unit factor written out or left out: "\frac{1}{15}\cos(2t)" is "\frac{\cos(2t)}{15}")
+                if vd == p.digits:
                     out.append(p)
+                elif p.digits_but_ones is not None:
+                    # a unit factor written out or left out: "\frac{1}{15}\cos(2t)" is "\frac{\cos(2t)}{15}"
+                    if vb is None:
+                        vb = _but_ones(vd)
+                    if vb == p.digits_but_ones:
+                        out.append(p)
             elif any(n in value.replace(" ", "") for n in p.needles):
                 out.append(p)
         return out
@@ -897,7 +902,7 @@ class ImplicitAnswerFinder:
             vm = _COPULA_SUBJECT_RE.search(head)
             asked = vm is not None and _norm_expr(vm.group(1)) in self.asked
         if not asked and (not lhs or _COMPUTE_RE.search(lhs) is not None):
-            # ("the total area should be \\( 4 \\times 2 = 8 \\)": the left side is the computation, the subject is
+            # ("the total area should be \( 4 \times 2 = 8 \)": the left side is the computation, the subject is
             # named before its copula)
             asked = self._asked_subject(head)
         if chain and _BARE_VAR_RE.fullmatch(lhs) and not asked and not conclusive:
