@@ -182,6 +182,26 @@ def test_undecided_checker_verdict_is_incomplete_not_correct():
     assert res.status is SampleStatus.DROPPED and res.reason == "no_correct_solution"
 
 
+def test_a_pass_of_affirmed_substitutions_is_one_check_and_new_work_after_an_answer_is_the_next():
+    problem = "Find x and y with x + y = 10 and x - y = 4. What is x times y?"
+    r = rec("We need x and y. Adding, 2x = 14, so x = 7 and y = 3. So the answer is 21.\n\n"
+            "Let me check the equations.\n\nFirst equation: x + y = 7 + 3 = 10. That checks out.\n\n"
+            "Second equation: x - y = 7 - 3 = 4, which is the given difference, and both values are whole numbers "
+            "as well. That checks out.\n\n"
+            "And 7 * 3 = 21 is the product. That checks out.\n\n"
+            "Alternatively, by substitution: y = 10 - x, so x - (10 - x) = 4 and x = 7. So the answer is 21.\n\n"
+            "Then from the first equation 2y = 10 - 4 = 6, so y = 3, and x + y = 7 + 3 = 10 and x - y = 7 - 3 = 4 "
+            "hold for the pair (7, 3).\n\n"
+            "**Final Answer**\n\\boxed{21}", ref="21", problem=problem)
+    checks = [s for s in run_dlcot(r).segments if s.kind is SegmentKind.VERIFICATION]
+    texts = [r.thinking[s.start:s.end] for s in checks]
+    # the affirmed substitutions ("... That checks out.") are one pass; only an answer lets plain new work open a check
+    assert len(checks) == 3, texts
+    assert texts[0].startswith("Let me check") and "And 7 * 3 = 21" in texts[0]
+    assert texts[1].startswith("Alternatively, by substitution")
+    assert texts[2].startswith("Then from the first equation")
+
+
 def test_repeated_checks_cluster_and_repeats_are_dropped():
     other = "Wait, as a sanity check by estimation: 6 * 7 is 6 * 6 + 6 = 36 + 6 = 42, consistent.\n\n"
     again = DISTINCT_CHECK.replace("Let me verify by plugging it back", "Let me double-check by plugging it back")

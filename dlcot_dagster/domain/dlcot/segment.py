@@ -31,7 +31,9 @@ Parts, in order:
     Everything after the first answer up to the conclusion: re-checks and
     alternative approaches, split into separate checks at each cue unit
     ("Wait", "But wait", "Let me verify", "Alternatively", "Hmm", ...) and
-    at the first unit of new work (a formula) after an answer; a check
+    at the first unit of new work (a formula) after an answer (after an
+    affirmation alone, "That checks out.", a pass of substitutions goes on
+    until a cue); a check
     shorter than 80 characters without an answer is merged into the next one
     ("Wait, is that right?" + the re-computation). Short wrap-up lines after
     an answer ("So, she bikes 27 miles.", at most 300 characters, no
@@ -358,6 +360,9 @@ def segment_units(
         wrap_chars = 0
         cur_has_math = False
         closed = False  # the current check reached an answer or affirmed its result
+        # it reached an answer: only then does plain new work (a formula, no cue) open the next check; after an
+        # affirmation alone ("log_2(81) = 4, correct.") the same pass goes on ("log_3(...) = 4, correct.")
+        answered = False
         opts_seen = False  # the current check goes over the options one by one ("Option A: ...")
         for k in range(sol_end, c):
             t = ctx.utext(k)
@@ -374,7 +379,7 @@ def segment_units(
                 elif cue is not None:
                     # "Wait, ...", "Hmm": a new episode only once the current one has settled
                     split = closed
-                elif closed:
+                elif answered:
                     wrap_chars += len(t.strip())
                     split = (
                         bool(_MATH_RE.search(t)) and wrap_chars > _WRAPUP_CHARS // 3
@@ -384,11 +389,12 @@ def segment_units(
                 split = False
             if split:
                 add(SegmentKind.VERIFICATION, cur, k)
-                cur, cur_chars, wrap_chars, cur_has_math, closed = k, 0, 0, False, False
+                cur, cur_chars, wrap_chars, cur_has_math, closed, answered = k, 0, 0, False, False, False
                 opts_seen = False
             opts_seen = opts_seen or bool(_OPTION_START_RE.match(t))
             cur_chars += len(t.strip())
             cur_has_math = cur_has_math or bool(_MATH_RE.search(t))
+            answered = answered or k in ctx.by_unit
             if k in ctx.by_unit or (not blank and _AFFIRM_RE.search(t)):
                 closed = True
                 wrap_chars = 0
