@@ -202,6 +202,19 @@ def test_a_pass_of_affirmed_substitutions_is_one_check_and_new_work_after_an_ans
     assert texts[2].startswith("Then from the first equation")
 
 
+def test_an_announcement_belongs_to_the_check_it_announces():
+    announce = "Wait, but just to be thorough, maybe I should check the whole thing once more in case I made a slip.\n\n"
+    assert len(announce.strip()) > 80  # longer than a bare "Let me check." yet still no content of its own
+    r = rec(SOLUTION + announce + DISTINCT_CHECK + CONCL)
+    checks = [s for s in run_dlcot(r).segments if s.kind is SegmentKind.VERIFICATION]
+    assert len(checks) == 1 and r.thinking[checks[0].start:checks[0].end] == announce + DISTINCT_CHECK
+    # with a number of its own it is content: it stays a check
+    numbered = announce.replace("once more", "once more from 6 * 7")
+    checks = [s for s in run_dlcot(rec(SOLUTION + numbered + DISTINCT_CHECK + CONCL)).segments
+              if s.kind is SegmentKind.VERIFICATION]
+    assert len(checks) == 2
+
+
 def test_repeated_checks_cluster_and_repeats_are_dropped():
     other = "Wait, as a sanity check by estimation: 6 * 7 is 6 * 6 + 6 = 36 + 6 = 42, consistent.\n\n"
     again = DISTINCT_CHECK.replace("Let me verify by plugging it back", "Let me double-check by plugging it back")

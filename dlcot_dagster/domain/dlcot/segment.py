@@ -141,6 +141,16 @@ def _same_answers(ctx: "_Ctx", k: int, lo: int, hi: int) -> bool:
     return prev is not None and all(_norm(a.text) == _norm(prev.text) for a in mine)
 
 
+_ANNOUNCEMENT_CHARS = 200
+_SENTENCE_END_RE = re.compile(r"[.?!](?=\s|$)")
+
+
+def _announcement(text: str) -> bool:
+    """One short sentence without a number: it announces a check ("maybe I should check the other options too")."""
+    t = text.strip()
+    return len(t) <= _ANNOUNCEMENT_CHARS and not any(ch.isdigit() for ch in t) and len(_SENTENCE_END_RE.findall(t)) <= 1
+
+
 def _approach_switch(text: str, unit: Unit) -> bool:
     """A switch cue that starts a new approach: at a line start, and not a local tactic."""
     if unit.start > 0 and text[unit.start - 1] != "\n":
@@ -374,8 +384,11 @@ def segment_units(
                     # "So the answer is 42." closes the current check rather than opening one
                     split = closed and k in ctx.by_unit and not _same_answers(ctx, k, cur, k)
                 elif cue in ("verify", "switch"):
-                    # a new act of checking; a tiny content-free one ("Let me check.") merges into the next
-                    split = closed or cur_has_math or cur_chars >= _MIN_CHECK_CHARS
+                    # a new act of checking; a content-free announcement ("Let me check.", "Wait, but just to be
+                    # thorough, maybe I should check the other options too.") merges into the check it announces
+                    split = closed or cur_has_math or (
+                        cur_chars >= _MIN_CHECK_CHARS and not _announcement(text[units[cur].start : units[k].start])
+                    )
                 elif cue is not None:
                     # "Wait, ...", "Hmm": a new episode only once the current one has settled
                     split = closed
