@@ -161,7 +161,21 @@ PLAN_8 = [
     ("sky-t1-students/Sky-T1-math-correct-5K-14B__amc23.jsonl", 1, 9000),
     ("sky-t1-students/Sky-T1-math-wrong-5K-27B__amc23.jsonl", 1, 9000),
 ]
-PLANS = {1: PLAN, 2: PLAN_2, 3: PLAN_3, 4: PLAN_4, 5: PLAN_5, 6: PLAN_6, 7: PLAN_7, 8: PLAN_8}
+# round 9 (drawn after engine 0.3.22): every MATH-500 R1 / R1-distill and Gemini trace of a readable length had been
+# annotated, so one long trace of each (18-28 K characters), and Sky-T1 files with few annotations so far
+PLAN_9 = [
+    ("limo_deepseek-r1-distill-qwen-32b.jsonl", 3, 12000),
+    ("math500_deepseek-r1.jsonl", 1, 30000),
+    ("math500_deepseek-r1-distill-llama-8b.jsonl", 1, 20000),
+    ("aime2024_gemini-2.0-flash-thinking.jsonl", 1, 18500),
+    ("sky-t1-students/Sky-T1-math-correct-5K-27B__aime24.jsonl", 1, 12000),
+    ("sky-t1-students/Sky-T1-math-wrong-5K-14B__amc23.jsonl", 1, 10000),
+    ("sky-t1-students/Sky-T1-math-correct-5K-14B__aime24.jsonl", 1, 12000),
+    ("sky-t1-students/Sky-T1-math-wrong-5K-27B__minerva_math.jsonl", 1, 8000),
+    ("sky-t1-students/Sky-T1-math-correct-5K-27B__math500.jsonl", 1, 8000),
+    ("sky-t1-students/Sky-T1-math-wrong-5K-27B__aime24.jsonl", 1, 12000),
+]
+PLANS = {1: PLAN, 2: PLAN_2, 3: PLAN_3, 4: PLAN_4, 5: PLAN_5, 6: PLAN_6, 7: PLAN_7, 8: PLAN_8, 9: PLAN_9}
 # rounds that may draw a trace whose first answer alone was marked in a first-answer fixture, and from which files
 # (None: any)
 REUSE_FIRST_ANSWERS: dict[int, frozenset[str] | None] = {4: None, 6: frozenset({"sat_deepseek-r1.json"})}

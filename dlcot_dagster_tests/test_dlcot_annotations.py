@@ -1,9 +1,10 @@
 """The hand-annotated labelled set: it still matches the shared traces, and the engine keeps its measured quality.
 
-``fixtures/dlcot_annotations.jsonl`` holds 213 real traces annotated by hand in seven rounds (48; then 38 drawn after the
+``fixtures/dlcot_annotations.jsonl`` holds 235 real traces annotated by hand in nine rounds (48; then 38 drawn after the
 rules were tuned on the first; then 20 drawn after they were tuned on round 2's tune traces; then 27, 8 of them SAT
 traces whose checks nobody had marked; then 22 drawn after engine 0.3.9; then 35 after engine 0.3.14, 20 of them the
-last SAT traces without checks; then 23 after engine 0.3.15; see ``fixtures/ANNOTATION_GUIDE.md``):
+last SAT traces without checks; then 23 after engine 0.3.15; then 10 after 0.3.20; then 12 after 0.3.22; see
+``fixtures/ANNOTATION_GUIDE.md``):
 where the first answer is reached, the boundaries of every check, and whether each check is a redundant re-check
 or a distinct method. The traces are read from ``../shared/data/traces``; the fixture holds offsets and short
 anchor quotes only. The floors below sit a little under what ``bench/bench_segmentation.py`` measured on the
@@ -132,6 +133,19 @@ def test_the_eighth_round_is_new_material(annotated):
     assert len(eighth) >= 10 and Counter(a.split for a in eighth)["test"] >= 4
     assert not {(a.file, a.id) for a in eighth} & {(a.file, a.id) for a in anns if a.round < 8}
     assert not {a.id for a in eighth} & {a.id for a in load_annotations(FIRST_ANSWERS)}
+
+
+def test_the_ninth_round_is_new_material(annotated):
+    """Round 9 (drawn after engine 0.3.22): no trace of an earlier round or of a first-answer fixture, both splits,
+    R1, R1-distill, Gemini and Sky-T1 traces."""
+    anns = [a for a, _ in annotated]
+    ninth = [a for a in anns if a.round == 9]
+    assert len(ninth) >= 12 and Counter(a.split for a in ninth)["test"] >= 4
+    assert not {(a.file, a.id) for a in ninth} & {(a.file, a.id) for a in anns if a.round < 9}
+    assert not {a.id for a in ninth} & {a.id for a in load_annotations(FIRST_ANSWERS)}
+    files = {a.file for a in ninth}
+    assert {"math500_deepseek-r1.jsonl", "aime2024_gemini-2.0-flash-thinking.jsonl"} <= files
+    assert any(f.startswith("sky-t1-students/") for f in files) and any(f.startswith("limo_") for f in files)
 
 
 def test_verification_on_the_sat_traces(scored):
