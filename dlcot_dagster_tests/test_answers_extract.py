@@ -136,6 +136,10 @@ def test_phrase_span_covers_lead_in():
         "The answer is not obvious yet.",
         "We need to find the answer to this question.",
         "I know the answer is that we must wait",
+        # descriptions of the answer's form (real traces: LIMO R1-distill 164 and 304, Sky-T1 AIME 2)
+        "The answer is expressed as a reduced fraction m/n, and we need to find m + n.",
+        "The answer is supposed to be in the form of a fraction m/n.",
+        "First, convert the radius, since the answer is required in centimeters.",
     ],
 )
 def test_non_answers_are_not_matched(text):

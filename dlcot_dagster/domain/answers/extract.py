@@ -115,7 +115,10 @@ _NOT_ANSWER_RE = re.compile(
     r"(?:not|no|that|to|because|since|in|as|yes|wrong|incorrect|correct|right|different|"
     r"same|unique|unclear|either|neither|about|between|greater|less|more|"
     r"obviously|independent|given|a|an|the|this|it|what|how|why|when|where|whether|"
-    r"if|which|something|nothing|none|option|choice|\?)\b",
+    r"if|which|something|nothing|none|option|choice|\?|"
+    # a description of the answer, not the answer: "The answer is expressed as a reduced fraction m/n"
+    r"expressed|written|represented|presented|formatted|stated|supposed|required|requested|expected|asked|sought|"
+    r"known|unknown|of the form)\b",
     re.IGNORECASE,
 )
 # plain-text answer ends at a sentence end, a question mark, or a comma that
