@@ -371,6 +371,22 @@ CASES = {
         "So, if each pair is -1 and there are 50 pairs, then the total sum should be \\(50 \\times (-1) = -50\\).",
         CHECKS + "**Final Answer**\n\\boxed{-50}",
     ),
+    "a display of the asked variable after 'solve for y:'": case(
+        "Find the general solution of $x^{2} y^{\\prime}+2 x y=\\sin (2 x)$, solving for $y$.",
+        "cx^{-2}-\\frac{\\cos(2x)}{2x^{2}}",
+        "The left side is the derivative of x^2 y, so integrating gives:\n\n"
+        "\\[ x^2 y = -\\frac{1}{2} \\cos(2x) + C \\]\n\nNow, solve for y:\n\n",
+        "\\[ y = -\\frac{1}{2 x^2} \\cos(2x) + \\frac{C}{x^2} \\]",
+        CHECKS + "**Final Answer**\n\\[ \\boxed{y = -\\dfrac{\\cos(2x)}{2x^{2}} + \\dfrac{C}{x^{2}}} \\]",
+    ),
+    "the root kept after a display of both roots": case(
+        "Find all values of $x$ that satisfy the equation $x = \\sqrt{x + 110}$.", "11",
+        "Squaring, x^2 - x - 110 = 0, so (x + 10)(x - 11) = 0.\n\nSo, the solutions are:\n\n"
+        "\\[ x = -10 \\quad \\text{or} \\quad x = 11 \\]\n\n"
+        "Check x = -10: the square root is never negative, so x = -10 is extraneous. Check x = 11: the root of 121 "
+        "is 11.\n\n",
+        "Therefore, the only solution is x = 11.", CHECKS + "**Final Answer**\n\\boxed{11}",
+    ),
     "a number times a variable with a Unicode power is not the number": case(
         "What is the smallest positive perfect cube that can be written as the sum of three consecutive integers?",
         "27", "The sum of n - 1, n, n + 1 is 3n, and 3n is a cube when n = 9m³.\n\n"

@@ -380,6 +380,9 @@ _CASE_RE = re.compile(r"[\W_]*(?:(?:so|and|but|now|then|similarly|likewise)[\s,]
                       r"\\?[A-Za-z](?:_\{?\w+\}?)?\s*=\s*-?\d", re.IGNORECASE)
 # "x = \frac{2023}{7}, x = \frac{2023}{289}, and x = 1" / "a_1 = 2, a_2 = -1" / "d_1 = 1, m^2 = 17": one item of an
 # enumeration of assignments, not a result
+# "... \\quad \\text{or} \\quad x = " / "..., x = " before the value: the value closes the last item of a list of roots
+_LAST_ITEM_RE = re.compile(r"(?:^|[,;]|\\\[|\\quad|\\text\{\s*(?:or|and)\s*\}|\b(?:or|and)\b)\s*"
+                           r"\\?[A-Za-z](?:_\{?\w+\}?)?\s*=\s*$")
 _ASSIGN_ITEM_RE = re.compile(r"(?<![\w})\]^+\-*/.\\])\\?[A-Za-z](?:_\{?\w+\}?)?\s*=(?!=)")
 # "m^2" in "d_1 = 1, m^2 = 17": a variable's power, as bare as the variable for an enumeration ...
 _VAR_POWER = r"\\?[A-Za-z](?:_\{?\w+\}?)?\^\{?\d\}?"
@@ -896,7 +899,10 @@ class ImplicitAnswerFinder:
         computed = eq_head.count("=") >= 1 and _COMPUTE_RE.search(eq_head[eq_head.find("="):] if "=" in eq_head else eq_head) is not None
         chain = eq_head.count("=") >= 2 and computed
         lhs = _lhs_of(sent, off)
-        asked = bool(self.asked) and _norm_expr(lhs) in self.asked
+        # the left side without a display's opening "\\[" ("\\[ y = ..." states y when y is asked; "\\[ x = 1 \\quad
+        # \\text{or} \\quad x = 5 \\]" enumerates); the named-intermediate rule below reads displays as before
+        inner = lhs.replace("\\[", "")
+        asked = bool(self.asked) and _norm_expr(inner) in self.asked
         if not asked and self.asked and not lhs:
             # "So y should be 1.", "g(0) is 336": the asked expression as the subject of a copula
             vm = _COPULA_SUBJECT_RE.search(head)
@@ -945,7 +951,8 @@ class ImplicitAnswerFinder:
         if supposed or hedged(unhedged, 0, off):
             return None
         if (_TRIAL_RE.match(sent) or (not asked and _CASE_RE.match(sent)) or _GIVEN_DATA_RE.search(whole)
-                or ((_BARE_VAR_RE.fullmatch(lhs) or _VAR_POWER_RE.fullmatch(lhs)) and self._enumerates(whole))):
+                or ((_BARE_VAR_RE.fullmatch(inner) or _VAR_POWER_RE.fullmatch(inner) or _LAST_ITEM_RE.search(head))
+                    and self._enumerates(whole))):
             return None
         for p in cands:
             tvalue = p.target.value
