@@ -380,10 +380,10 @@ _CASE_RE = re.compile(r"[\W_]*(?:(?:so|and|but|now|then|similarly|likewise)[\s,]
                       r"\\?[A-Za-z](?:_\{?\w+\}?)?\s*=\s*-?\d", re.IGNORECASE)
 # "x = \frac{2023}{7}, x = \frac{2023}{289}, and x = 1" / "a_1 = 2, a_2 = -1" / "d_1 = 1, m^2 = 17": one item of an
 # enumeration of assignments, not a result
+_ASSIGN_ITEM_RE = re.compile(r"(?<![\w})\]^+\-*/.\\])\\?[A-Za-z](?:_\{?\w+\}?)?\s*=(?!=)")
 # "... \\quad \\text{or} \\quad x = " / "..., x = " before the value: the value closes the last item of a list of roots
 _LAST_ITEM_RE = re.compile(r"(?:^|[,;]|\\\[|\\quad|\\text\{\s*(?:or|and)\s*\}|\b(?:or|and)\b)\s*"
                            r"\\?[A-Za-z](?:_\{?\w+\}?)?\s*=\s*$")
-_ASSIGN_ITEM_RE = re.compile(r"(?<![\w})\]^+\-*/.\\])\\?[A-Za-z](?:_\{?\w+\}?)?\s*=(?!=)")
 # "m^2" in "d_1 = 1, m^2 = 17": a variable's power, as bare as the variable for an enumeration ...
 _VAR_POWER = r"\\?[A-Za-z](?:_\{?\w+\}?)?\^\{?\d\}?"
 _VAR_POWER_RE = re.compile(r"\s*" + _VAR_POWER + r"\s*")

@@ -34,8 +34,9 @@ Parts, in order:
     at the first unit of new work (a formula) after an answer (after an
     affirmation alone, "That checks out.", a pass of substitutions goes on
     until a cue); a check
-    shorter than 80 characters without an answer is merged into the next one
-    ("Wait, is that right?" + the re-computation). Short wrap-up lines after
+    shorter than 80 characters without an answer, or a one-sentence
+    announcement without a number, is merged into the next one ("Wait, is
+    that right?" + the re-computation). Short wrap-up lines after
     an answer ("So, she bikes 27 miles.", at most 300 characters, no
     formula) stay with the segment that reached the answer.
 ``conclusion``
