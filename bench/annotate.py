@@ -175,7 +175,20 @@ PLAN_9 = [
     ("sky-t1-students/Sky-T1-math-correct-5K-27B__math500.jsonl", 1, 8000),
     ("sky-t1-students/Sky-T1-math-wrong-5K-27B__aime24.jsonl", 1, 12000),
 ]
-PLANS = {1: PLAN, 2: PLAN_2, 3: PLAN_3, 4: PLAN_4, 5: PLAN_5, 6: PLAN_6, 7: PLAN_7, 8: PLAN_8, 9: PLAN_9}
+# round 10 (drawn after engine 0.3.25, before any rule was tuned on it): the last readable Gemini and MATH-500
+# R1-distill-Llama-8B traces, LIMO R1-distill (the pruning target) and Sky-T1 files with few annotations so far
+PLAN_10 = [
+    ("limo_deepseek-r1-distill-qwen-32b.jsonl", 4, 12000),
+    ("aime2024_gemini-2.0-flash-thinking.jsonl", 1, 22000),
+    ("math500_deepseek-r1-distill-llama-8b.jsonl", 1, 22000),
+    ("sky-t1-students/Sky-T1-math-correct-5K-14B__amc23.jsonl", 1, 10000),
+    ("sky-t1-students/Sky-T1-math-correct-5K-27B__amc23.jsonl", 1, 12000),
+    ("sky-t1-students/Sky-T1-math-correct-5K-32B-ckpts__aime24.jsonl", 1, 20000),
+    ("sky-t1-students/Sky-T1-math-wrong-5K-14B__amc23.jsonl", 1, 10000),
+    ("sky-t1-students/Sky-T1-math-wrong-5K-27B__amc23.jsonl", 1, 12000),
+    ("sky-t1-students/Sky-T1-math-correct-5K-27B__minerva_math.jsonl", 1, 8000),
+]
+PLANS = {1: PLAN, 2: PLAN_2, 3: PLAN_3, 4: PLAN_4, 5: PLAN_5, 6: PLAN_6, 7: PLAN_7, 8: PLAN_8, 9: PLAN_9, 10: PLAN_10}
 # rounds that may draw a trace whose first answer alone was marked in a first-answer fixture, and from which files
 # (None: any)
 REUSE_FIRST_ANSWERS: dict[int, frozenset[str] | None] = {4: None, 6: frozenset({"sat_deepseek-r1.json"})}
