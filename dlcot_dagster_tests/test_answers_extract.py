@@ -140,6 +140,8 @@ def test_phrase_span_covers_lead_in():
         "The answer is expressed as a reduced fraction m/n, and we need to find m + n.",
         "The answer is supposed to be in the form of a fraction m/n.",
         "First, convert the radius, since the answer is required in centimeters.",
+        "I'll convert everything to centimeters because the final answer is needed in square centimeters.",
+        "The answer is wanted as a decimal, so keep two places.",
     ],
 )
 def test_non_answers_are_not_matched(text):

@@ -379,6 +379,20 @@ CASES = {
         "\\[ y = -\\frac{1}{2 x^2} \\cos(2x) + \\frac{C}{x^2} \\]",
         CHECKS + "**Final Answer**\n\\[ \\boxed{y = -\\dfrac{\\cos(2x)}{2x^{2}} + \\dfrac{C}{x^{2}}} \\]",
     ),
+    "an inline formula on a line of its own after 'the particular solution is:'": case(
+        "Find a purely exponential solution of $\\frac{d^{4} x}{d t^{4}}-x=e^{-2 t}$.", "\\frac{e^{-2t}}{15}",
+        "Try \\(x_p(t) = c e^{-2t}\\): then \\(16c - c = 1\\), so \\(c = \\frac{1}{15}\\)\n\n"
+        "Therefore, the particular solution is:\n\n",
+        "\\(x_p(t) = \\frac{1}{15} e^{-2t}\\)",
+        CHECKS + "Therefore, the purely exponential solution is \\(x_p(t) = \\frac{1}{15} e^{-2t}\\).",
+    ),
+    "a fraction whose signed numerator is in parentheses": case(
+        "Let $p(x)$ be the polynomial of degree 1 with $p(6) = 1/7$ and $p(7) = 3/49$. Find $p(8)$.", "-\\frac{1}{49}",
+        "The slope is p(7) - p(6) = (-4)/49, so p(8) = p(7) + (-4)/49.\n\n",
+        "Therefore, p(8) = 3/49 + (-4)/49 = (-1)/49",
+        "\n\nWait, is p(8) really -1/49? The slope is 3/49 - 7/49 = -4/49, so p(8) = 3/49 - 4/49." + CHECKS + "So, p(8) = -1/49.\n\n"
+        "**Final Answer**\n\\boxed{-\\dfrac{1}{49}}",
+    ),
     "the root kept after a display of both roots": case(
         "Find all values of $x$ that satisfy the equation $x = \\sqrt{x + 110}$.", "11",
         "Squaring, x^2 - x - 110 = 0, so (x + 10)(x - 11) = 0.\n\nSo, the solutions are:\n\n"

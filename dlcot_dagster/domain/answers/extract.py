@@ -118,6 +118,7 @@ _NOT_ANSWER_RE = re.compile(
     r"if|which|something|nothing|none|option|choice|\?|"
     # a description of the answer, not the answer: "The answer is expressed as a reduced fraction m/n"
     r"expressed|written|represented|presented|formatted|stated|supposed|required|requested|expected|asked|sought|"
+    r"needed|wanted|desired|"
     r"known|unknown|of the form)\b",
     re.IGNORECASE,
 )

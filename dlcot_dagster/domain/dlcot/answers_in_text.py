@@ -91,6 +91,8 @@ _CONCLUSIVE_RE = re.compile(
 _TRAIL_PUNCT = " \t\r\n.,;:!*_`\"'"
 _NUM_RE = re.compile(r"^[-+]?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?$")
 _FRAC_RE = re.compile(r"^[-+]?\d+\s*/\s*\d+$")
+# "(-1)/49", "(-3)/(147)": a signed part in parentheses
+_PAREN_FRAC_RE = re.compile(r"^\(\s*([-+]?\d+)\s*\)\s*/\s*(?:\(\s*(\d+)\s*\)|(\d+))$")
 _LATEX_FRAC_RE = re.compile(r"^([-+]?)\\[dt]?frac\{(\d+)\}\{(\d+)\}$")
 _UNIT_TAIL_RE = re.compile(r"^(.*?\d)\s*(?:\\?%|\\text\{[^{}]*\}|\\mathrm\{[^{}]*\}|[a-zA-Z°²³µ][\w°²³µ/.^]*(?:\s+[a-zA-Z][\w/]*){0,3})$")
 _DIGITS_RE = re.compile(r"\d")
@@ -153,6 +155,9 @@ def parse_number(s: str) -> Fraction | None:
         if _FRAC_RE.match(s):
             a, b = s.split("/")
             return Fraction(int(a), int(b)) if int(b) else None
+        if (pm := _PAREN_FRAC_RE.match(s)) is not None:
+            b = int(pm.group(2) or pm.group(3))
+            return Fraction(int(pm.group(1)), b) if b else None
         m = _LATEX_FRAC_RE.match(s)
         if m:
             val = Fraction(int(m.group(2)), int(m.group(3))) if int(m.group(3)) else None
@@ -999,10 +1004,16 @@ class ImplicitAnswerFinder:
         m = _DISPLAY_OPEN_RE.match(text, b)
         if m is None:
             return None
-        close = "\\]" if m.group(1) == "\\[" else "$$"
+        close = {"\\[": "\\]", "$$": "$$", "\\(": "\\)", "$": "$"}[m.group(1)]
         c = text.find(close, m.end(), min(len(text) if end is None else end, m.end() + 300))
         if c == -1:
             return None
+        if m.group(1) in ("\\(", "$"):
+            # an inline formula is a display only on a line of its own: "is:" + newline + "\\(x = 5\\)" + newline
+            after = text[c + len(close):c + len(close) + 3].lstrip(" \t.")
+            if ("\n" not in text[a + len(text[a:b].rstrip()):m.start(1)] or text.find("\n", m.end(), c) != -1
+                    or after[:1] not in ("", "\n")):
+                return None
         inner = " ".join(text[m.end():c].split())
         if not inner or "?" in inner or _INEQUALITY_RE.search(inner):
             return None  # a question, or a bound ("\\geq (1 + 1 + 1 + 1)^2 = 16"), not a value
@@ -1077,7 +1088,9 @@ _CONTINUES_RE = re.compile(
     re.IGNORECASE,
 )
 _INEQUALITY_RE = re.compile(r"[<>≤≥]|\\[gl]eq?\b|\\[gl]eqslant|\\[gl]t\b")
-_DISPLAY_OPEN_RE = re.compile(r"\s*(\\\[|\$\$)")
+# a display block: "\\[ ... \\]", "$$ ... $$", or an inline "\\( ... \\)" / "$ ... $" set on a line of its own (checked
+# in _display_after)
+_DISPLAY_OPEN_RE = re.compile(r"\s*(\\\[|\$\$|\\\(|\$)")
 # the statement a display block completes ends in a copula, "we get" or "="
 _DISPLAY_INTRO_RE = re.compile(r"(?:\b(?:is|are|be|equals|becomes|get|got|obtain)|=)$")
 # every candidate value follows "=", ":", or one of these words (see _VALUE_INTRO_RE / _SUBJECT_VALUE_RE): a cheap
