@@ -188,7 +188,19 @@ PLAN_10 = [
     ("sky-t1-students/Sky-T1-math-wrong-5K-27B__amc23.jsonl", 1, 12000),
     ("sky-t1-students/Sky-T1-math-correct-5K-27B__minerva_math.jsonl", 1, 8000),
 ]
-PLANS = {1: PLAN, 2: PLAN_2, 3: PLAN_3, 4: PLAN_4, 5: PLAN_5, 6: PLAN_6, 7: PLAN_7, 8: PLAN_8, 9: PLAN_9, 10: PLAN_10}
+# round 11 (drawn after engine 0.3.26, whose rules were found on three of round 10's test misses, before any rule was
+# tuned on it): a clean held-out measure again, weighted to LIMO R1-distill (the pruning target)
+PLAN_11 = [
+    ("limo_deepseek-r1-distill-qwen-32b.jsonl", 5, 12000),
+    ("aime2024_gemini-2.0-flash-thinking.jsonl", 1, 30000),
+    ("math500_deepseek-r1-distill-llama-8b.jsonl", 1, 30000),
+    ("sky-t1-students/Sky-T1-math-correct-5K-27B__math500.jsonl", 1, 10000),
+    ("sky-t1-students/Sky-T1-math-wrong-5K-27B__minerva_math.jsonl", 1, 10000),
+    ("sky-t1-students/Sky-T1-math-correct-5K-27B__aime24.jsonl", 1, 14000),
+    ("sky-t1-students/Sky-T1-math-wrong-5K-27B__aime24.jsonl", 1, 14000),
+    ("sky-t1-students/Sky-T1-math-correct-5K-14B__aime24.jsonl", 1, 14000),
+]
+PLANS = {1: PLAN, 2: PLAN_2, 3: PLAN_3, 4: PLAN_4, 5: PLAN_5, 6: PLAN_6, 7: PLAN_7, 8: PLAN_8, 9: PLAN_9, 10: PLAN_10, 11: PLAN_11}
 # rounds that may draw a trace whose first answer alone was marked in a first-answer fixture, and from which files
 # (None: any)
 REUSE_FIRST_ANSWERS: dict[int, frozenset[str] | None] = {4: None, 6: frozenset({"sat_deepseek-r1.json"})}
