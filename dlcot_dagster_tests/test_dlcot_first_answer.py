@@ -153,6 +153,13 @@ CASES = {
         "Each solution has y odd, with m running from 0 to 45 inclusive.\n\n",
         "So 46 ordered pairs (x, y), which give (a, r) as (2^x, 2^y).", CHECKS + "**Final Answer**\n\\boxed{46}",
     ),
+    "a count for 'what is the minimum number of'": case(
+        "Given that all workers work at the same rate, what is the minimum number of additional workers, beyond the "
+        "$800$ workers still on the job, that must be hired so that the project is completed on schedule?", "766",
+        "So we need 36000/23 ≈ 1565.217 workers in all, so we need to hire 1565.217 - 800 ≈ 765.217 workers.\n\n",
+        "Since we can't hire a fraction, we need 766 additional workers (we need to round up).", "\n\n"
+        + CHECKS + "So need to hire = 1566 - 800 = 766.\n\n**Final Answer**\n\\boxed{766}",
+    ),
     "a total after so": case(
         "For how many positive integers $n$ is it true that $n<1000$ and that the floor of $\\log_2 n$ is a positive "
         "even integer?", "340",

@@ -269,9 +269,12 @@ _GIVEN_DATA_RE = re.compile(r"\b(?:which|that|as) (?:is |was |were |are )?(?:giv
 _COUNTED_NOUN = (r"(?:(?!(?:does|was|has|is|are|were|do|did|can|will)\b)[a-z-]+ ){0,3}?"
                  r"(?!(?:does|was|has|this|its|less|plus|always|yes)\b)([a-z]{2,}s)\b")
 _HOW_MANY_NOUN_RE = re.compile(r"\bhow many " + _COUNTED_NOUN, re.IGNORECASE)
-# "Find the number of possible ordered pairs (a, r).": a count question too
+# "Find the number of possible ordered pairs (a, r).", "what is the minimum number of additional workers ...": a count
+# question too
 _NUMBER_OF_NOUN_RE = re.compile(
-    r"\b(?:find|compute|determine|what is|what's|give)\s+the\s+(?:total\s+)?number\s+of\s+" + _COUNTED_NOUN,
+    r"\b(?:find|compute|determine|what is|what's|give)\s+the\s+"
+    r"(?:(?:total|minimum|maximum|least|greatest|smallest|largest|fewest|most)\s+(?:possible\s+)?)?number\s+of\s+"
+    + _COUNTED_NOUN,
     re.IGNORECASE,
 )
 # units a question may ask its answer in ("What is the height in centimeters?"), with their other spellings
