@@ -259,6 +259,22 @@ def test_a_check_questioning_a_new_assumption_is_a_distinct_approach():
     assert not second.kept and second.drop_reason == f"redundant_repeat_of:{first.idx}"
 
 
+def test_the_first_test_of_the_other_options_is_a_distinct_approach():
+    """The guide's rule (round 6, SAT): testing the other options the first time is distinct even when it reuses the
+    trunk's numbers; testing them again is a repeat."""
+    problem = ("A candle burns 1 ounce every 4 hours. How many hours does it take to burn 11 ounces?\n"
+               "A) 15\nB) 24\nC) 44\nD) 48")
+    work = "11 * 4 = 44, 44 / 4 = 11, 44 / 11 = 4, 10 * 4 = 40, 40 + 4 = 44"
+    sol = f"Each ounce takes 4 hours, so looking at the options: {work}. So the answer is C.\n\n"
+    # the options reuse every number of the trunk: by evidence alone they would be a repeat
+    options = f"Let me check the other options. A is 15, B is 24, D is 48, and {work}. So C.\n\n"
+    again = f"Wait, let me check the other options again. A is 15, B is 24, D is 48, and {work}. So C.\n\n"
+    res = run_dlcot(rec(sol + options + again + "**Final Answer**\n\\boxed{C}", ref="C", problem=problem))
+    first, second = [s for s in res.segments if s.kind is SegmentKind.VERIFICATION]
+    assert first.kept and first.cluster == first.idx
+    assert not second.kept and second.drop_reason.startswith("redundant_repeat_of:")
+
+
 def test_same_text_with_different_answers_does_not_cluster():
     a = "Let me recount the groups of seven carefully: 6 * 7 = 42. So the answer is 42.\n\n"
     b = "Let me recount the groups of seven carefully: 6 * 7 = 48. So the answer is 48.\n\n"

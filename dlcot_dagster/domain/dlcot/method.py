@@ -43,6 +43,10 @@ seen yet. A solution or check is a **redundant repeat** when
 * it is not the first correct segment (the trunk's end is never a repeat) and it does not correct anything (a
   segment that reaches a different answer is not a repeat: the pruner judges it by its label).
 
+The first check that tests the other options of a multiple-choice problem is distinct whatever evidence it shares
+(the annotation guide's rule: the options' values and the trunk's arithmetic are often all it holds); a later one is
+judged as above.
+
 A repeat's cluster is the earlier kept segment whose evidence overlaps its own most. A check with almost no
 evidence (total weight below ``min_evidence``; "Hmm, let me think.") is a repeat of the segment before it: it
 brings nothing new.
@@ -203,6 +207,9 @@ def assumption_topics(text: str) -> set[str]:
 
 # a first check of these kinds brings new steps by the guide's rules; recompute/other never do by their kind alone
 TYPE_WEIGHTS = {"substitute": 4.0, "options": 4.0, "special_case": 4.0, "numeric": 3.0, "alternative_method": 3.0}
+#: the first check of these kinds is a distinct approach whatever else it shares (ANNOTATION_GUIDE.md: "Testing the
+#: other options the first time is distinct")
+FIRST_DISTINCT_KINDS = frozenset({"options"})
 #: a re-computation must bring clearly new evidence to count as distinct: its threshold is raised by this much
 RECOMPUTE_BONUS = 0.15
 
@@ -512,7 +519,13 @@ class MethodClusterer:
             leader, jac = lc.add(sg.idx, body, key)
             is_first_correct = sg.label is Label.CORRECT and not correct_seen
             same_result = key == "none" or key in kept_keys or (key == "correct" and correct_seen)
-            if kept and not is_first_correct and same_result and leader != sg.idx and leader in kept_idx:
+            # the first test of the other options is distinct, near-verbatim or not (see FIRST_DISTINCT_KINDS)
+            first_of_kind = False
+            if sg.kind is SegmentKind.VERIFICATION and kept and not is_first_correct and same_result:
+                opener = check_type(body)
+                first_of_kind = opener in FIRST_DISTINCT_KINDS and "check:" + opener not in seen
+            if (kept and not is_first_correct and same_result and leader != sg.idx and leader in kept_idx
+                    and not first_of_kind):
                 # a near-verbatim loop of a kept segment: a repeat whatever its evidence, which is not computed
                 # (a repeat's evidence is never read again: only kept segments' is, in `kept` and _superseded)
                 segs.append(sg.model_copy(update={"cluster": leader, "similarity": round(float(jac), 4)}))
@@ -525,7 +538,7 @@ class MethodClusterer:
             threshold = cfg.novelty_threshold + (RECOMPUTE_BONUS if kind == "recompute" else 0.0)
             repeat_of: int | None = None
             sim = None
-            if kept and not is_first_correct and same_result:
+            if kept and not is_first_correct and same_result and not first_of_kind:
                 if ev.weight < cfg.min_evidence:
                     repeat_of, sim = (prev_body if prev_body is not None else kept[-1][0]), 1.0
                 elif nov < threshold:
