@@ -153,6 +153,12 @@ CASES = {
         "Each solution has y odd, with m running from 0 to 45 inclusive.\n\n",
         "So 46 ordered pairs (x, y), which give (a, r) as (2^x, 2^y).", CHECKS + "**Final Answer**\n\\boxed{46}",
     ),
+    "scientific notation written with x, stated approximately": case(
+        "An electron is accelerated from rest through 10 V. Compute its speed in m/s to three significant figures.",
+        "1.87e6", "The kinetic energy is eV = 1.6 x 10^-18 J, so v = sqrt(2 eV / m) = sqrt(3.5 x 10^12).\n\n",
+        "So, the velocity of the electron is approximately 1.87 x 10^6 m/s.",
+        CHECKS + "**Final Answer**\n\\boxed{1.87 \\times 10^{6} \\text{ m/s}}",
+    ),
     "a count for 'what is the minimum number of'": case(
         "Given that all workers work at the same rate, what is the minimum number of additional workers, beyond the "
         "$800$ workers still on the job, that must be hired so that the project is completed on schedule?", "766",

@@ -120,18 +120,22 @@ def _strip_wrappers(v: str) -> str:
     return v
 
 
-# scientific notation: "4e33", "2.88e-19", "4 \\times 10^{33}", "4 × 10^33", "1.5 \\cdot 10^{-3}", with an optional unit
+# scientific notation: "4e33", "2.88e-19", "4 \\times 10^{33}", "4 × 10^33", "4.45 x 10^34", "1.5 \\cdot 10^{-3}", with an optional unit
 # ("erg/s", "\\text{ J}", "m/s"); the value, not the unit, is what a reference like "4.5e33" states
 _SCI_RE = re.compile(
-    r"^(?P<m>[-+]?\d+(?:\.\d+)?)\s*(?:[eE]\s*(?P<e1>[-+]?\d{1,3})|(?:\\times|\\cdot|×|·|\*)\s*10\s*\^\s*\{?\s*"
+    r"^(?P<m>[-+]?\d+(?:\.\d+)?)\s*(?:[eE]\s*(?P<e1>[-+]?\d{1,3})|(?:\\times|\\cdot|×|·|\*|[xX])\s*10\s*\^\s*\{?\s*"
     r"(?P<e2>[-+−]?\s*\d{1,3})\s*\}?)(?:\s*\\(?:text|mathrm)\s*\{[^{}]{0,20}\}|\s+[a-zA-Z°][\w°/.^]{0,12}"
     r"(?:\s+[a-zA-Z/]{1,8}){0,2})?\s*$"
 )
 
 
+# a physical quantity's value is stated "approximately" as a matter of course: the word is no hedge on it
+_APPROX_RE = re.compile(r"^(?:approximately|approx\.?|about|roughly|around|≈|~|\\approx)\s*", re.IGNORECASE)
+
+
 def sci_number(s: str) -> tuple[Fraction, str] | None:
     """(exact value, mantissa digits) of a number in scientific notation (see ``_SCI_RE``), else None."""
-    s = s.strip().replace("$", "").strip()
+    s = _APPROX_RE.sub("", s.strip().replace("$", "").strip())  # "approximately 4.45 x 10^34 erg/s"
     if not s.isascii():
         s = superscripts_as_latex(s)  # "2.89 × 10⁻¹⁹ J"
     m = _SCI_RE.match(s)
