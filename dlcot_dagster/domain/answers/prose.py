@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["prose_core", "is_words_only", "fraction_words"]
+__all__ = ["APPROX_WORDS", "prose_core", "is_words_only", "fraction_words"]
 
 _MAX_CHARS = 160
 
@@ -24,9 +24,11 @@ _NEGATION_RE = re.compile(
     r"without|minus|negative|less|more|than|or|between|at least|at most|if|when|where)\b",
     re.IGNORECASE,
 )
+#: words that say a value is approximate ("approximately 4.45 x 10^34"): a lead-in, not a hedge on the value
+APPROX_WORDS = r"approximately|approx\.?|about|roughly|around"
 _LEAD_RE = re.compile(
     r"^(?:(?:it|this|that|which|the answer|the result|the value|the final answer)\s+(?:is|was|equals)\s+|"
-    r"(?:written|expressed|given|simplified)\s+as\s+|(?:approximately|approx\.?|about|roughly|around|exactly|"
+    r"(?:written|expressed|given|simplified)\s+as\s+|(?:" + APPROX_WORDS + r"|exactly|"
     r"equals|equal to|is)\s+|(?:option|choice|answer)\s*:?\s+(?=\(?[A-J]\)?(?:$|[\s.)]))|(?:answer|result)\s*:\s*)+",
     re.IGNORECASE,
 )

@@ -72,6 +72,7 @@ from dlcot_dagster.domain.answers.normalize import (
     superscripts_as_latex,
     unwrap_text_commands,
 )
+from dlcot_dagster.domain.answers.prose import APPROX_WORDS
 
 from .text import clause_start, hedged, lower_case_twin, sentence_spans
 from .types import AnswerSpan
@@ -130,7 +131,7 @@ _SCI_RE = re.compile(
 
 
 # a physical quantity's value is stated "approximately" as a matter of course: the word is no hedge on it
-_APPROX_RE = re.compile(r"^(?:approximately|approx\.?|about|roughly|around|≈|~|\\approx)\s*", re.IGNORECASE)
+_APPROX_RE = re.compile(rf"^(?:{APPROX_WORDS}|≈|~|\\approx)\s*", re.IGNORECASE)
 
 
 def sci_number(s: str) -> tuple[Fraction, str] | None:

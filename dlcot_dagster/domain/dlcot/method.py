@@ -488,7 +488,7 @@ class MethodClusterer:
         # lower-casing — a final sigma — cannot change a match.)
         ev_memo: dict[tuple[str, bool, bool], tuple[str | None, Evidence]] = {}
 
-        def evidence_of(sg, body: str) -> tuple[str | None, Evidence]:
+        def evidence_of(sg, body: str, opener: str | None = None) -> tuple[str | None, Evidence]:
             mkey = (
                 body,
                 sg.kind is SegmentKind.VERIFICATION,
@@ -496,7 +496,7 @@ class MethodClusterer:
             )
             hit = ev_memo.get(mkey)
             if hit is None:
-                kind = check_type(body) if sg.kind is SegmentKind.VERIFICATION else None
+                kind = (opener or check_type(body)) if sg.kind is SegmentKind.VERIFICATION else None
                 hit = ev_memo[mkey] = kind, evidence(body, given, kind=kind, tech=tech_of(sg.start, sg.end))
             return hit
 
@@ -520,10 +520,10 @@ class MethodClusterer:
             is_first_correct = sg.label is Label.CORRECT and not correct_seen
             same_result = key == "none" or key in kept_keys or (key == "correct" and correct_seen)
             # the first test of the other options is distinct, near-verbatim or not (see FIRST_DISTINCT_KINDS)
-            first_of_kind = False
+            opener = None
             if sg.kind is SegmentKind.VERIFICATION and kept and not is_first_correct and same_result:
                 opener = check_type(body)
-                first_of_kind = opener in FIRST_DISTINCT_KINDS and "check:" + opener not in seen
+            first_of_kind = opener in FIRST_DISTINCT_KINDS and "check:" + opener not in seen
             if (kept and not is_first_correct and same_result and leader != sg.idx and leader in kept_idx
                     and not first_of_kind):
                 # a near-verbatim loop of a kept segment: a repeat whatever its evidence, which is not computed
@@ -532,7 +532,7 @@ class MethodClusterer:
                 if sg.label is Label.CORRECT:
                     correct_seen = True
                 continue
-            kind, ev = evidence_of(sg, body)
+            kind, ev = evidence_of(sg, body, opener)  # the opener, when read above, is the check kind
             plain_ev[sg.idx] = ev if kind not in TYPE_WEIGHTS else None
             nov = novelty(ev, seen)
             threshold = cfg.novelty_threshold + (RECOMPUTE_BONUS if kind == "recompute" else 0.0)
