@@ -215,6 +215,52 @@ def test_an_announcement_belongs_to_the_check_it_announces():
     assert len(checks) == 2
 
 
+def test_a_question_doubting_the_result_opens_a_check():
+    """"Is there a higher possible GCD?" after a settled check is a new check episode (engine 0.3.30), like a cue
+    word would be; a question inside the same check's work is not."""
+    doubt = "Is there any other pair of whole numbers with this product? 3 * 14 = 42 too, but 6 is given, so no.\n\n"
+    r = rec(SOLUTION + CHECK + doubt + CONCL)
+    checks = [seg_text(r, s) for s in run_dlcot(r).segments if s.kind is SegmentKind.VERIFICATION]
+    assert checks == [CHECK, doubt]
+    # a question that doubts nothing ("What is 6 * 7?") is no cue
+    plain = "What is 6 * 7 again in tens? It is 4 tens and 2 ones, so 42.\n\n"
+    r = rec(SOLUTION + CHECK + plain + CONCL)
+    checks = [seg_text(r, s) for s in run_dlcot(r).segments if s.kind is SegmentKind.VERIFICATION]
+    assert checks == [CHECK + plain]
+
+
+def test_naming_the_option_of_the_answer_just_reached_is_its_wrap_up():
+    """The guide: the computed value of a listed choice is the first answer and its letter right after it the
+    wrap-up, also when announced as "Let me check the answer choices." (engine 0.3.30; SAT R1 traces)."""
+    problem = ("A candle burns 1 ounce every 4 hours. How many hours does it take to burn 11 ounces?\n"
+               "A) 15\nB) 24\nC) 44\nD) 48")
+    sol = "Each ounce takes 4 hours, so 11 ounces take 11 * 4 = 44 hours.\n\n"
+    for lookup in ("Let me check the answer choices. C is 44, so that should be the answer.\n\n",
+                   "Let me check the answer choices.\n\nC) 44. So that is the one.\n\n"):
+        check = "Let me verify: 44 / 4 = 11 ounces. That checks out.\n\n"
+        r = rec(sol + lookup + check + "**Final Answer**\n\\boxed{C}", ref="C", problem=problem)
+        segs = run_dlcot(r).segments
+        solution = next(s for s in segs if s.kind is SegmentKind.SOLUTION)
+        checks = [seg_text(r, s) for s in segs if s.kind is SegmentKind.VERIFICATION]
+        assert seg_text(r, solution).endswith(lookup), seg_text(r, solution)
+        assert checks == [check]
+    # a lookup that names no option of the answer is a check of its own
+    lookup = "Let me check the answer choices to see which are even.\n\n"
+    r = rec(sol + lookup + "B) 24 and D) 48 are even, and 44 is even too.\n\n" + "**Final Answer**\n\\boxed{C}",
+            ref="C", problem=problem)
+    checks = [seg_text(r, s) for s in run_dlcot(r).segments if s.kind is SegmentKind.VERIFICATION]
+    assert checks and checks[0].startswith(lookup)
+
+
+def test_a_double_check_of_the_calculations_is_a_recomputation():
+    from dlcot_dagster.domain.dlcot.method import check_type
+
+    # the plural ("calculations") was missed before engine 0.3.30: a re-computation typed as "other"
+    assert check_type("Let me double-check my calculations to make sure I didn't make a mistake.") == "recompute"
+    assert check_type("Let me recheck the computations above.") == "recompute"
+    assert check_type("Let me double-check the calculation.") == "recompute"
+
+
 def test_repeated_checks_cluster_and_repeats_are_dropped():
     other = "Wait, as a sanity check by estimation: 6 * 7 is 6 * 6 + 6 = 36 + 6 = 42, consistent.\n\n"
     again = DISTINCT_CHECK.replace("Let me verify by plugging it back", "Let me double-check by plugging it back")

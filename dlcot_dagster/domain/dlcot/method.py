@@ -154,8 +154,9 @@ CHECK_OPENERS: tuple[tuple[str, re.Pattern], ...] = (
                                       r"thought|idea)|\bwithout (?:needing to|having to) (?:compute|calculate|find)|"
                                       r"\balternatively\b", re.IGNORECASE)),
     ("recompute", re.compile(r"\b(?:recap|re-?do|re-?comput\w*|re-?calculat\w*|go (?:through|over)|again|"
-                             r"double[- ]?check\w* (?:my|the|these|those|all)? ?(?:calculation|computation|arithmetic|"
-                             r"steps|work|math)|re-?check\w* (?:my|the)? ?(?:calculation|computation|arithmetic|steps))\b",
+                             r"double[- ]?check\w* (?:my|the|these|those|all)? ?(?:calculations?|computations?|arithmetic|"
+                             r"steps|work|math)|re-?check\w* (?:my|the)? ?(?:calculations?|computations?|arithmetic|"
+                             r"steps))\b",
                              re.IGNORECASE)),
 )
 # "different assumptions" (one of DLCoT's novelty criteria): a check that questions an assumption or a reading of

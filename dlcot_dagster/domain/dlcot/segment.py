@@ -30,7 +30,8 @@ Parts, in order:
 ``verification``
     Everything after the first answer up to the conclusion: re-checks and
     alternative approaches, split into separate checks at each cue unit
-    ("Wait", "But wait", "Let me verify", "Alternatively", "Hmm", ...) and
+    ("Wait", "But wait", "Let me verify", "Alternatively", "Hmm", a question
+    that doubts the result: "Is there a higher possible GCD?") and
     at the first unit of new work (a formula) after an answer (after an
     affirmation alone, "That checks out.", a pass of substitutions goes on
     until a cue); a check
@@ -38,7 +39,9 @@ Parts, in order:
     announcement without a number, is merged into the next one ("Wait, is
     that right?" + the re-computation). Short wrap-up lines after
     an answer ("So, she bikes 27 miles.", at most 300 characters, no
-    formula) stay with the segment that reached the answer.
+    formula) stay with the segment that reached the answer, and so does a
+    look at the answer choices that names the option of that answer ("Let
+    me check the answer choices. D is 44, so that should be the answer.").
 ``conclusion``
     The trailing units that state the final result ("So the answer is ...",
     "**Final Answer** \\boxed{..}"), plus short trailing units without
@@ -88,6 +91,13 @@ _WRAPUP_CHARS = 300
 # a short restatement of the answer just reached closes the wrap-up ("So, the total sum is 469."); a longer one, or
 # one that speaks of checking ("I double-checked ... So I'm confident it is 469."), is a check of its own
 _RESTATE_CHARS = 160
+# "Let me check the answer choices.", "Let me see if that matches any of the options." (not "the other options":
+# testing them is a check)
+_CHOICES_LOOKUP_RE = re.compile(
+    r"\W*(?:(?:now|so|okay|ok)[,\s]+)?let(?: me|'s| us) (?:just )?(?:check|look at|see|compare)\b"
+    r"(?:(?!other|remaining|rest\b|each|all\b|again)[^.?!\n]){0,40}?\b(?:answer )?(?:choices|options)\b",
+    re.IGNORECASE,
+)
 _CHECK_WORD_RE = re.compile(r"\b(?:check|verif|confirm|double|mistake|sure|again)", re.IGNORECASE)
 # "a better approach is to rearrange terms": a local tactic inside the same approach, not a new one
 _LOCAL_TACTIC_RE = re.compile(
@@ -118,6 +128,19 @@ def _extend_wrapup(ctx: "_Ctx", k: int, limit: int) -> int:
                 total += len(t.strip())
                 if total <= _WRAPUP_CHARS:
                     k += 1
+                break
+            if u.cue == "verify" and len(t.strip()) <= _RESTATE_CHARS and _CHOICES_LOOKUP_RE.match(t):
+                # "Let me check the answer choices. D is 44, so that should be the answer." right after reaching 44:
+                # naming the option of the answer just reached is its wrap-up (a value of a listed choice is the
+                # first answer, its letter the wrap-up), not a check; only when this unit or the next names it
+                nxt = k + 1
+                while nxt < limit and is_blank(ctx.utext(nxt)):
+                    nxt += 1
+                if _same_answers(ctx, k, first, k):
+                    k += 1
+                elif (nxt < limit and ctx.units[nxt].cue is None and _same_answers(ctx, nxt, first, k)
+                      and len(ctx.utext(nxt).strip()) <= _WRAPUP_CHARS):
+                    k = nxt + 1
                 break
             if u.cue is not None or k in ctx.by_unit or _MATH_RE.search(t):
                 break

@@ -68,7 +68,10 @@ VERIFY_RE = re.compile(
     r"re-?read(?:ing)? (?:the )?(?:problem|question|statement)|"
     r"(?:to )?recap\b|in case (?:i|we) (?:overlooked|missed|made|got)|"
     r"(?:just )?(?:one more|another) thought\b|"
-    r"is (?:this|that|it) (?:correct|right|consistent)\b"
+    r"is (?:this|that|it) (?:correct|right|consistent)\b|"
+    # a question that doubts the result: "Is there a higher possible GCD?", "But could there be a smaller m?"
+    r"(?:is|are|could|can) there (?:be )?(?:any(?:thing)?|a|an|another|other|some)\b[^.?!\n]{0,120}\?|"
+    r"what about\b[^.?!\n]{0,120}\?|is (?:that|this) (?:all|it)\?"
     r")",
     re.IGNORECASE,
 )
