@@ -362,6 +362,11 @@ CASES = {
         "Since there are four quadrants, the total area should be \\( 4 \\times 2 = 8 \\) square units.",
         CHECKS + "**Final Answer**\n\\boxed{8}",
     ),
+    "a count of 'such' things (engine 0.3.31)": case(
+        "How many positive perfect squares less than $2023$ are divisible by $5$?", "8",
+        "The squares (5k)^2 for k = 1, ..., 8 are 25, 100, 225, 400, 625, 900, 1225 and 1600, all below 2023.\n\n",
+        "So, there are 8 such perfect squares.", CHECKS + "**Final Answer**\n\\boxed{8}",
+    ),
     "a line labelled as the total of a count": case(
         "How many positive perfect squares less than $2023$ are divisible by $5$?", "8",
         "Now, adding the two counts together:\n\nPerfect squares ending with 0: 4\n\nPerfect squares ending with 5: 4\n\n",

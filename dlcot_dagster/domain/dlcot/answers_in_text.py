@@ -345,7 +345,7 @@ def _asked_unit_re(phrases: list[str]) -> re.Pattern | None:
 # words that cannot stand between a count and its noun ("9 across all dates" does not count dates)
 _NOT_MODIFIER = (r"(?:on|of|in|for|at|per|to|from|worth|across|all|the|a|an|and|or|with|by|into|over|under|"
                  r"between|among|about|than|these|those|each|every|its|their|his|her|our|my|your|more|less|other|"
-                 r"such|any|some|no|not|is|are|was|were|be)")
+                 r"any|some|no|not|is|are|was|were|be)")
 _HOW_MANY_MONEY_RE = re.compile(r"\bhow (?:many (?:dollars|cents|euros|pounds)|much)\b", re.IGNORECASE)
 _MONEY_RE = re.compile(r"(?:\\\$|\$(?=\s*\d[\d,]*(?:\.\d+)?(?![\d,.]*\s*\$)))\s*\d")
 
