@@ -118,6 +118,14 @@ CASES = {
         "Height = 432 / 24, and 24 x 18 makes 432.\n\nLooking at option A, that's exactly what I got. ",
         "So, that must be the correct answer.", CHECKS + "**Final Answer**\n\\boxed{A}",
     ),
+    "a point of the figure named like an option (engine 0.3.32)": case(
+        "In the given figure, $AC$ extends to point D. If the measure of $\\angle BAC$ is equal to the measure of "
+        "$\\angle BCA$, what is the value of x?\nChoices:\nA) 110\nB) 70\nC) 55\nD) 40\nFigure: angle ABC is x "
+        "degrees and angle BCD is 110 degrees.", "D",
+        "Point D is an extension of AC beyond point C. So, angle BCD is an exterior angle at point C. "
+        "The two base angles are equal, call them y, so 2y + x = 180 and y + x = 110.\n\n",
+        "Subtracting, y = 70, so x = 110 - 70 = 40, which is option D.", CHECKS + "**Final Answer**\n\\boxed{D}",
+    ),
     "a count of the asked things, not money": case(
         "Sam bought hats and cupcakes for $71. Each hat pack cost $3 and each cupcake cost $1. If Sam bought 10 hat "
         "packs, how many cupcakes did Sam buy?", "41",

@@ -130,8 +130,17 @@ _STOP = frozenset(
 )
 
 
-def _letter_mentions(sentence: str, letters: tuple[str, ...]):
-    """(letter, start, end) of each option letter named in the sentence."""
+# a bare capital right after a figure's noun names a point or line of the figure ("at point C", "vertices A and B")
+_FIGURE_LABEL_RE = re.compile(
+    r"\b(?:points?|vertex|vertices|angles?|sides?|segments?|lines?|rays?|corners?|triangles?|midpoints?|centers?|"
+    r"centres?|edges?|faces?|planes?)\s+(?:[A-Z]{1,3}\s*(?:,|and|or)\s*)*$",
+    re.IGNORECASE,
+)
+
+
+def _letter_mentions(sentence: str, letters: tuple[str, ...], labels: bool = False):
+    """(letter, start, end) of each option letter named in the sentence; with ``labels``, also the bare capitals that
+    label the figure ("at point C")."""
     cls = "".join(letters)
     rx = re.compile(
         rf"(?:\b(?i:option|choice|answer|letter|statement)\s*\(?(?P<a>[{cls}])\)?(?![\w])|"
@@ -143,6 +152,9 @@ def _letter_mentions(sentence: str, letters: tuple[str, ...]):
     )
     for m in rx.finditer(sentence):
         letter = next(g for g in m.groups() if g is not None)
+        if (not labels and m.group("e") is not None
+                and _FIGURE_LABEL_RE.search(sentence, max(0, m.start() - 60), m.start())):
+            continue  # "So, angle BCD is an exterior angle at point C.": a label of the figure, not an option
         yield letter, m.start(), m.end()
 
 
@@ -187,7 +199,7 @@ def choice_commitments(text: str, letters: tuple[str, ...], start: int = 0, end:
             continue
         mentions = list(_letter_mentions(sent, letters))
         named = {m[0] for m in mentions}
-        if len(named) >= 3:
+        if len({m[0] for m in _letter_mentions(sent, letters, labels=True)}) >= 3:
             prev_letter = None
             continue  # "The answer choices are A) 330,825, B) ...": a listing of the options
         stmt_end = sa + len(sent.rstrip())
