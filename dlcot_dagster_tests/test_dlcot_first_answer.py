@@ -126,6 +126,20 @@ CASES = {
         "The two base angles are equal, call them y, so 2y + x = 180 and y + x = 110.\n\n",
         "Subtracting, y = 70, so x = 110 - 70 = 40, which is option D.", CHECKS + "**Final Answer**\n\\boxed{D}",
     ),
+    "the value with its unit as the subject, after a leading clause (engine 0.3.33)": case(
+        "What is the degree measure of the acute angle formed by lines with slopes $2$ and $\\frac{1}{3}$?", "45",
+        "tan(theta) = |(2 - 1/3)/(1 + 2/3)| = (5/3)/(5/3) = 1.\n\nBut wait, the problem asks for the acute angle. ",
+        "Since the tangent is positive, and we're dealing with acute angles, 45 degrees seems to be the answer.",
+        CHECKS + "**Final Answer**\n\\boxed{45}",
+    ),
+    "a value as the subject is no answer when hedged before or contrasted after (engine 0.3.33)": case(
+        "What is the minimum number of degrees a regular pentagon must be rotated about its center until it coincides "
+        "with its original position?", "72",
+        "Each turn moves every vertex one place along.\n\nSo, perhaps, 72 degrees is the answer.\n\n"
+        "Hmm, 72 degrees is the smallest increment that moves it, but that alone does not show it coincides.\n\n"
+        "After a turn through 360/5 degrees each vertex sits where the next one was, so the pentagon looks the same.\n\n",
+        "Therefore, the minimum rotation is 72 degrees.", CHECKS + "**Final Answer**\n\\boxed{72}",
+    ),
     "a count of the asked things, not money": case(
         "Sam bought hats and cupcakes for $71. Each hat pack cost $3 and each cupcake cost $1. If Sam bought 10 hat "
         "packs, how many cupcakes did Sam buy?", "41",

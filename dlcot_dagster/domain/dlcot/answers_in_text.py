@@ -74,7 +74,7 @@ from dlcot_dagster.domain.answers.normalize import (
 )
 from dlcot_dagster.domain.answers.prose import APPROX_WORDS
 
-from .text import clause_start, hedged, lower_case_twin, sentence_spans
+from .text import HEDGE_RE, clause_start, hedged, lower_case_twin, sentence_spans
 from .types import AnswerSpan
 
 
@@ -234,15 +234,20 @@ _VALUE_INTRO_RE = re.compile(
 )
 _VALUE_INTRO_ASCII = lower_case_twin(_VALUE_INTRO_RE)
 # "So 2220 seems the smallest." / "Therefore 42 is the answer." / "So, 592 is the remainder.": the value as the subject
-# of a concluding predicate
+# of a concluding predicate, also with its unit and after a leading clause ("Since the tangent is positive, 45 degrees
+# seems to be the answer.")
 _SUBJECT_VALUE_RE = re.compile(
-    r"^[\W_]*(?:(?:so|thus|therefore|hence|then|and|which means|this means)[\s,]+)*\$?\s*"
-    r"(?P<v>[-+]?(?:\d[\d,]*(?:\.\d+)?(?:\s*/\s*\d+)?|\\[dt]?frac\{\d+\}\{\d+\}))\s*\$?\s+"
+    r"^[\W_]*(?:[^.?!:;]{0,160}?,\s+)?(?:(?:so|thus|therefore|hence|then|and|which means|this means)[\s,]+)*"
+    r"(?:i (?:think|believe|guess that|am confident that)\s+)?\$?\s*"
+    r"(?P<v>[-+]?(?:\d[\d,]*(?:\.\d+)?(?:\s*/\s*\d+)?|\\[dt]?frac\{\d+\}\{\d+\}))\s*\$?"
+    r"(?:\s+(?!is\b|seems\b|must\b|should\b|would\b|appears\b)[a-z°]+){0,2}\s+"
     r"(?:is|seems|must be|should be|would be|appears to be|is indeed|seems to be)\s+(?:indeed\s+)?(?:the\s+|our\s+)?"
     r"(?:smallest|largest|least|greatest|minimum|maximum|minimal|maximal|answer|solution|result|correct|right|only|"
     r"desired|required|final|remainder)\b",
     re.IGNORECASE,
 )
+# a contrast after a value stated as the subject takes it back ("..., but it's not back to the original position")
+_CONTRAST_RE = re.compile(r"\b(?:but|however|although|though|except)\b", re.IGNORECASE)
 # "that would be", "which would be", "that would suggest 46 ordered pairs": a commitment phrased politely, not a hedge
 # (the word is blanked, same length)
 _COMMITTED_WOULD_RE = re.compile(r"\b(that|this|which|it|answer) (would)(?= (?:be|suggest|mean|give)\b)", re.IGNORECASE)
@@ -905,6 +910,10 @@ class ImplicitAnswerFinder:
         conclusive = _CONCLUSIVE_RE.search(sent) is not None
         counted = counted or (in_unit and conclusive)
         subject = _SUBJECT_VALUE_RE.match(sent.rstrip(_TRAIL_PUNCT)) is not None
+        if subject and (HEDGE_RE.search(sent, 0, off) or _CONTRAST_RE.search(whole, off)):
+            # "So, perhaps, 66 degrees is the answer.", "So, 72 degrees is the smallest increment ..., but it's not
+            # back to the original position.": a hedge anywhere before the value, or a contrast after it
+            return None
         head = sent[:off]
         # the equations of an earlier display closed in the same sentence ("\\[a b - a - b + 1 = 1\\]\\[(a - 1)(b - 1) =
         # 1\\]") are another statement: they do not make this one a computation
