@@ -138,9 +138,9 @@ _FIGURE_LABEL_RE = re.compile(
 )
 
 
-def _letter_mentions(sentence: str, letters: tuple[str, ...], labels: bool = False):
-    """(letter, start, end) of each option letter named in the sentence; with ``labels``, also the bare capitals that
-    label the figure ("at point C")."""
+def _mentions_and_labels(sentence: str, letters: tuple[str, ...]) -> tuple[list, list]:
+    """(mentions, labels): (letter, start, end) of each option letter named in the sentence, and of each bare capital
+    that labels the figure instead ("So, angle BCD is an exterior angle at point C.")."""
     cls = "".join(letters)
     rx = re.compile(
         rf"(?:\b(?i:option|choice|answer|letter|statement)\s*\(?(?P<a>[{cls}])\)?(?![\w])|"
@@ -150,12 +150,18 @@ def _letter_mentions(sentence: str, letters: tuple[str, ...], labels: bool = Fal
         rf"(?<![\w\\$^_{{(])(?P<e>[{cls}])(?=\s+(?:is|was|seems|would|must|should|works|fits|matches|satisfies|"
         rf"gives|has|it|then|again|too|also|definitely)\b|[.!]?\s*$|[.!,](?:\s|$)))"
     )
+    mentions: list[tuple[str, int, int]] = []
+    labels: list[tuple[str, int, int]] = []
     for m in rx.finditer(sentence):
         letter = next(g for g in m.groups() if g is not None)
-        if (not labels and m.group("e") is not None
-                and _FIGURE_LABEL_RE.search(sentence, max(0, m.start() - 60), m.start())):
-            continue  # "So, angle BCD is an exterior angle at point C.": a label of the figure, not an option
-        yield letter, m.start(), m.end()
+        label = m.group("e") is not None and _FIGURE_LABEL_RE.search(sentence, max(0, m.start() - 60), m.start())
+        (labels if label else mentions).append((letter, m.start(), m.end()))
+    return mentions, labels
+
+
+def _letter_mentions(sentence: str, letters: tuple[str, ...]) -> list[tuple[str, int, int]]:
+    """(letter, start, end) of each option letter named in the sentence (not the figure's labels)."""
+    return _mentions_and_labels(sentence, letters)[0]
 
 
 def _clause(sentence: str, start: int, end: int) -> tuple[int, int]:
@@ -197,9 +203,10 @@ def choice_commitments(text: str, letters: tuple[str, ...], start: int = 0, end:
         if len(sent) > 600 or "?" in sent:
             prev_letter = None
             continue
-        mentions = list(_letter_mentions(sent, letters))
+        mentions, labels = _mentions_and_labels(sent, letters)
         named = {m[0] for m in mentions}
-        if len({m[0] for m in _letter_mentions(sent, letters, labels=True)}) >= 3:
+        # (the figure's labels count here: "Vertex A is on the left, C is on the right" describes the figure)
+        if len(named | {m[0] for m in labels}) >= 3:
             prev_letter = None
             continue  # "The answer choices are A) 330,825, B) ...": a listing of the options
         stmt_end = sa + len(sent.rstrip())
