@@ -286,6 +286,23 @@ def test_a_check_redoing_the_trunks_computation_repeats_the_trunk():
     assert substitution.kept and substitution.cluster == substitution.idx
 
 
+def test_an_alternative_announced_but_not_carried_out_is_a_repeat():
+    """Engine 0.3.34: "Alternatively, perhaps I could ..." that names a method, computes nothing new and reaches no
+    answer brings no method of its own (25 of the 28 such checks kept before were annotated redundant)."""
+    named = ("Alternatively, perhaps I could use repeated addition instead. "
+             "But the multiplication is standard, so I think it's fine.\n\n")
+    res = run_dlcot(rec(SOLUTION + named + DISTINCT_CHECK + CONCL))
+    sol = next(s for s in res.segments if s.kind is SegmentKind.SOLUTION)
+    announced, substitution = [s for s in res.segments if s.kind is SegmentKind.VERIFICATION]
+    assert announced.drop_reason == f"redundant_repeat_of:{sol.idx}"
+    assert substitution.kept
+    # carried out, with values of its own, it is a new method and stays
+    done = "Alternatively, by repeated addition: 7 + 7 = 14, 14 + 7 = 21, 21 + 21 = 42. Same.\n\n"
+    res = run_dlcot(rec(SOLUTION + done + CONCL))
+    (carried,) = [s for s in res.segments if s.kind is SegmentKind.VERIFICATION]
+    assert carried.kept and carried.cluster == carried.idx
+
+
 def test_a_check_questioning_a_new_assumption_is_a_distinct_approach():
     from dlcot_dagster.domain.dlcot.method import assumption_topics
 

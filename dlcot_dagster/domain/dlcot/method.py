@@ -49,7 +49,11 @@ judged as above.
 
 A repeat's cluster is the earlier kept segment whose evidence overlaps its own most. A check with almost no
 evidence (total weight below ``min_evidence``; "Hmm, let me think.") is a repeat of the segment before it: it
-brings nothing new.
+brings nothing new. Nor does an **announced alternative that is not carried out**: a check that opens as another
+method ("Alternatively, perhaps I can use integral representations.", "Is there a different method to solve
+this? Maybe in terms of rates per minute instead?") but computes no value or operation run not seen before and
+reaches no answer is a repeat of the segment before it (on the labelled set 25 of the 28 such checks the engine
+kept were annotated redundant: the model names a method and goes back to its own).
 """
 
 from __future__ import annotations
@@ -423,6 +427,11 @@ def novelty(ev: Evidence, seen: set[str]) -> float:
     return sum(w for k, w in ev.items.items() if k not in seen) / total
 
 
+def _new_math(ev: Evidence, seen: set[str]) -> bool:
+    """Whether ``ev`` holds a value or an operation run not in ``seen``: whether its text computed anything new."""
+    return any(k not in seen for k in ev.items if k.startswith(("value:", "expr:")))
+
+
 def overlap(a: Evidence, b: Evidence) -> float:
     """Weighted share of ``a`` that ``b`` also holds."""
     total = a.weight
@@ -540,7 +549,8 @@ class MethodClusterer:
             repeat_of: int | None = None
             sim = None
             if kept and not is_first_correct and same_result and not first_of_kind:
-                if ev.weight < cfg.min_evidence:
+                if ev.weight < cfg.min_evidence or (kind == "alternative_method" and key == "none"
+                                                    and not _new_math(ev, seen)):
                     repeat_of, sim = (prev_body if prev_body is not None else kept[-1][0]), 1.0
                 elif nov < threshold:
                     best = max(kept, key=lambda k: (overlap(ev, k[1]), -k[0]))
