@@ -100,6 +100,22 @@ def test_approach_switch_splits_solutions_and_abandoned_one_is_incomplete():
     assert any(e.reason == "dangling_connective" and e.removed.startswith("Alternatively") for e in res.edits)
 
 
+def test_seeing_if_another_approach_works_is_a_switch():
+    """Engine 0.3.35: "Let me see if another approach might get the same answer" opens a new approach (it was a mere
+    reflection, so the check before it ran on into it)."""
+    from dlcot_dagster.domain.dlcot.text import cue_of
+
+    for s in ("Let me see if another approach might get the same answer, just to be thorough.",
+              "But let's see if there's another way to look at it.", "Let me see if there is a simpler method."):
+        assert cue_of(s) == "switch", s
+    assert cue_of("Let me see if that works.") != "switch"
+    check = "Wait, 6 * 7 = 42, yes. So, seems correct.\n\n"
+    other = "Let me see if another approach might get the same answer. Add 7 six times: 7 + 7 + 7 + 7 + 7 + 7 = 42.\n\n"
+    r = rec(SOLUTION + check + other + CONCL)
+    checks = [seg_text(r, s) for s in run_dlcot(r, "none").segments if s.kind is SegmentKind.VERIFICATION]
+    assert checks == [check, other]
+
+
 def test_local_tactic_is_not_a_new_approach():
     body = (
         "Let x be the product we want, so x = 6 * 7 and we can expand it as six groups of seven items, "

@@ -99,7 +99,10 @@ SWITCH_RE = re.compile(
     r"could (?:we|i) (?:solve|do|approach|compute|find|tackle|get) (?:this|it|the (?:answer|result))\b|"
     r"(?:is there|there (?:might|may|could) be|maybe there'?s?) (?:another|a different|an alternative|a simpler|a "
     r"better|a quicker|an easier) (?:way|approach|method)|"
-    r"alternative (?:way|approach|method|solution|view|perspective|derivation)\b"
+    r"alternative (?:way|approach|method|solution|view|perspective|derivation)\b|"
+    # "Let me see if another approach might get the same answer", "But let's see if there's another way to look at it"
+    r"let(?: me|'s| us) see if (?:there(?:'s| is) )?(?:another|a different|an alternative|a simpler|a better|other) "
+    r"(?:approach|way|method)"
     r")",
     re.IGNORECASE,
 )
