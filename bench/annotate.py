@@ -267,17 +267,9 @@ PLAN_17 = [
     ("sky-t1-students/Sky-T1-math-wrong-5K-27B__aime24.jsonl", 1, 14000),
     ("sky-t1-students/Sky-T1-math-correct-5K-27B__amc23.jsonl", 1, 12000),
 ]
-# round 18 (drawn after engine 0.3.35, before any rule was tuned on it): the same mix, the Sky-T1 files of round 16
-PLAN_18 = [
-    ("limo_deepseek-r1-distill-qwen-32b.jsonl", 8, 12000),
-    ("sky-t1-students/Sky-T1-math-correct-5K-27B__math500.jsonl", 2, 10000),
-    ("sky-t1-students/Sky-T1-math-wrong-5K-27B__minerva_math.jsonl", 1, 10000),
-    ("sky-t1-students/Sky-T1-math-correct-5K-27B__minerva_math.jsonl", 1, 10000),
-    ("sky-t1-students/Sky-T1-math-correct-5K-14B__amc23.jsonl", 1, 10000),
-    ("sky-t1-students/Sky-T1-math-wrong-5K-14B__amc23.jsonl", 1, 10000),
-    ("sky-t1-students/Sky-T1-math-correct-5K-32B-ckpts__aime24.jsonl", 1, 20000),
-    ("sky-t1-students/Sky-T1-math-wrong-5K-27B__amc23.jsonl", 1, 12000),
-]
+# round 18 (drawn after engine 0.3.35, before any rule was tuned on it): round 16's mix and files again (a round's
+# draw is seeded by its number and skips every trace of an earlier round)
+PLAN_18 = list(PLAN_16)
 PLANS = {1: PLAN, 2: PLAN_2, 3: PLAN_3, 4: PLAN_4, 5: PLAN_5, 6: PLAN_6, 7: PLAN_7, 8: PLAN_8, 9: PLAN_9, 10: PLAN_10,
          11: PLAN_11, 12: PLAN_12, 13: PLAN_13, 14: PLAN_14, 15: PLAN_15, 16: PLAN_16, 17: PLAN_17, 18: PLAN_18}
 # rounds that may draw a trace whose first answer alone was marked in a first-answer fixture, and from which files
