@@ -222,46 +222,37 @@ PLAN_13 = [
     ("sky-t1-students/Sky-T1-math-correct-5K-27B__math500.jsonl", 1, 10000),
     ("sky-t1-students/Sky-T1-math-wrong-5K-27B__minerva_math.jsonl", 1, 10000),
 ]
-# round 14 (drawn after engine 0.3.30, before any rule was tuned on it): 16 traces, LIMO R1-distill (the pruning
-# target) and Sky-T1 files
-PLAN_14 = [
+# rounds 14-18: LIMO R1-distill (the pruning target), two Sky-T1 MATH-500 and both Sky-T1 Minerva files, then four
+# more Sky-T1 files that change from round to round
+_LIMO_SKY_MIX = [
     ("limo_deepseek-r1-distill-qwen-32b.jsonl", 8, 12000),
     ("sky-t1-students/Sky-T1-math-correct-5K-27B__math500.jsonl", 2, 10000),
     ("sky-t1-students/Sky-T1-math-wrong-5K-27B__minerva_math.jsonl", 1, 10000),
     ("sky-t1-students/Sky-T1-math-correct-5K-27B__minerva_math.jsonl", 1, 10000),
+]
+# round 14 (drawn after engine 0.3.30, before any rule was tuned on it): 16 traces
+PLAN_14 = _LIMO_SKY_MIX + [
     ("sky-t1-students/Sky-T1-math-wrong-5K-27B__amc23.jsonl", 1, 12000),
     ("sky-t1-students/Sky-T1-math-correct-5K-14B__amc23.jsonl", 1, 10000),
     ("sky-t1-students/Sky-T1-math-wrong-5K-14B__amc23.jsonl", 1, 10000),
     ("sky-t1-students/Sky-T1-math-correct-5K-27B__amc23.jsonl", 1, 12000),
 ]
 # round 15 (drawn after engine 0.3.31, before any rule was tuned on it): the same mix as round 14
-PLAN_15 = [
-    ("limo_deepseek-r1-distill-qwen-32b.jsonl", 8, 12000),
-    ("sky-t1-students/Sky-T1-math-correct-5K-27B__math500.jsonl", 2, 10000),
-    ("sky-t1-students/Sky-T1-math-wrong-5K-27B__minerva_math.jsonl", 1, 10000),
-    ("sky-t1-students/Sky-T1-math-correct-5K-27B__minerva_math.jsonl", 1, 10000),
+PLAN_15 = _LIMO_SKY_MIX + [
     ("sky-t1-students/Sky-T1-math-wrong-5K-27B__amc23.jsonl", 1, 12000),
     ("sky-t1-students/Sky-T1-math-correct-5K-27B__aime24.jsonl", 1, 14000),
     ("sky-t1-students/Sky-T1-math-wrong-5K-27B__aime24.jsonl", 1, 14000),
     ("sky-t1-students/Sky-T1-math-correct-5K-27B__amc23.jsonl", 1, 12000),
 ]
 # round 16 (drawn after engine 0.3.32, before any rule was tuned on it): the same mix again, other Sky-T1 files first
-PLAN_16 = [
-    ("limo_deepseek-r1-distill-qwen-32b.jsonl", 8, 12000),
-    ("sky-t1-students/Sky-T1-math-correct-5K-27B__math500.jsonl", 2, 10000),
-    ("sky-t1-students/Sky-T1-math-wrong-5K-27B__minerva_math.jsonl", 1, 10000),
-    ("sky-t1-students/Sky-T1-math-correct-5K-27B__minerva_math.jsonl", 1, 10000),
+PLAN_16 = _LIMO_SKY_MIX + [
     ("sky-t1-students/Sky-T1-math-correct-5K-14B__amc23.jsonl", 1, 10000),
     ("sky-t1-students/Sky-T1-math-wrong-5K-14B__amc23.jsonl", 1, 10000),
     ("sky-t1-students/Sky-T1-math-correct-5K-32B-ckpts__aime24.jsonl", 1, 20000),
     ("sky-t1-students/Sky-T1-math-wrong-5K-27B__amc23.jsonl", 1, 12000),
 ]
 # round 17 (drawn after engine 0.3.34, before any rule was tuned on it): the same mix, Sky-T1 files not drawn in 16
-PLAN_17 = [
-    ("limo_deepseek-r1-distill-qwen-32b.jsonl", 8, 12000),
-    ("sky-t1-students/Sky-T1-math-correct-5K-27B__math500.jsonl", 2, 10000),
-    ("sky-t1-students/Sky-T1-math-wrong-5K-27B__minerva_math.jsonl", 1, 10000),
-    ("sky-t1-students/Sky-T1-math-correct-5K-27B__minerva_math.jsonl", 1, 10000),
+PLAN_17 = _LIMO_SKY_MIX + [
     ("sky-t1-students/Sky-T1-math-correct-5K-14B__aime24.jsonl", 1, 14000),
     ("sky-t1-students/Sky-T1-math-wrong-5K-14B__aime24.jsonl", 1, 14000),
     ("sky-t1-students/Sky-T1-math-wrong-5K-27B__aime24.jsonl", 1, 14000),
