@@ -261,8 +261,11 @@ PLAN_17 = _LIMO_SKY_MIX + [
 # round 18 (drawn after engine 0.3.35, before any rule was tuned on it): round 16's mix and files again (a round's
 # draw is seeded by its number and skips every trace of an earlier round)
 PLAN_18 = list(PLAN_16)
+# round 19 (drawn after engine 0.3.35 with round 18, before any rule was tuned on either): round 17's mix and files
+PLAN_19 = list(PLAN_17)
 PLANS = {1: PLAN, 2: PLAN_2, 3: PLAN_3, 4: PLAN_4, 5: PLAN_5, 6: PLAN_6, 7: PLAN_7, 8: PLAN_8, 9: PLAN_9, 10: PLAN_10,
-         11: PLAN_11, 12: PLAN_12, 13: PLAN_13, 14: PLAN_14, 15: PLAN_15, 16: PLAN_16, 17: PLAN_17, 18: PLAN_18}
+         11: PLAN_11, 12: PLAN_12, 13: PLAN_13, 14: PLAN_14, 15: PLAN_15, 16: PLAN_16, 17: PLAN_17, 18: PLAN_18,
+         19: PLAN_19}
 # rounds that may draw a trace whose first answer alone was marked in a first-answer fixture, and from which files
 # (None: any)
 REUSE_FIRST_ANSWERS: dict[int, frozenset[str] | None] = {4: None, 6: frozenset({"sat_deepseek-r1.json"})}

@@ -100,7 +100,7 @@ def test_the_fourth_round_is_new_material(annotated):
 # at least this many traces, at least this many of them test)
 FRESH_ROUNDS = [(5, 22, 8), (7, 23, 10), (8, 10, 4), (9, 12, 4), (10, 12, 8), (11, 12, 3), (12, 12, 5), (13, 12, 5),
                 (14, 16, 5), (15, 16, 5), (16, 16, 5), (17, 15, 5),
-                (18, 16, 4)]
+                (18, 16, 4), (19, 15, 3)]
 
 
 @pytest.mark.parametrize("round_, n_min, test_min", FRESH_ROUNDS)
