@@ -324,6 +324,26 @@ def pick(round_: int = 1) -> list[tuple[str, str]]:
     return out
 
 
+# the second pass: traces already in the set, annotated again by people who never saw the first annotation, to measure
+# how far two annotators agree on check boundaries and on redundant vs distinct (a ceiling for the engine's scores);
+# (file name part, how many), drawn among annotated traces of at most 12,000 chars with at least two checks
+SECOND_FIXTURE = FIXTURE.with_name("dlcot_checks_second.jsonl")
+SECOND_PLAN = [("sat_deepseek-r1", 3), ("limo_deepseek-r1-distill", 4), ("math500_deepseek-r1", 3),
+               ("aime2024_gemini", 2), ("Sky-T1-math", 4)]
+
+
+def pick_second() -> list[tuple[str, str]]:
+    anns = sorted(load_annotations(FIXTURE), key=lambda a: (a.file, a.id))
+    out = []
+    for part, n in SECOND_PLAN:
+        cands = [a for a in anns if part in a.file and len(a.checks) >= 2
+                 and len(record(a.file, a.id).thinking) <= 12000]
+        rng = random.Random(f"dlcot-annotations:second:{part}")
+        rng.shuffle(cands)
+        out += [(a.file, a.id) for a in cands[:n]]
+    return out
+
+
 def show(file: str, rid: str, lo: int, hi: int | None) -> None:
     r = record(file, rid)
     print(f"# {file} :: {rid}   split={split_of(rid)}   chars={len(r.thinking)}   closed={r.thinking_closed}")
@@ -419,6 +439,7 @@ def main() -> None:
     sub = ap.add_subparsers(dest="cmd", required=True)
     pk = sub.add_parser("pick")
     pk.add_argument("--round", type=int, default=1, choices=tuple(PLANS))
+    sub.add_parser("pick-second")
     s = sub.add_parser("show")
     s.add_argument("file")
     s.add_argument("id")
@@ -430,6 +451,10 @@ def main() -> None:
     args = ap.parse_args()
     if args.cmd == "pick":
         for file, rid in pick(args.round):
+            r = record(file, rid)
+            print(f"{file}\t{rid}\t{len(r.thinking)}\t{split_of(rid)}")
+    elif args.cmd == "pick-second":
+        for file, rid in pick_second():
             r = record(file, rid)
             print(f"{file}\t{rid}\t{len(r.thinking)}\t{split_of(rid)}")
     elif args.cmd == "show":

@@ -20,6 +20,10 @@ them (a tune figure), and on all 38 SAT traces together; where round 4 annotated
 two annotators' first answers lie apart; and on dlcot_first_answers_sweep.jsonl: 6 R1-distill / Sky-T1 traces outside the set,
 marked in a sweep for the count, unit and asked-variable forms (a tune figure too).
 
+It also reports, on dlcot_checks_second.jsonl (traces of the set annotated a second time, blind to the first), the
+second annotator scored against the first as the engine is (a ceiling for its figures), the engine against each, and
+how often the two give the checks they both mark the same redundant / distinct label (Cohen's kappa).
+
     python bench/bench_segmentation.py [--policy default] [--split test] [--per-trace] [--json out.json]
 """
 
@@ -35,7 +39,15 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from dlcot_dagster.domain.dlcot import RulesEngine  # noqa: E402
-from dlcot_dagster.domain.dlcot.annotations import load_annotations, score_trace, summarize, validate  # noqa: E402
+from dlcot_dagster.domain.dlcot.annotations import (  # noqa: E402
+    annotation_as_segments,
+    cohen_kappa,
+    load_annotations,
+    matched_check_labels,
+    score_trace,
+    summarize,
+    validate,
+)
 from dlcot_dagster.domain.dlcot.testing import read_trace_file, traces_dir  # noqa: E402
 
 FIXTURE = REPO / "dlcot_dagster_tests" / "fixtures" / "dlcot_annotations.jsonl"
@@ -44,6 +56,8 @@ FIXTURE = REPO / "dlcot_dagster_tests" / "fixtures" / "dlcot_annotations.jsonl"
 FIRST_ANSWERS = REPO / "dlcot_dagster_tests" / "fixtures" / "dlcot_first_answers_sat.jsonl"
 # first answers only, found in a sweep over unlabelled R1-distill / Sky-T1 traces (tune material, reported apart)
 SWEEP = REPO / "dlcot_dagster_tests" / "fixtures" / "dlcot_first_answers_sweep.jsonl"
+# a second, blind annotation of traces already in the set: how far two annotators agree (bench/annotate.py pick-second)
+SECOND = REPO / "dlcot_dagster_tests" / "fixtures" / "dlcot_checks_second.jsonl"
 
 
 def evaluate(policy: str = "default", fixture: Path = FIXTURE, engine: RulesEngine | None = None):
@@ -147,8 +161,45 @@ def main() -> None:
         out["annotator_agreement"] = {"pairs": len(pairs), "within_2": ok, "sentence_gaps": pairs}
         print(f"two annotators  traces {len(pairs):3d} | first answers within 2 sentences of each other: {ok}/{len(pairs)} "
               f"(gaps {sorted(d if d is not None else -1 for d in pairs.values())}; -1: one marked none)")
+    if SECOND.exists():
+        out["second_annotator"] = second_annotator(scored, args.policy)
     if args.json:
         args.json.write_text(json.dumps(out, indent=2))
+
+
+def second_annotator(scored: list, policy: str) -> dict:
+    """The traces annotated twice: the second annotator scored against the first exactly as the engine is (a ceiling
+    for the engine's figures), the engine against each, and how often the two annotators give a check they both mark
+    (starts within 1 sentence) the same redundant / distinct label."""
+    firsts = {a.id: a for a in load_annotations(FIXTURE)}
+    engine_segments = {sc.id: tr.segments for sc, tr in scored}
+    seconds = [b for b in load_annotations(SECOND) if b.id in firsts]
+    texts = {}
+    for b in seconds:
+        if b.file not in texts:
+            texts[b.file] = {r.id: r.thinking for r in read_trace_file(traces_dir() / b.file)}
+    rows: dict[str, list] = {"annotator 2 vs 1": [], "engine vs 1": [], "engine vs 2": []}
+    labels = []
+    for b in seconds:
+        a, text = firsts[b.id], texts[b.file][b.id]
+        probs = validate(b, text)
+        if probs:
+            raise SystemExit(f"{SECOND.name} {b.file} {b.id}: {'; '.join(probs)}")
+        rows["annotator 2 vs 1"].append(score_trace(a, text, annotation_as_segments(b, text)))
+        rows["engine vs 1"].append(score_trace(a, text, engine_segments[b.id]))
+        rows["engine vs 2"].append(score_trace(b, text, engine_segments[b.id]))
+        labels += matched_check_labels(a, b, text)
+    out = {}
+    for name, scores in rows.items():
+        s = summarize(scores)
+        out[name] = s
+        print(f"{name:16s} {fmt(s)}")
+    kappa = cohen_kappa(labels)
+    same = sum(x == y for x, y in labels)
+    out["redundancy_label_agreement"] = {"checks": len(labels), "same": same, "kappa": kappa}
+    print(f"two annotators  checks both mark {len(labels):3d} | same redundant/distinct label {same}/{len(labels)} "
+          f"({100 * same / max(1, len(labels)):.0f} %), Cohen's kappa {kappa if kappa is None else round(kappa, 2)}")
+    return out
 
 
 if __name__ == "__main__":

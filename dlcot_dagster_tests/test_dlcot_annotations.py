@@ -21,8 +21,12 @@ import pytest
 
 from dlcot_dagster.domain.dlcot import RulesEngine
 from dlcot_dagster.domain.dlcot.annotations import (
+    Annotation,
+    annotation_as_segments,
     annotation_sentences,
+    cohen_kappa,
     load_annotations,
+    matched_check_labels,
     score_trace,
     summarize,
     validate,
@@ -33,6 +37,7 @@ from .conftest import shared_data_dir
 
 FIXTURE = Path(__file__).parent / "fixtures" / "dlcot_annotations.jsonl"
 FIRST_ANSWERS = Path(__file__).parent / "fixtures" / "dlcot_first_answers_sat.jsonl"
+SECOND = Path(__file__).parent / "fixtures" / "dlcot_checks_second.jsonl"
 
 
 @pytest.fixture(scope="module")
@@ -211,6 +216,54 @@ def test_scoring_counts_what_it_should(annotated):
     worse = score_trace(ann, rec.thinking, shifted)
     assert worse.check_tp < perfect.check_tp or worse.first_answer_error != 0
 
+
+def test_an_annotation_scored_as_a_prediction(annotated):
+    """A second annotator is scored exactly as the engine is: an annotation read as segments scores perfectly against
+    itself, and flipping one check's label or moving the first answer shows in the scores and in kappa."""
+    ann, rec = next((a, r) for a, r in annotated if len(a.checks) >= 3 and a.first_answer
+                    and any(c["redundant"] for c in a.checks) and not all(c["redundant"] for c in a.checks))
+    text = rec.thinking
+    same = score_trace(ann, text, annotation_as_segments(ann, text))
+    assert same.first_answer_error == 0 and same.check_fp == same.check_fn == 0
+    assert same.red_fp == same.red_fn == 0 and same.red_tp == sum(c["redundant"] for c in ann.checks)
+    assert same.check_sentences_covered == same.check_sentences > 0
+    labels = matched_check_labels(ann, ann, text)
+    assert len(labels) == len(ann.checks) and cohen_kappa(labels) == 1.0
+
+    d = dict(ann.raw)
+    flipped = [dict(c) for c in ann.checks]
+    k = next(i for i, c in enumerate(flipped) if c["redundant"])
+    flipped[k]["redundant"] = False
+    spans = annotation_sentences(text)
+    early = spans[max(0, ann.first_answer["sentence"] - 6)]
+    other = Annotation.from_dict({**d, "checks": flipped,
+                                  "first_answer": {**ann.first_answer, "offset": early[1]}})
+    got = score_trace(ann, text, annotation_as_segments(other, text))
+    assert got.red_fn == 1 and got.red_fp == 0 and got.check_fp == got.check_fn == 0
+    assert got.first_answer_error >= 4
+    labels = matched_check_labels(ann, other, text)
+    assert labels.count((True, False)) == 1 and cohen_kappa(labels) < 1.0
+    # kappa: chance-corrected (two raters who always say "redundant" agree fully but tell nothing)
+    assert cohen_kappa([(True, True), (False, False), (True, False), (True, True)]) == pytest.approx(0.5)
+    assert cohen_kappa([]) is None and cohen_kappa([(True, True)] * 3) is None
+
+
+def test_the_second_annotation_matches_its_traces(annotated):
+    """The blind second pass (bench/annotate.py pick-second) covers traces of the set, matches their text, and its
+    agreement with the first annotation is measurable: most checks both mark get the same label."""
+    if not SECOND.exists():
+        pytest.skip("no second annotation yet")
+    by_id = {a.id: (a, r) for a, r in annotated}
+    seconds = load_annotations(SECOND)
+    assert len(seconds) >= 12 and len({b.file for b in seconds}) >= 5
+    labels = []
+    for b in seconds:
+        a, rec = by_id[b.id]
+        assert validate(b, rec.thinking) == [], b.id
+        assert b.split == a.split and b.thinking_sha256 == a.thinking_sha256
+        labels += matched_check_labels(a, b, rec.thinking)
+    assert len(labels) >= 20
+    assert sum(x == y for x, y in labels) / len(labels) >= 0.6
 
 
 def test_first_answers_of_every_sat_trace(shared_data, annotated):

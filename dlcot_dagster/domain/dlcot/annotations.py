@@ -262,6 +262,53 @@ def score_trace(ann: Annotation, thinking: str, segments: list[Any], tolerance: 
     )
 
 
+def annotation_as_segments(ann: Annotation, thinking: str) -> list[dict]:
+    """One annotation written as the segments :func:`score_trace` reads, so that a second annotator of the same trace
+    is scored exactly as the engine is (a ceiling for the engine's figures): a solution segment whose answer ends at
+    the annotated first answer, one verification segment per check, dropped as a repeat when marked redundant, and the
+    conclusion. Offsets are the annotation's own."""
+    n = len(thinking)
+    fa = ann.first_answer["offset"] if ann.first_answer else None
+    first_check = ann.checks[0]["start"] if ann.checks else None
+    sol_end = first_check if first_check is not None else (ann.conclusion_start or fa or n)
+    segs: list[dict] = [{"kind": "solution", "start": 0, "end": sol_end, "answer_inherited": False,
+                         "answer": {"start": fa, "end": fa} if fa is not None else None}]
+    for k, c in enumerate(ann.checks):
+        segs.append({"kind": "verification", "start": c["start"], "end": c["end"],
+                     "drop_reason": f"redundant_repeat_of:annotated_{k}" if c["redundant"] else None})
+    if ann.conclusion_start is not None:
+        segs.append({"kind": "conclusion", "start": ann.conclusion_start, "end": n})
+    return segs
+
+
+def matched_check_labels(a: Annotation, b: Annotation, thinking: str, tolerance: int = 1) -> list[tuple[bool, bool]]:
+    """``(a redundant, b redundant)`` for each pair of checks of two annotations of one trace whose start sentences
+    lie within ``tolerance`` of each other (one to one, nearest first, as :func:`score_trace` matches boundaries)."""
+    spans = annotation_sentences(thinking)
+    sa = [sentence_index(spans, _first_content(thinking, int(c["start"]))) for c in a.checks]
+    sb = [sentence_index(spans, _first_content(thinking, int(c["start"]))) for c in b.checks]
+    pairs = sorted((abs(x - y), i, j) for i, x in enumerate(sa) for j, y in enumerate(sb) if abs(x - y) <= tolerance)
+    used_a, used_b, out = set(), set(), []
+    for _d, i, j in pairs:
+        if i not in used_a and j not in used_b:
+            used_a.add(i)
+            used_b.add(j)
+            out.append((bool(a.checks[i]["redundant"]), bool(b.checks[j]["redundant"])))
+    return out
+
+
+def cohen_kappa(pairs: Iterable[tuple[bool, bool]]) -> float | None:
+    """Cohen's kappa of two binary labellings (None when there is nothing to compare or chance agreement is total)."""
+    pairs = list(pairs)
+    n = len(pairs)
+    if not n:
+        return None
+    po = sum(x == y for x, y in pairs) / n
+    pa, pb = sum(x for x, _ in pairs) / n, sum(y for _, y in pairs) / n
+    pe = pa * pb + (1 - pa) * (1 - pb)
+    return None if pe >= 1 else (po - pe) / (1 - pe)
+
+
 def _first_content(text: str, pos: int) -> int:
     while pos < len(text) and text[pos] in " \t\r\n":
         pos += 1
