@@ -157,6 +157,14 @@ CASES = {
         "z is 99 times |a - c|, and |a - c| runs over 0, 1, ..., 8, so z can be 0, 99, 198, ..., 792.\n\n",
         "So, that's 9 different values.", CHECKS + "**Final Answer**\n\\boxed{9}",
     ),
+    "a named chain in the asked unit, for 'the degree measure of' (engine 0.3.36)": case(
+        "The degree measures of the angles in a convex 18-sided polygon form an increasing arithmetic sequence with "
+        "integer values. Find the degree measure of the smallest angle.", "143",
+        "The angles sum to 2880, so 2a + 17d = 320; with d = 2k, a = 160 - 17k, and a + 17d < 180 leaves k = 1."
+        "\n\nSo, substituting back:\n\n",
+        "a = 160 -17*1 = 143 degrees", "\n\nd = 2k = 2 degrees." + CHECKS
+        + "Therefore, the measure of the smallest angle is 143 degrees.",
+    ),
     "a value in the unit the question asks in": case(
         "The volume of a cylinder is $45\\pi$ cubic cm and its radius is 3 cm. What is the height in centimeters of "
         "the cylinder?", "5",
@@ -563,6 +571,9 @@ PRODUCT_PROBLEM = "What is the product of all solutions to the equation $\\log_{
         # a display that only sets up an equation equal to the answer's number, after an earlier display on its line
         (PRODUCT_PROBLEM, "1",
          "Adding 1 to both sides:\n\n\\[a \\cdot b - a - b + 1 = 1\\]\\[(a - 1)(b - 1) = 1\\]\n\n"),
+        # a named intermediate reached by a chain, without the asked unit (engine 0.3.36 lifts this only in the unit)
+        ("Find the degree measure of the smallest angle of the triangle.", "540",
+         "R = \\sqrt{324^2 + 432^2} = 540\n\n"),
         # a number before a phrase that ends in the counted noun, but does not count it
         ("How many dates in 2023 have an even count of each digit?", "9",
          "I need the parity of the count for each digit from 0 to 9 across all dates.\n\n"),

@@ -336,6 +336,10 @@ def _unit_forms_re(unit: str) -> re.Pattern:
                       re.IGNORECASE)
 
 
+# "the degree measure of the smallest angle" asks in degrees as "in degrees" does
+_MEASURE_UNIT_RE = re.compile(r"\bdegree measures?\b", re.IGNORECASE)
+
+
 def _asked_unit_re(phrases: list[str]) -> re.Pattern | None:
     """A pattern that matches right after a value written with the unit the question's asked ``phrases`` ask in, or
     None."""
@@ -344,6 +348,8 @@ def _asked_unit_re(phrases: list[str]) -> re.Pattern | None:
         um = _ASKED_UNIT_RE.search(phrase)
         if um is not None:
             found = um.group(1).lower()
+        elif _MEASURE_UNIT_RE.search(phrase):
+            found = "degrees"
     return _unit_forms_re(found) if found is not None else None
 
 
@@ -933,8 +939,9 @@ class ImplicitAnswerFinder:
             # ("the total area should be \( 4 \times 2 = 8 \)": the left side is the computation, the subject is
             # named before its copula)
             asked = self._asked_subject(head)
-        if chain and _BARE_VAR_RE.fullmatch(lhs) and not asked and not conclusive:
-            # "R = \sqrt{...} = 540": a named intermediate quantity, not (yet) the asked one
+        if chain and _BARE_VAR_RE.fullmatch(lhs) and not asked and not conclusive and not in_unit:
+            # "R = \sqrt{...} = 540": a named intermediate quantity, not (yet) the asked one; in the unit the question
+            # asks in ("a = 160 - 17*1 = 143 degrees" for "the degree measure of the smallest angle") it is the asked one
             chain = computed = False
         # an equation target whose variable the sentence sets: "In numbers, that would be c = 35 + 23t."
         tv = _TRAILING_VAR_RE.search(lhs)

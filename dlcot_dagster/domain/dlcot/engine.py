@@ -36,7 +36,7 @@ from .similarity import RuleClusterer
 from .types import DLCoTResult, Label, SampleStatus, SegmentedTrace, SegmentKind, TraceInput
 
 #: Bump when a change alters outputs for the same input and config.
-ENGINE_VERSION = "dlcot-rules-0.3.35"
+ENGINE_VERSION = "dlcot-rules-0.3.36"
 
 
 # ---------------------------------------------------------------------- step interfaces
