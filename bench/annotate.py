@@ -324,10 +324,10 @@ def pick(round_: int = 1) -> list[tuple[str, str]]:
     return out
 
 
-# the second pass: traces already in the set, annotated again by people who never saw the first annotation, to measure
+# the second pass: traces already in the set, annotated again by annotators who never saw the first annotation, to measure
 # how far two annotators agree on check boundaries and on redundant vs distinct (a ceiling for the engine's scores);
-# (file name part, how many), drawn among annotated traces of at most 12,000 chars with at least two checks
-SECOND_FIXTURE = FIXTURE.with_name("dlcot_checks_second.jsonl")
+# (file name part, how many), drawn among annotated traces of at most 12,000 chars with at least two checks; the
+# result goes to dlcot_checks_second.jsonl beside FIXTURE (`add ... --out`), read by bench/bench_segmentation.py
 SECOND_PLAN = [("sat_deepseek-r1", 3), ("limo_deepseek-r1-distill", 4), ("math500_deepseek-r1", 3),
                ("aime2024_gemini", 2), ("Sky-T1-math", 4)]
 

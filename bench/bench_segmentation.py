@@ -162,12 +162,12 @@ def main() -> None:
         print(f"two annotators  traces {len(pairs):3d} | first answers within 2 sentences of each other: {ok}/{len(pairs)} "
               f"(gaps {sorted(d if d is not None else -1 for d in pairs.values())}; -1: one marked none)")
     if SECOND.exists():
-        out["second_annotator"] = second_annotator(scored, args.policy)
+        out["second_annotator"] = second_annotator(scored)
     if args.json:
         args.json.write_text(json.dumps(out, indent=2))
 
 
-def second_annotator(scored: list, policy: str) -> dict:
+def second_annotator(scored: list) -> dict:
     """The traces annotated twice: the second annotator scored against the first exactly as the engine is (a ceiling
     for the engine's figures), the engine against each, and how often the two annotators give a check they both mark
     (starts within 1 sentence) the same redundant / distinct label."""

@@ -208,15 +208,7 @@ def score_trace(ann: Annotation, thinking: str, segments: list[Any], tolerance: 
     pred_checks = [s for s in segments if _kind(s) == "verification"]
     p_starts = [sentence_index(spans, _first_content(thinking, int(_get(s, "start")))) for s in pred_checks]
     a_starts = [sentence_index(spans, _first_content(thinking, int(c["start"]))) for c in ann.checks]
-    pairs = sorted(
-        ((abs(p - a), i, j) for i, p in enumerate(p_starts) for j, a in enumerate(a_starts) if abs(p - a) <= tolerance)
-    )
-    used_p, used_a = set(), set()
-    for _d, i, j in pairs:
-        if i not in used_p and j not in used_a:
-            used_p.add(i)
-            used_a.add(j)
-    tp = len(used_p)
+    tp = len(_match_nearest(p_starts, a_starts, tolerance))
 
     red_tp = red_fp = red_fn = 0
     for c in ann.checks:
@@ -287,13 +279,19 @@ def matched_check_labels(a: Annotation, b: Annotation, thinking: str, tolerance:
     spans = annotation_sentences(thinking)
     sa = [sentence_index(spans, _first_content(thinking, int(c["start"]))) for c in a.checks]
     sb = [sentence_index(spans, _first_content(thinking, int(c["start"]))) for c in b.checks]
-    pairs = sorted((abs(x - y), i, j) for i, x in enumerate(sa) for j, y in enumerate(sb) if abs(x - y) <= tolerance)
-    used_a, used_b, out = set(), set(), []
+    return [(bool(a.checks[i]["redundant"]), bool(b.checks[j]["redundant"]))
+            for i, j in _match_nearest(sa, sb, tolerance)]
+
+
+def _match_nearest(xs: list[int], ys: list[int], tolerance: int) -> list[tuple[int, int]]:
+    """One-to-one pairs ``(i, j)`` of positions ``xs[i]``, ``ys[j]`` at most ``tolerance`` apart, nearest first."""
+    pairs = sorted((abs(x - y), i, j) for i, x in enumerate(xs) for j, y in enumerate(ys) if abs(x - y) <= tolerance)
+    used_x, used_y, out = set(), set(), []
     for _d, i, j in pairs:
-        if i not in used_a and j not in used_b:
-            used_a.add(i)
-            used_b.add(j)
-            out.append((bool(a.checks[i]["redundant"]), bool(b.checks[j]["redundant"])))
+        if i not in used_x and j not in used_y:
+            used_x.add(i)
+            used_y.add(j)
+            out.append((i, j))
     return out
 
 
